@@ -1,0 +1,77 @@
+/* The command line: every option of DESIGN.md section 3, parsed and validated before anything
+ * is created, so a wrong flag costs one clear line and no leftover device. */
+#ifndef MOONTUN_CONFIG_H
+#define MOONTUN_CONFIG_H
+
+#include <net/if.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moontun/route.h"
+
+#define MT_MAX_SCRIPTS 16
+#define MT_MAX_ADDRS   8
+#define MT_MAX_ALLOW   16
+#define MT_MAX_ARGS    32
+
+enum mt_role { MT_ROLE_SERVER = 0, MT_ROLE_CLIENT = 1 };
+enum mt_transport { MT_TRANSPORT_TCP = 0, MT_TRANSPORT_UDP = 1 };
+enum mt_on_error { MT_ON_ERROR_DROP = 0, MT_ON_ERROR_PASS = 1 };
+
+struct mt_prefix {
+    struct mt_addr addr; /* kind MT_ADDR_IP4 or MT_ADDR_IP6, host bits as given */
+    uint8_t len;         /* prefix length */
+};
+
+/* One -S argument: a script path and its key=value settings. Strings point into text. */
+struct mt_script_spec {
+    char *text; /* owned copy of the argument, split in place */
+    const char *path;
+    const char *keys[MT_MAX_ARGS];
+    const char *values[MT_MAX_ARGS];
+    int nargs;
+};
+
+struct mt_config {
+    char ifname[IFNAMSIZ]; /* empty: the kernel picks */
+    bool tap;
+    enum mt_role role;
+    bool role_set;
+    char host[256]; /* client: the server to connect to */
+    uint16_t port;
+    char listen[256]; /* bind address; empty: any (IPv6 dual-stack, else IPv4) */
+    enum mt_transport transport;
+    struct mt_script_spec scripts[MT_MAX_SCRIPTS];
+    int nscripts;
+    struct mt_prefix addrs[MT_MAX_ADDRS]; /* --addr: assigned to the device */
+    int naddrs;
+    int mtu;
+    enum mt_on_error on_error;
+    long lua_budget; /* instructions per handler call */
+    long lua_mem_mb;
+    char user[64];
+    struct mt_prefix allow[MT_MAX_ALLOW];
+    int nallow;
+    int max_peers;
+    int log_level; /* enum mt_log_level */
+    double keepalive;    /* UDP: send a keepalive after this long without sending */
+    double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
+};
+
+/* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */
+#define MT_CONFIG_RUN  0
+#define MT_CONFIG_EXIT 1
+
+/* Fills cfg from argv. Returns MT_CONFIG_RUN, MT_CONFIG_EXIT after printing help or version to
+ * stdout, or a negative errno with one line in err naming the problem. */
+int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, size_t errsz);
+void mt_config_free(struct mt_config *cfg);
+void mt_config_usage(FILE *out);
+
+/* "10.0.0.1/24", "fd00::1/64", "10.0.0.0/8"; a bare address gets /32 or /128. 0 or -EINVAL. */
+int mt_prefix_parse(const char *text, struct mt_prefix *out);
+bool mt_prefix_contains(const struct mt_prefix *p, const struct mt_addr *a);
+
+#endif

@@ -1,0 +1,55 @@
+/* A packet: a view (data, len) inside a preallocated buffer with headroom in front, so a
+ * header can be prepended without copying, and tailroom behind, so a trailer can be added. */
+#ifndef MOONTUN_PACKET_H
+#define MOONTUN_PACKET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MT_MAX_PACKET 65535 /* largest packet the TCP framing (2-byte length) can carry */
+#define MT_HEADROOM   256
+#define MT_TAILROOM   256
+#define MT_PKT_BUFSIZE (MT_HEADROOM + MT_MAX_PACKET + MT_TAILROOM)
+
+enum mt_link {
+    MT_LINK_IP = 0,  /* tun: raw IPv4/IPv6 packets */
+    MT_LINK_ETH = 1, /* tap: Ethernet frames */
+};
+
+enum mt_dir {
+    MT_DIR_EGRESS = 0,  /* read from the device, going to the tunnel */
+    MT_DIR_INGRESS = 1, /* arrived from a peer, going to the device */
+};
+
+struct mt_peer;
+
+struct mt_packet {
+    uint8_t *data;        /* rw: first byte of the packet */
+    size_t len;           /* rw: bytes from data */
+    uint8_t *base;        /* ro: start of the buffer */
+    size_t cap;           /* ro: size of the buffer */
+    enum mt_link link;    /* ro: what the first byte is */
+    enum mt_dir dir;      /* ro */
+    struct mt_peer *peer; /* ro: ingress: who sent it; egress: NULL until routed */
+};
+
+/* Points the packet at an empty area of buf that leaves `headroom` bytes in front. */
+void mt_packet_init(struct mt_packet *pkt, uint8_t *buf, size_t cap, size_t headroom);
+
+static inline size_t mt_packet_headroom(const struct mt_packet *pkt)
+{
+    return (size_t)(pkt->data - pkt->base);
+}
+
+static inline size_t mt_packet_tailroom(const struct mt_packet *pkt)
+{
+    return pkt->cap - mt_packet_headroom(pkt) - pkt->len;
+}
+
+/* Each returns 0, or -ENOSPC / -EINVAL and leaves the packet unchanged. */
+int mt_packet_push(struct mt_packet *pkt, size_t n);  /* grow at the front by n bytes */
+int mt_packet_pull(struct mt_packet *pkt, size_t n);  /* strip n bytes from the front */
+int mt_packet_put(struct mt_packet *pkt, size_t n);   /* grow at the back by n bytes */
+int mt_packet_resize(struct mt_packet *pkt, size_t n); /* set the length, zeroing new bytes */
+
+#endif

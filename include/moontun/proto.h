@@ -1,0 +1,64 @@
+/* Header parsing and Internet checksums for the packets moontun carries: Ethernet (tap),
+ * IPv4, IPv6 with extension headers, TCP, UDP, ICMP and ICMPv6. No allocation, no state:
+ * every function reads only the bytes it is given and checks every length first. */
+#ifndef MOONTUN_PROTO_H
+#define MOONTUN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moontun/packet.h"
+
+#define MT_ETH_HLEN     14
+#define MT_ETHERTYPE_IP4 0x0800
+#define MT_ETHERTYPE_IP6 0x86DD
+#define MT_ETHERTYPE_VLAN 0x8100
+#define MT_IPPROTO_ICMP  1
+#define MT_IPPROTO_TCP   6
+#define MT_IPPROTO_UDP   17
+#define MT_IPPROTO_ICMP6 58
+
+/* Where each header starts; -1 when absent or not fully present. Offsets are from the first
+ * byte of the packet. l4 is -1 for a non-first fragment (it holds no transport header). */
+struct mt_hdrs {
+    int32_t l2;         /* Ethernet header (tap only) */
+    int32_t l3;         /* IPv4/IPv6 header */
+    int32_t l4;         /* TCP/UDP/ICMP/ICMPv6 header of a known protocol, fully present */
+    uint16_t ethertype; /* tap: the (inner, after VLAN tags) ethertype; tun: from the version */
+    uint8_t ipver;      /* 4, 6, or 0 when there is no IP header */
+    uint8_t l4proto;    /* protocol number of the transport header (even when l4 is -1) */
+    uint32_t l3len;     /* IP header + payload as the IP header claims it, clipped to the packet */
+    uint32_t l4len;     /* transport header + payload (l3len - IP header lengths) */
+    bool fragment;      /* the IP packet is a fragment (first or not) */
+};
+
+/* Parses what is there; never fails: absent or truncated headers just stay -1.
+ * A liar's header (IHL < 5, total length beyond the packet) leaves l3 valid only when the
+ * fixed header is whole, and never lets l4 point past the end. */
+void mt_proto_parse(const uint8_t *p, size_t len, enum mt_link link, struct mt_hdrs *h);
+
+/* One's-complement sum over data, added to sum (not folded). Any length, any alignment. */
+uint32_t mt_csum_add(uint32_t sum, const void *data, size_t len);
+/* Folds a sum to 16 bits and complements it: the value that goes in a checksum field
+ * (host byte order). */
+uint16_t mt_csum_fold(uint32_t sum);
+/* RFC 1624 eqn. 3: the new checksum field after a 16-bit word changed from old to new.
+ * All three in host byte order. */
+uint16_t mt_csum_update16(uint16_t csum, uint16_t old_word, uint16_t new_word);
+/* The same for a span of bytes (an address) that changed from old to new (len even). */
+uint16_t mt_csum_update(uint16_t csum, const uint8_t *old_bytes, const uint8_t *new_bytes,
+                        size_t len);
+
+/* Recomputes every checksum the packet has (IPv4 header, TCP, UDP, ICMP, ICMPv6) from
+ * scratch. Returns 0, or -EINVAL when there is nothing it can checksum. */
+int mt_proto_fix_checksums(uint8_t *p, size_t len, enum mt_link link);
+/* True when every checksum present in the packet verifies (for tests and debugging). */
+bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link);
+
+/* A tcpdump-like one-line summary ("IP 10.0.0.1 > 10.0.0.2: ICMP echo request id 7 seq 1,
+ * length 84"). Always NUL-terminates; returns the length written. */
+size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out,
+                        size_t outsz);
+
+#endif

@@ -1,0 +1,58 @@
+/* The learning table: which peer owns an inner address (IPv4, IPv6 or, in tap mode, a MAC),
+ * learned from the source addresses of what each peer sends, like a switch's MAC table or
+ * OpenVPN's learned routes. Fixed size, allocated once; when full, the stalest entry near the
+ * new one's slot is evicted, so a peer spraying spoofed sources cannot grow it. */
+#ifndef MOONTUN_ROUTE_H
+#define MOONTUN_ROUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moontun/packet.h"
+
+enum mt_addr_kind {
+    MT_ADDR_NONE = 0,
+    MT_ADDR_IP4 = 4,
+    MT_ADDR_IP6 = 6,
+    MT_ADDR_MAC = 48,
+};
+
+struct mt_addr {
+    uint8_t kind;  /* enum mt_addr_kind */
+    uint8_t b[16]; /* the address bytes, network order; unused bytes are zero */
+};
+
+/* Extracts the source or destination address that routing uses: the IP address in tun mode,
+ * the MAC in tap mode. Returns 0, or -EINVAL when the packet has none. */
+int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
+                        struct mt_addr *out);
+/* True for addresses that go to every peer: Ethernet broadcast/multicast, IPv4 broadcast
+ * (255.255.255.255) and multicast, IPv6 multicast. */
+bool mt_addr_is_multicast(const struct mt_addr *a);
+/* Formats as text (dotted quad, RFC 5952 IPv6, aa:bb:cc:dd:ee:ff). */
+const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz);
+
+struct mt_route_entry {
+    struct mt_addr addr;
+    void *owner;    /* the peer; NULL marks a free slot */
+    double seen;    /* when last learned (monotonic seconds) */
+};
+
+struct mt_route_table {
+    struct mt_route_entry *slots; /* private */
+    size_t nslots;                /* ro: a power of two */
+    size_t used;                  /* ro */
+};
+
+/* Allocates the table (at start-up, never per packet). Returns 0 or -ENOMEM. */
+int mt_route_init(struct mt_route_table *t, size_t capacity);
+void mt_route_free(struct mt_route_table *t);
+/* Records that owner sent from addr. Returns 1 when this is new or moved, 0 when refreshed. */
+int mt_route_learn(struct mt_route_table *t, const struct mt_addr *addr, void *owner, double now);
+/* The owner of addr, or NULL. */
+void *mt_route_lookup(const struct mt_route_table *t, const struct mt_addr *addr);
+/* Forgets every address owned by owner (the peer went away). */
+void mt_route_forget(struct mt_route_table *t, void *owner);
+
+#endif

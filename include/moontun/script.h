@@ -1,0 +1,74 @@
+/* The script chain: the Lua scripts given with -S, loaded into one Lua state, and the calls
+ * the core makes into them for every packet. The core knows nothing about Lua beyond this. */
+#ifndef MOONTUN_SCRIPT_H
+#define MOONTUN_SCRIPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moontun/config.h"
+#include "moontun/packet.h"
+#include "moontun/peer.h"
+#include "moontun/stats.h"
+
+struct ev_loop;
+
+enum mt_verdict {
+    MT_VERDICT_PASS = 0,  /* continue; after the chain, the default action */
+    MT_VERDICT_DROP = 1,  /* drop and count */
+    MT_VERDICT_REPLY = 2, /* send back the way it came */
+    MT_VERDICT_ROUTE = 3, /* send to the peer in *route */
+};
+
+/* What scripts may ask the tunnel to do. The core fills one in; unit tests fill in fakes. */
+struct mt_host {
+    void *ctx;
+    struct ev_loop *loop; /* timers (mt.every/mt.after) run on it */
+    const struct mt_config *cfg;
+    struct mt_stats *stats; /* the process counters; the chain adds its own to them */
+    /* Writes bytes to the device as if they had arrived from the tunnel (no hooks run). */
+    int (*inject)(void *ctx, const uint8_t *data, size_t len);
+    /* Sends already-encoded bytes to a peer (the chain ran encode before calling this). */
+    int (*send)(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len);
+    /* Fills out[] with up to max live peers, returns how many. */
+    size_t (*peers)(void *ctx, struct mt_peer **out, size_t max);
+};
+
+struct mt_scripts;
+
+/* Loads every -S script of cfg into a new Lua state and runs their start handlers.
+ * Returns 0, or a negative errno with one line in err naming the file and line. With no
+ * scripts configured it succeeds and *out is NULL (the core then never calls in). */
+int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
+                    const struct mt_host *host, char *err, size_t errsz);
+/* Runs the stop handlers and frees the state. NULL is fine. */
+void mt_scripts_free(struct mt_scripts *s);
+
+/* Builds a new state from the same -S arguments and swaps it in; mt.state carries over.
+ * On any failure the old chain stays in force and err says why. Call between packets. */
+int mt_scripts_reload(struct mt_scripts **s, char *err, size_t errsz);
+
+/* Per-packet calls. pkt->dir and pkt->peer are set by the caller (for ingress, the peer it
+ * came from). egress/ingress return PASS, DROP, REPLY or ROUTE (then *route is the peer);
+ * encode/decode return PASS or DROP. A failing handler yields the --on-error verdict. */
+enum mt_verdict mt_scripts_egress(struct mt_scripts *s, struct mt_packet *pkt,
+                                  struct mt_peer **route);
+enum mt_verdict mt_scripts_ingress(struct mt_scripts *s, struct mt_packet *pkt,
+                                   struct mt_peer **route);
+enum mt_verdict mt_scripts_encode(struct mt_scripts *s, struct mt_packet *pkt,
+                                  struct mt_peer *peer);
+enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt,
+                                  struct mt_peer *peer);
+
+/* Which hooks any script in the chain defines, so the core can skip the rest. */
+#define MT_HOOK_EGRESS  0x1
+#define MT_HOOK_INGRESS 0x2
+#define MT_HOOK_ENCODE  0x4
+#define MT_HOOK_DECODE  0x8
+unsigned mt_scripts_hooks(const struct mt_scripts *s);
+
+/* The core tells the chain a peer is gone, so Lua objects for it stop routing to it. */
+void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer);
+
+#endif
