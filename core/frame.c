@@ -1,0 +1,26 @@
+/* simpletun's TCP framing decoder: finds one [2-byte length][payload] frame at the start of
+ * a byte buffer. Pure, so the connection code, the unit tests and the fuzzer share it. */
+#include <errno.h>
+
+#include "moontun/frame.h"
+
+ssize_t mt_frame_decode(const uint8_t *buf, size_t len, size_t max, const uint8_t **payload,
+                        size_t *plen)
+{
+    if (len < MT_FRAME_HDR)
+        return 0;
+    size_t n = ((size_t)buf[0] << 8) | buf[1];
+    /* A zero length carries no packet; simpletun never sends one, so the stream is out of
+     * sync or hostile. */
+    if (n == 0)
+        return -EPROTO;
+    /* Judge the length as soon as the header is here rather than when the whole frame is: a
+     * liar announcing 65535 bytes would otherwise make us buffer them before we object. */
+    if (n > max)
+        return -EMSGSIZE;
+    if (n > len - MT_FRAME_HDR)
+        return 0;
+    *payload = buf + MT_FRAME_HDR;
+    *plen = n;
+    return (ssize_t)(n + MT_FRAME_HDR);
+}

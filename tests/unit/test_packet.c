@@ -1,0 +1,166 @@
+/* Unit tests for the packet view (core/packet.c): headroom and tailroom accounting, the
+ * MT_MAX_PACKET ceiling, and that failures leave the packet untouched. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "moontun/packet.h"
+
+static uint8_t buf[MT_PKT_BUFSIZE];
+
+static void fresh(struct mt_packet *pkt)
+{
+    memset(buf, 0xaa, sizeof(buf));
+    mt_packet_init(pkt, buf, sizeof(buf), MT_HEADROOM);
+}
+
+static void test_init(void **state)
+{
+    struct mt_packet pkt;
+    memset(&pkt, 0x77, sizeof(pkt));
+    fresh(&pkt);
+    assert_ptr_equal(pkt.base, buf);
+    assert_ptr_equal(pkt.data, buf + MT_HEADROOM);
+    assert_int_equal(pkt.len, 0);
+    assert_int_equal(pkt.cap, sizeof(buf));
+    assert_null(pkt.peer);
+    assert_int_equal(mt_packet_headroom(&pkt), MT_HEADROOM);
+    assert_int_equal(mt_packet_tailroom(&pkt), MT_MAX_PACKET + MT_TAILROOM);
+
+    /* More headroom than buffer: clipped, the view stays inside. */
+    mt_packet_init(&pkt, buf, 16, 64);
+    assert_ptr_equal(pkt.data, buf + 16);
+    assert_int_equal(mt_packet_tailroom(&pkt), 0);
+}
+
+static void test_push_pull_put(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 100), 0);
+    assert_int_equal(pkt.len, 100);
+    pkt.data[0] = 0x45;
+    assert_int_equal(mt_packet_push(&pkt, 4), 0);
+    assert_ptr_equal(pkt.data, buf + MT_HEADROOM - 4);
+    assert_int_equal(pkt.len, 104);
+    assert_int_equal(pkt.data[4], 0x45);
+    assert_int_equal(mt_packet_pull(&pkt, 4), 0);
+    assert_int_equal(pkt.data[0], 0x45);
+    assert_int_equal(pkt.len, 100);
+    assert_int_equal(mt_packet_pull(&pkt, 100), 0);
+    assert_int_equal(pkt.len, 0);
+    /* Zero-sized moves are no-ops, not errors. */
+    assert_int_equal(mt_packet_push(&pkt, 0), 0);
+    assert_int_equal(mt_packet_pull(&pkt, 0), 0);
+    assert_int_equal(mt_packet_put(&pkt, 0), 0);
+}
+
+static void test_push_past_headroom(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 10), 0);
+    uint8_t *data = pkt.data;
+    assert_int_equal(mt_packet_push(&pkt, MT_HEADROOM + 1), -ENOSPC);
+    assert_ptr_equal(pkt.data, data);
+    assert_int_equal(pkt.len, 10);
+    assert_int_equal(mt_packet_push(&pkt, SIZE_MAX), -ENOSPC);
+    assert_int_equal(mt_packet_push(&pkt, MT_HEADROOM), 0);
+    assert_ptr_equal(pkt.data, buf);
+    assert_int_equal(mt_packet_push(&pkt, 1), -ENOSPC);
+}
+
+static void test_pull_more_than_len(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 10), 0);
+    assert_int_equal(mt_packet_pull(&pkt, 11), -EINVAL);
+    assert_int_equal(mt_packet_pull(&pkt, SIZE_MAX), -EINVAL);
+    assert_int_equal(pkt.len, 10);
+    assert_ptr_equal(pkt.data, buf + MT_HEADROOM);
+}
+
+static void test_put_past_tailroom(void **state)
+{
+    /* A small buffer so that tailroom, not MT_MAX_PACKET, is the limit. */
+    uint8_t small[64];
+    struct mt_packet pkt;
+    mt_packet_init(&pkt, small, sizeof(small), 16);
+    assert_int_equal(mt_packet_put(&pkt, 49), -ENOSPC);
+    assert_int_equal(pkt.len, 0);
+    assert_int_equal(mt_packet_put(&pkt, 48), 0);
+    assert_int_equal(mt_packet_put(&pkt, 1), -ENOSPC);
+    assert_int_equal(mt_packet_put(&pkt, SIZE_MAX), -ENOSPC);
+    assert_int_equal(pkt.len, 48);
+}
+
+static void test_max_packet_ceiling(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, MT_MAX_PACKET), 0);
+    /* Tailroom is left, but the framing cannot carry one byte more. */
+    assert_true(mt_packet_tailroom(&pkt) > 0);
+    assert_int_equal(mt_packet_put(&pkt, 1), -ENOSPC);
+    assert_int_equal(mt_packet_push(&pkt, 1), -ENOSPC);
+    assert_int_equal(mt_packet_resize(&pkt, MT_MAX_PACKET + 1), -ENOSPC);
+    assert_int_equal(pkt.len, MT_MAX_PACKET);
+    assert_int_equal(mt_packet_pull(&pkt, 1), 0);
+    assert_int_equal(mt_packet_push(&pkt, 1), 0);
+    assert_int_equal(pkt.len, MT_MAX_PACKET);
+}
+
+static void test_resize_zeroes_new_bytes(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 8), 0);
+    memset(pkt.data, 0x11, 8);
+    /* Shrink keeps the head and leaves the stale tail in the buffer... */
+    assert_int_equal(mt_packet_resize(&pkt, 4), 0);
+    assert_int_equal(pkt.len, 4);
+    /* ...which growing again must not expose. */
+    assert_int_equal(mt_packet_resize(&pkt, 100), 0);
+    assert_int_equal(pkt.len, 100);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(pkt.data[i], 0x11);
+    for (size_t i = 4; i < 100; i++)
+        assert_int_equal(pkt.data[i], 0);
+    /* The byte after the new end is untouched. */
+    assert_int_equal(pkt.data[100], 0xaa);
+    assert_int_equal(mt_packet_resize(&pkt, 0), 0);
+    assert_int_equal(pkt.len, 0);
+}
+
+static void test_resize_past_tailroom(void **state)
+{
+    uint8_t small[64];
+    struct mt_packet pkt;
+    mt_packet_init(&pkt, small, sizeof(small), 16);
+    assert_int_equal(mt_packet_resize(&pkt, 10), 0);
+    assert_int_equal(mt_packet_resize(&pkt, 49), -ENOSPC);
+    assert_int_equal(mt_packet_resize(&pkt, SIZE_MAX), -ENOSPC);
+    assert_int_equal(pkt.len, 10);
+    assert_int_equal(mt_packet_resize(&pkt, 48), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init),
+        cmocka_unit_test(test_push_pull_put),
+        cmocka_unit_test(test_push_past_headroom),
+        cmocka_unit_test(test_pull_more_than_len),
+        cmocka_unit_test(test_put_past_tailroom),
+        cmocka_unit_test(test_max_packet_ceiling),
+        cmocka_unit_test(test_resize_zeroes_new_bytes),
+        cmocka_unit_test(test_resize_past_tailroom),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
