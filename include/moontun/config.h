@@ -55,7 +55,7 @@ struct mt_config {
     struct mt_prefix allow[MT_MAX_ALLOW];
     int nallow;
     int max_peers;
-    int log_level; /* enum mt_log_level */
+    int log_level;       /* enum mt_log_level */
     double keepalive;    /* UDP: send a keepalive after this long without sending */
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
 };

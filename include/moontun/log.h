@@ -16,10 +16,10 @@ void mt_log(enum mt_log_level level, const char *fmt, ...) __attribute__((format
 #define mt_error(...) mt_log(MT_LOG_ERROR, __VA_ARGS__)
 #define mt_warn(...)  mt_log(MT_LOG_WARN, __VA_ARGS__)
 #define mt_info(...)  mt_log(MT_LOG_INFO, __VA_ARGS__)
-#define mt_debug(...)                                                                          \
-    do {                                                                                       \
-        if (mt_log_level >= MT_LOG_DEBUG)                                                      \
-            mt_log(MT_LOG_DEBUG, __VA_ARGS__);                                                 \
+#define mt_debug(...)                                                                              \
+    do {                                                                                           \
+        if (mt_log_level >= MT_LOG_DEBUG)                                                          \
+            mt_log(MT_LOG_DEBUG, __VA_ARGS__);                                                     \
     } while (0)
 
 #endif

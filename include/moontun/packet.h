@@ -6,9 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MT_MAX_PACKET 65535 /* largest packet the TCP framing (2-byte length) can carry */
-#define MT_HEADROOM   256
-#define MT_TAILROOM   256
+#define MT_MAX_PACKET  65535 /* largest packet the TCP framing (2-byte length) can carry */
+#define MT_HEADROOM    256
+#define MT_TAILROOM    256
 #define MT_PKT_BUFSIZE (MT_HEADROOM + MT_MAX_PACKET + MT_TAILROOM)
 
 enum mt_link {
@@ -47,9 +47,9 @@ static inline size_t mt_packet_tailroom(const struct mt_packet *pkt)
 }
 
 /* Each returns 0, or -ENOSPC / -EINVAL and leaves the packet unchanged. */
-int mt_packet_push(struct mt_packet *pkt, size_t n);  /* grow at the front by n bytes */
-int mt_packet_pull(struct mt_packet *pkt, size_t n);  /* strip n bytes from the front */
-int mt_packet_put(struct mt_packet *pkt, size_t n);   /* grow at the back by n bytes */
+int mt_packet_push(struct mt_packet *pkt, size_t n);   /* grow at the front by n bytes */
+int mt_packet_pull(struct mt_packet *pkt, size_t n);   /* strip n bytes from the front */
+int mt_packet_put(struct mt_packet *pkt, size_t n);    /* grow at the back by n bytes */
 int mt_packet_resize(struct mt_packet *pkt, size_t n); /* set the length, zeroing new bytes */
 
 #endif

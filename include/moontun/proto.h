@@ -10,14 +10,14 @@
 
 #include "moontun/packet.h"
 
-#define MT_ETH_HLEN     14
-#define MT_ETHERTYPE_IP4 0x0800
-#define MT_ETHERTYPE_IP6 0x86DD
+#define MT_ETH_HLEN       14
+#define MT_ETHERTYPE_IP4  0x0800
+#define MT_ETHERTYPE_IP6  0x86DD
 #define MT_ETHERTYPE_VLAN 0x8100
-#define MT_IPPROTO_ICMP  1
-#define MT_IPPROTO_TCP   6
-#define MT_IPPROTO_UDP   17
-#define MT_IPPROTO_ICMP6 58
+#define MT_IPPROTO_ICMP   1
+#define MT_IPPROTO_TCP    6
+#define MT_IPPROTO_UDP    17
+#define MT_IPPROTO_ICMP6  58
 
 /* Where each header starts; -1 when absent or not fully present. Offsets are from the first
  * byte of the packet. l4 is -1 for a non-first fragment (it holds no transport header). */
@@ -58,7 +58,6 @@ bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link);
 
 /* A tcpdump-like one-line summary ("IP 10.0.0.1 > 10.0.0.2: ICMP echo request id 7 seq 1,
  * length 84"). Always NUL-terminates; returns the length written. */
-size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out,
-                        size_t outsz);
+size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out, size_t outsz);
 
 #endif

@@ -35,8 +35,8 @@ const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz);
 
 struct mt_route_entry {
     struct mt_addr addr;
-    void *owner;    /* the peer; NULL marks a free slot */
-    double seen;    /* when last learned (monotonic seconds) */
+    void *owner; /* the peer; NULL marks a free slot */
+    double seen; /* when last learned (monotonic seconds) */
 };
 
 struct mt_route_table {

@@ -9,22 +9,22 @@ struct mt_stats {
     uint64_t dev_rx_bytes;
     uint64_t dev_tx_packets; /* written to the device */
     uint64_t dev_tx_bytes;
-    uint64_t dev_tx_errors; /* device writes that failed (EIO while down, ...) */
+    uint64_t dev_tx_errors;  /* device writes that failed (EIO while down, ...) */
     uint64_t net_rx_packets; /* packets from peers */
     uint64_t net_rx_bytes;
     uint64_t net_tx_packets; /* packets to peers */
     uint64_t net_tx_bytes;
-    uint64_t no_route;      /* egress packets with no peer to go to */
-    uint64_t script_drops;  /* DROP verdicts */
+    uint64_t no_route;     /* egress packets with no peer to go to */
+    uint64_t script_drops; /* DROP verdicts */
     uint64_t script_replies;
-    uint64_t queue_drops;   /* a peer's send queue was full */
-    uint64_t bad_frames;    /* malformed frames/datagrams from the network */
+    uint64_t queue_drops; /* a peer's send queue was full */
+    uint64_t bad_frames;  /* malformed frames/datagrams from the network */
     uint64_t peers_up;
     uint64_t peers_down;
-    uint64_t script_errors;  /* handler errors (incl. budget/memory aborts) */
-    uint64_t budget_aborts;  /* handlers stopped by the instruction budget */
-    uint64_t memory_aborts;  /* handlers stopped by the memory cap */
-    uint64_t reloads;        /* successful reloads */
+    uint64_t script_errors; /* handler errors (incl. budget/memory aborts) */
+    uint64_t budget_aborts; /* handlers stopped by the instruction budget */
+    uint64_t memory_aborts; /* handlers stopped by the memory cap */
+    uint64_t reloads;       /* successful reloads */
     uint64_t reload_failures;
 };
 

@@ -1,0 +1,402 @@
+/* The command line (DESIGN.md section 3): parsing, validation and --help. Everything that can
+ * be checked without touching the system is checked here, so a bad flag exits before any
+ * device or socket exists. */
+#include "moontun/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "moontun/log.h"
+
+#define MT_DEFAULT_PORT       55555 /* as simpletun */
+#define MT_DEFAULT_MTU        1400
+#define MT_MIN_MTU            68    /* RFC 791: every IPv4 host must take 68 bytes */
+#define MT_MAX_MTU            65000 /* leaves room for headers under the 64 KiB frame limit */
+#define MT_DEFAULT_LUA_BUDGET 1000000
+#define MT_DEFAULT_LUA_MEM    64
+#define MT_DEFAULT_MAX_PEERS  256
+#define MT_DEFAULT_KEEPALIVE  10.0
+#define MT_DEFAULT_IDLE       60.0
+
+enum {
+    OPT_TCP = 1000,
+    OPT_UDP,
+    OPT_ADDR,
+    OPT_MTU,
+    OPT_ON_ERROR,
+    OPT_LUA_BUDGET,
+    OPT_LUA_MEM,
+    OPT_USER,
+    OPT_ALLOW,
+    OPT_MAX_PEERS,
+    OPT_KEEPALIVE,
+    OPT_IDLE,
+};
+
+static const struct option long_options[] = {
+    {"iface", required_argument, NULL, 'i'},
+    {"tun", no_argument, NULL, 'u'},
+    {"tap", no_argument, NULL, 'a'},
+    {"server", no_argument, NULL, 's'},
+    {"client", required_argument, NULL, 'c'},
+    {"port", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"tcp", no_argument, NULL, OPT_TCP},
+    {"udp", no_argument, NULL, OPT_UDP},
+    {"script", required_argument, NULL, 'S'},
+    {"addr", required_argument, NULL, OPT_ADDR},
+    {"mtu", required_argument, NULL, OPT_MTU},
+    {"on-error", required_argument, NULL, OPT_ON_ERROR},
+    {"lua-budget", required_argument, NULL, OPT_LUA_BUDGET},
+    {"lua-mem", required_argument, NULL, OPT_LUA_MEM},
+    {"user", required_argument, NULL, OPT_USER},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"debug", no_argument, NULL, 'd'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+void mt_config_usage(FILE *out)
+{
+    fputs("Usage: moontun [-i IFNAME] [-u|-a] (-s | -c HOST) [-p PORT] [--udp|--tcp]\n"
+          "               [-S \"SCRIPT [key=value ...]\"]... [options]\n"
+          "A tun/tap tunnel over TCP or UDP whose data path is programmable in Lua.\n"
+          "\n"
+          "  -i, --iface NAME      device name (default: the kernel picks tunN/tapN)\n"
+          "  -u, --tun             tun mode, IP packets (default)\n"
+          "  -a, --tap             tap mode, Ethernet frames\n"
+          "  -s, --server          listen for peers\n"
+          "  -c, --client HOST     connect to HOST (name, IPv4 or IPv6 address)\n"
+          "  -p, --port PORT       port to listen on or connect to (default 55555)\n"
+          "  -l, --listen ADDR     bind address (default: any, IPv6 and IPv4)\n"
+          "      --tcp | --udp     transport (default tcp, simpletun-compatible framing)\n"
+          "  -S, --script \"FILE [key=value ...]\"\n"
+          "                        Lua script and its settings; repeat to chain in order\n"
+          "      --addr CIDR       assign this address to the device and bring it up\n"
+          "                        (repeatable: IPv4 and IPv6)\n"
+          "      --mtu N           device MTU (default 1400)\n"
+          "      --on-error pass|drop\n"
+          "                        verdict when a script fails (default drop)\n"
+          "      --lua-budget N    instructions per handler call (default 1000000)\n"
+          "      --lua-mem MB      Lua memory cap (default 64)\n"
+          "      --user NAME       drop root after setup\n"
+          "      --allow PREFIX    who may become a peer (repeatable; default anyone)\n"
+          "      --max-peers N     most peers a server serves at once (default 256)\n"
+          "      --keepalive SEC   UDP: keepalive interval (default 10)\n"
+          "      --idle-timeout SEC\n"
+          "                        UDP: forget a silent peer after this long (default 60)\n"
+          "  -d, --debug           log every packet\n"
+          "  -q, --quiet           log errors only\n"
+          "  -h, --help            this text\n"
+          "  -V, --version         print the version\n",
+          out);
+}
+
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errsz, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* Parses a whole decimal number in [min, max]; trailing junk, overflow or emptiness fail. */
+static int parse_long(const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < min || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_seconds(const char *text, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end != '\0' || !(v >= min && v <= max))
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int mt_prefix_parse(const char *text, struct mt_prefix *out)
+{
+    char buf[INET6_ADDRSTRLEN + 8];
+    size_t n = strlen(text);
+    if (n == 0 || n >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, text, n + 1);
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    memset(out, 0, sizeof(*out));
+    long maxlen;
+    if (inet_pton(AF_INET, buf, out->addr.b) == 1) {
+        out->addr.kind = MT_ADDR_IP4;
+        maxlen = 32;
+    } else if (inet_pton(AF_INET6, buf, out->addr.b) == 1) {
+        out->addr.kind = MT_ADDR_IP6;
+        maxlen = 128;
+    } else {
+        return -EINVAL;
+    }
+    long len = maxlen;
+    if (slash && parse_long(slash + 1, 0, maxlen, &len) < 0)
+        return -EINVAL;
+    out->len = (uint8_t)len;
+    return 0;
+}
+
+bool mt_prefix_contains(const struct mt_prefix *p, const struct mt_addr *a)
+{
+    if (p->addr.kind != a->kind)
+        return false;
+    unsigned full = p->len / 8, rest = p->len % 8;
+    if (memcmp(p->addr.b, a->b, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
+    return (p->addr.b[full] & mask) == (a->b[full] & mask);
+}
+
+/* Splits "FILE key=value ..." in place. Settings are separated by blanks; a value cannot hold
+ * a blank (paths and prefixes never need one). */
+static int parse_script_spec(const char *arg, struct mt_script_spec *spec, char *err, size_t errsz)
+{
+    memset(spec, 0, sizeof(*spec));
+    spec->text = strdup(arg);
+    if (!spec->text)
+        return -ENOMEM;
+    char *save = NULL;
+    char *tok = strtok_r(spec->text, " \t", &save);
+    if (!tok)
+        return fail(err, errsz, "-S: empty script argument");
+    spec->path = tok;
+    while ((tok = strtok_r(NULL, " \t", &save))) {
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok)
+            return fail(err, errsz, "-S %s: setting '%s' is not key=value", spec->path, tok);
+        if (spec->nargs == MT_MAX_ARGS)
+            return fail(err, errsz, "-S %s: more than %d settings", spec->path, MT_MAX_ARGS);
+        *eq = '\0';
+        spec->keys[spec->nargs] = tok;
+        spec->values[spec->nargs] = eq + 1;
+        spec->nargs++;
+    }
+    if (access(spec->path, R_OK) != 0)
+        return fail(err, errsz, "-S: cannot read script '%s': %s", spec->path, strerror(errno));
+    return 0;
+}
+
+static int copy_string(char *dst, size_t dstsz, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= dstsz)
+        return -ENAMETOOLONG;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
+static void set_defaults(struct mt_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = MT_DEFAULT_PORT;
+    cfg->mtu = MT_DEFAULT_MTU;
+    cfg->transport = MT_TRANSPORT_TCP;
+    cfg->on_error = MT_ON_ERROR_DROP;
+    cfg->lua_budget = MT_DEFAULT_LUA_BUDGET;
+    cfg->lua_mem_mb = MT_DEFAULT_LUA_MEM;
+    cfg->max_peers = MT_DEFAULT_MAX_PEERS;
+    cfg->log_level = MT_LOG_INFO;
+    cfg->keepalive = MT_DEFAULT_KEEPALIVE;
+    cfg->idle_timeout = MT_DEFAULT_IDLE;
+}
+
+/* Names the option getopt just saw, for messages: "--mtu" or "-p". */
+static const char *option_name(int opt, int long_index, char *buf, size_t bufsz)
+{
+    if (long_index >= 0)
+        snprintf(buf, bufsz, "--%s", long_options[long_index].name);
+    else
+        snprintf(buf, bufsz, "-%c", opt);
+    return buf;
+}
+
+int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, size_t errsz)
+{
+    set_defaults(cfg);
+    bool role_client = false, role_server = false;
+    long v;
+    char name[32];
+    int rc;
+
+    optind = 1;
+    opterr = 0; /* our own one-line messages instead of getopt's */
+    for (;;) {
+        int long_index = -1;
+        int opt = getopt_long(argc, argv, ":i:uasc:p:l:S:dqhV", long_options, &long_index);
+        if (opt == -1)
+            break;
+        const char *optname = option_name(opt, long_index, name, sizeof(name));
+        switch (opt) {
+        case 'i':
+            if (copy_string(cfg->ifname, sizeof(cfg->ifname), optarg) < 0 || !*optarg)
+                return fail(err, errsz, "-i: interface name '%s' must be 1-%d characters", optarg,
+                            IFNAMSIZ - 1);
+            break;
+        case 'u':
+            cfg->tap = false;
+            break;
+        case 'a':
+            cfg->tap = true;
+            break;
+        case 's':
+            role_server = true;
+            break;
+        case 'c':
+            role_client = true;
+            if (copy_string(cfg->host, sizeof(cfg->host), optarg) < 0 || !*optarg)
+                return fail(err, errsz, "-c: '%s' is not a host name or address", optarg);
+            break;
+        case 'p':
+            if (parse_long(optarg, 1, 65535, &v) < 0)
+                return fail(err, errsz, "-p: '%s' is not a port (1-65535)", optarg);
+            cfg->port = (uint16_t)v;
+            break;
+        case 'l':
+            if (copy_string(cfg->listen, sizeof(cfg->listen), optarg) < 0 || !*optarg)
+                return fail(err, errsz, "-l: '%s' is not an address", optarg);
+            break;
+        case OPT_TCP:
+            cfg->transport = MT_TRANSPORT_TCP;
+            break;
+        case OPT_UDP:
+            cfg->transport = MT_TRANSPORT_UDP;
+            break;
+        case 'S':
+            if (cfg->nscripts == MT_MAX_SCRIPTS)
+                return fail(err, errsz, "-S: at most %d scripts", MT_MAX_SCRIPTS);
+            rc = parse_script_spec(optarg, &cfg->scripts[cfg->nscripts++], err, errsz);
+            if (rc < 0)
+                return rc;
+            break;
+        case OPT_ADDR:
+            if (cfg->naddrs == MT_MAX_ADDRS)
+                return fail(err, errsz, "--addr: at most %d addresses", MT_MAX_ADDRS);
+            if (mt_prefix_parse(optarg, &cfg->addrs[cfg->naddrs]) < 0)
+                return fail(err, errsz,
+                            "--addr: '%s' is not an address/prefix (e.g. 10.0.0.1/24, "
+                            "fd00::1/64)",
+                            optarg);
+            cfg->naddrs++;
+            break;
+        case OPT_MTU:
+            if (parse_long(optarg, MT_MIN_MTU, MT_MAX_MTU, &v) < 0)
+                return fail(err, errsz, "--mtu: '%s' is out of range (%d-%d)", optarg, MT_MIN_MTU,
+                            MT_MAX_MTU);
+            cfg->mtu = (int)v;
+            break;
+        case OPT_ON_ERROR:
+            if (strcmp(optarg, "drop") == 0)
+                cfg->on_error = MT_ON_ERROR_DROP;
+            else if (strcmp(optarg, "pass") == 0)
+                cfg->on_error = MT_ON_ERROR_PASS;
+            else
+                return fail(err, errsz, "--on-error: '%s' is neither pass nor drop", optarg);
+            break;
+        case OPT_LUA_BUDGET:
+            if (parse_long(optarg, 1000, LONG_MAX, &v) < 0)
+                return fail(err, errsz, "--lua-budget: '%s' is not a count >= 1000", optarg);
+            cfg->lua_budget = v;
+            break;
+        case OPT_LUA_MEM:
+            if (parse_long(optarg, 1, 1 << 20, &v) < 0)
+                return fail(err, errsz, "--lua-mem: '%s' is not a size in MB (1-1048576)", optarg);
+            cfg->lua_mem_mb = v;
+            break;
+        case OPT_USER:
+            if (copy_string(cfg->user, sizeof(cfg->user), optarg) < 0 || !getpwnam(optarg))
+                return fail(err, errsz, "--user: no such user '%s'", optarg);
+            break;
+        case OPT_ALLOW:
+            if (cfg->nallow == MT_MAX_ALLOW)
+                return fail(err, errsz, "--allow: at most %d prefixes", MT_MAX_ALLOW);
+            if (mt_prefix_parse(optarg, &cfg->allow[cfg->nallow]) < 0)
+                return fail(err, errsz, "--allow: '%s' is not an address/prefix", optarg);
+            cfg->nallow++;
+            break;
+        case OPT_MAX_PEERS:
+            if (parse_long(optarg, 1, 65536, &v) < 0)
+                return fail(err, errsz, "--max-peers: '%s' is not a count (1-65536)", optarg);
+            cfg->max_peers = (int)v;
+            break;
+        case OPT_KEEPALIVE:
+            if (parse_seconds(optarg, 0.1, 3600, &cfg->keepalive) < 0)
+                return fail(err, errsz, "--keepalive: '%s' is not seconds (0.1-3600)", optarg);
+            break;
+        case OPT_IDLE:
+            if (parse_seconds(optarg, 0.5, 86400, &cfg->idle_timeout) < 0)
+                return fail(err, errsz, "--idle-timeout: '%s' is not seconds (0.5-86400)", optarg);
+            break;
+        case 'd':
+            cfg->log_level = MT_LOG_DEBUG;
+            break;
+        case 'q':
+            cfg->log_level = MT_LOG_ERROR;
+            break;
+        case 'h':
+            mt_config_usage(stdout);
+            return MT_CONFIG_EXIT;
+        case 'V':
+            printf("moontun %s\n", MOONTUN_VERSION);
+            return MT_CONFIG_EXIT;
+        case ':':
+            return fail(err, errsz, "option '%s' needs a value (see --help)", argv[optind - 1]);
+        default:
+            (void)optname;
+            return fail(err, errsz, "unknown option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail(err, errsz, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (role_client && role_server)
+        return fail(err, errsz, "-s and -c exclude each other: be a server or a client");
+    if (!role_client && !role_server)
+        return fail(err, errsz, "say -s (server) or -c HOST (client) (see --help)");
+    cfg->role = role_client ? MT_ROLE_CLIENT : MT_ROLE_SERVER;
+    cfg->role_set = true;
+    if (cfg->idle_timeout <= cfg->keepalive)
+        return fail(err, errsz, "--idle-timeout (%g s) must be longer than --keepalive (%g s)",
+                    cfg->idle_timeout, cfg->keepalive);
+    return MT_CONFIG_RUN;
+}
+
+void mt_config_free(struct mt_config *cfg)
+{
+    for (int i = 0; i < cfg->nscripts; i++) {
+        free(cfg->scripts[i].text);
+        cfg->scripts[i].text = NULL;
+    }
+    cfg->nscripts = 0;
+}

@@ -1,0 +1,111 @@
+/* The tun/tap device: open, name, MTU, addresses and link state, all by ioctl on the
+ * device's name (IPv4 through an AF_INET socket, IPv6 through an AF_INET6 one). */
+#include "moontun/device.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The kernel's struct in6_ifreq (linux/ipv6.h), declared here because that header clashes
+ * with netinet/in.h. */
+struct mt_in6_ifreq {
+    struct in6_addr addr;
+    uint32_t prefixlen;
+    int ifindex;
+};
+
+int mt_device_open(const char *name, bool tap, char ifname[IFNAMSIZ])
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = (short)((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI);
+    if (name && *name)
+        strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
+    ifname[IFNAMSIZ - 1] = '\0';
+    return fd;
+}
+
+/* Runs one interface ioctl on a throwaway socket of the given family. */
+static int if_ioctl(int family, unsigned long req, void *arg)
+{
+    int s = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    int rc = ioctl(s, req, arg) < 0 ? -errno : 0;
+    close(s);
+    return rc;
+}
+
+static void ifreq_for(struct ifreq *ifr, const char *ifname)
+{
+    memset(ifr, 0, sizeof(*ifr));
+    strncpy(ifr->ifr_name, ifname, IFNAMSIZ - 1);
+}
+
+int mt_device_set_mtu(const char *ifname, int mtu)
+{
+    struct ifreq ifr;
+    ifreq_for(&ifr, ifname);
+    ifr.ifr_mtu = mtu;
+    return if_ioctl(AF_INET, SIOCSIFMTU, &ifr);
+}
+
+int mt_device_set_up(const char *ifname)
+{
+    struct ifreq ifr;
+    ifreq_for(&ifr, ifname);
+    int rc = if_ioctl(AF_INET, SIOCGIFFLAGS, &ifr);
+    if (rc < 0)
+        return rc;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return if_ioctl(AF_INET, SIOCSIFFLAGS, &ifr);
+}
+
+static int add_ipv4(const char *ifname, const struct mt_prefix *p)
+{
+    struct ifreq ifr;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    memcpy(&sin.sin_addr, p->addr.b, 4);
+    ifreq_for(&ifr, ifname);
+    memcpy(&ifr.ifr_addr, &sin, sizeof(sin));
+    int rc = if_ioctl(AF_INET, SIOCSIFADDR, &ifr);
+    if (rc < 0)
+        return rc;
+    uint32_t mask = p->len ? htonl(0xFFFFFFFFu << (32 - p->len)) : 0;
+    memcpy(&sin.sin_addr, &mask, 4);
+    ifreq_for(&ifr, ifname);
+    memcpy(&ifr.ifr_netmask, &sin, sizeof(sin));
+    return if_ioctl(AF_INET, SIOCSIFNETMASK, &ifr);
+}
+
+static int add_ipv6(const char *ifname, const struct mt_prefix *p)
+{
+    struct mt_in6_ifreq req;
+    memset(&req, 0, sizeof(req));
+    memcpy(&req.addr, p->addr.b, 16);
+    req.prefixlen = p->len;
+    req.ifindex = (int)if_nametoindex(ifname);
+    if (req.ifindex == 0)
+        return -errno;
+    return if_ioctl(AF_INET6, SIOCSIFADDR, &req);
+}
+
+int mt_device_add_addr(const char *ifname, const struct mt_prefix *addr)
+{
+    return addr->addr.kind == MT_ADDR_IP4 ? add_ipv4(ifname, addr) : add_ipv6(ifname, addr);
+}

@@ -1,0 +1,89 @@
+/* moontun: parse the command line, set the tunnel up, run the loop, print what happened. */
+#include <ev.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "moontun/config.h"
+#include "moontun/log.h"
+#include "tunnel.h"
+
+/* Gives up root once the device and sockets are open: scripts run as user. */
+static int drop_privileges(const char *user, char *err, size_t errsz)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        snprintf(err, errsz, "--user: no such user '%s'", user);
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        snprintf(err, errsz, "--user %s: cannot drop privileges: %m", user);
+        return -1;
+    }
+    if (setuid(0) == 0) {
+        snprintf(err, errsz, "--user %s: root could be regained; refusing to run", user);
+        return -1;
+    }
+    return 0;
+}
+
+static void print_summary(const struct mt_stats *s)
+{
+    mt_info("stopped: device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu "
+            "B tx %llu/%llu B, no route %llu, script drops %llu, replies %llu, queue drops "
+            "%llu, bad frames %llu, script errors %llu",
+            (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
+            (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
+            (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
+            (unsigned long long)s->net_rx_bytes, (unsigned long long)s->net_tx_packets,
+            (unsigned long long)s->net_tx_bytes, (unsigned long long)s->no_route,
+            (unsigned long long)s->script_drops, (unsigned long long)s->script_replies,
+            (unsigned long long)s->queue_drops, (unsigned long long)s->bad_frames,
+            (unsigned long long)s->script_errors);
+}
+
+int main(int argc, char **argv)
+{
+    static struct mt_config cfg;
+    static struct mt_tunnel tun;
+    char err[512] = "";
+
+    int rc = mt_config_parse(&cfg, argc, argv, err, sizeof(err));
+    if (rc == MT_CONFIG_EXIT)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "moontun: %s\n", err);
+        mt_config_free(&cfg);
+        return 2;
+    }
+    mt_log_level = (enum mt_log_level)cfg.log_level;
+    signal(SIGPIPE, SIG_IGN); /* a closed TCP peer is an error return, not a death */
+
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    if (!loop) {
+        fprintf(stderr, "moontun: cannot initialise libev\n");
+        return 1;
+    }
+    int status = 1;
+    bool ran = false;
+    if (mt_tunnel_init(&tun, loop, &cfg, err, sizeof(err)) < 0 ||
+        mt_tunnel_open(&tun, err, sizeof(err)) < 0 ||
+        (cfg.user[0] && drop_privileges(cfg.user, err, sizeof(err)) < 0)) {
+        fprintf(stderr, "moontun: %s\n", err);
+    } else {
+        mt_tunnel_run(&tun);
+        status = tun.exit_code;
+        ran = true;
+    }
+    mt_tunnel_close(&tun);
+    if (ran)
+        print_summary(&tun.stats);
+    mt_config_free(&cfg);
+    ev_loop_destroy(loop);
+    return status;
+}

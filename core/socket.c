@@ -1,0 +1,101 @@
+/* Outer sockets shared by both transports: name resolution (at start-up only, never on the
+ * data path) and the server's bound socket (dual-stack by default). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tunnel.h"
+
+int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,
+                struct sockaddr_storage *out, socklen_t *outlen, char *err, size_t errsz)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = passive ? AI_PASSIVE : AI_ADDRCONFIG;
+    char portstr[8];
+    snprintf(portstr, sizeof(portstr), "%u", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc == EAI_BADFLAGS || (rc != 0 && !passive && hints.ai_flags)) {
+        /* AI_ADDRCONFIG hides loopback-only families in a bare namespace; ask again. */
+        hints.ai_flags = passive ? AI_PASSIVE : 0;
+        rc = getaddrinfo(host, portstr, &hints, &res);
+    }
+    if (rc != 0) {
+        snprintf(err, errsz, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -EHOSTUNREACH;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *outlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int mt__bind_server(struct mt_tunnel *t, int socktype, char *err, size_t errsz)
+{
+    const struct mt_config *cfg = t->cfg;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    if (cfg->listen[0]) {
+        int rc = mt__resolve(cfg->listen, cfg->port, socktype, true, &ss, &sslen, err, errsz);
+        if (rc < 0)
+            return rc;
+    } else {
+        /* Any address, IPv6 and IPv4 on one socket; plain IPv4 where IPv6 is off. */
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6addr_any;
+        sin6->sin6_port = htons(cfg->port);
+        sslen = sizeof(*sin6);
+    }
+    int fd = socket(ss.ss_family, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 && !cfg->listen[0] && errno == EAFNOSUPPORT) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        memset(&ss, 0, sizeof(ss));
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(cfg->port);
+        sslen = sizeof(*sin);
+        fd = socket(AF_INET, socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (fd < 0) {
+        snprintf(err, errsz, "socket: %s", strerror(errno));
+        return -errno;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+        int e = errno;
+        char name[MT_PEER_ADDRSTRLEN];
+        mt__sockaddr_str((struct sockaddr *)&ss, name, sizeof(name));
+        snprintf(err, errsz, "cannot bind %s %s: %s", socktype == SOCK_STREAM ? "tcp" : "udp", name,
+                 strerror(e));
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int mt__bind_client(struct mt_tunnel *t, int fd, int socktype, char *err, size_t errsz)
+{
+    const struct mt_config *cfg = t->cfg;
+    if (!cfg->listen[0])
+        return 0;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    /* Port 0: the client's source port stays ephemeral; -l chooses only the address. */
+    int rc = mt__resolve(cfg->listen, 0, socktype, true, &ss, &sslen, err, errsz);
+    if (rc < 0)
+        return rc;
+    if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+        snprintf(err, errsz, "cannot bind to %s: %s", cfg->listen, strerror(errno));
+        return -errno;
+    }
+    return 0;
+}

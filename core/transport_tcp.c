@@ -1,0 +1,345 @@
+/* TCP transport with simpletun's framing (2-byte big-endian length + packet): the server's
+ * listener, the client's connection with capped exponential back-off, and per-connection
+ * receive (deframing) and send (queue, one write per flush) buffers. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "moontun/frame.h"
+#include "moontun/log.h"
+#include "tunnel.h"
+
+#define BACKOFF_FIRST    0.5
+#define BACKOFF_MAX      8.0
+#define CONNECT_TIMEOUT  5.0
+#define READS_PER_WAKEUP 16 /* so one busy peer cannot starve the others */
+
+static struct mt_tpeer *peer_of_rio(ev_io *w)
+{
+    return (struct mt_tpeer *)((char *)w - offsetof(struct mt_tpeer, rio));
+}
+
+static struct mt_tpeer *peer_of_wio(ev_io *w)
+{
+    return (struct mt_tpeer *)((char *)w - offsetof(struct mt_tpeer, wio));
+}
+
+/* Low latency for small packets, and dead-peer detection: TCP keepalive finds a silent
+ * peer, TCP_USER_TIMEOUT one that stopped acknowledging what we send. */
+static void tune_socket(int fd)
+{
+    int one = 1, idle = 20, intvl = 5, cnt = 3;
+    unsigned user_timeout_ms = 30000;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+}
+
+static void schedule_reconnect(struct mt_tunnel *t);
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void close_peer(struct mt_tpeer *p, const char *reason)
+{
+    struct mt_tunnel *t = p->tun;
+    ev_io_stop(t->loop, &p->rio);
+    ev_io_stop(t->loop, &p->wio);
+    close(p->fd);
+    p->fd = -1;
+    mt__peer_free(p, reason);
+    if (t->cfg->role == MT_ROLE_CLIENT && !t->stopping)
+        schedule_reconnect(t);
+}
+
+void mt__tcp_close_peer(struct mt_tpeer *p)
+{
+    close_peer(p, "closed");
+}
+
+/* Turns a connected socket into a peer. Returns NULL (socket closed) when out of memory. */
+static struct mt_tpeer *attach(struct mt_tunnel *t, int fd, const struct sockaddr *sa,
+                               socklen_t salen)
+{
+    struct mt_tpeer *p = mt__peer_new(t, sa, salen);
+    if (p) {
+        p->rxbuf = malloc(MT_RX_BUF);
+        p->txbuf = malloc(MT_TX_QUEUE);
+    }
+    if (!p || !p->rxbuf || !p->txbuf) {
+        mt_error("out of memory for a new peer");
+        if (p)
+            mt__peer_free(p, "out of memory");
+        close(fd);
+        return NULL;
+    }
+    p->fd = fd;
+    tune_socket(fd);
+    ev_io_init(&p->rio, read_cb, fd, EV_READ);
+    ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
+    ev_io_start(t->loop, &p->rio);
+    mt_info("peer %s up (tcp)", p->pub.addr);
+    return p;
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mt_tpeer *p = peer_of_rio(w);
+    struct mt_tunnel *t = p->tun;
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        ssize_t n = read(p->fd, p->rxbuf + p->rxlen, MT_RX_BUF - p->rxlen);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            close_peer(p, n == 0 ? "connection closed by peer" : strerror(errno));
+            return;
+        }
+        p->rxlen += (size_t)n;
+        size_t off = 0;
+        for (;;) {
+            const uint8_t *payload;
+            size_t plen;
+            ssize_t used =
+                mt_frame_decode(p->rxbuf + off, p->rxlen - off, t->frame_max, &payload, &plen);
+            if (used == 0)
+                break;
+            if (used < 0) {
+                /* A zero or too-long length means the stream is not ours or is out of
+                 * step; nothing after it can be trusted. */
+                char reason[96];
+                unsigned claimed = (unsigned)p->rxbuf[off] << 8 | p->rxbuf[off + 1];
+                snprintf(reason, sizeof(reason), "bad frame length %u (allowed 1-%zu)", claimed,
+                         t->frame_max);
+                t->stats.bad_frames++;
+                mt_warn("peer %s: %s, closing", p->pub.addr, reason);
+                close_peer(p, reason);
+                return;
+            }
+            mt__tunnel_from_peer(t, p, payload, plen);
+            off += (size_t)used;
+        }
+        /* Keep the partial frame at the front; at most one frame's worth is left. */
+        memmove(p->rxbuf, p->rxbuf + off, p->rxlen - off);
+        p->rxlen -= off;
+    }
+}
+
+void mt__tcp_flush(struct mt_tpeer *p)
+{
+    struct mt_tunnel *t = p->tun;
+    while (p->txlen > 0) {
+        ssize_t n = write(p->fd, p->txbuf + p->txoff, p->txlen);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            ev_io_start(t->loop, &p->wio);
+            return;
+        }
+        if (n < 0) {
+            close_peer(p, strerror(errno));
+            return;
+        }
+        p->txoff += (size_t)n;
+        p->txlen -= (size_t)n;
+    }
+    p->txoff = 0;
+    ev_io_stop(t->loop, &p->wio);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mt_tpeer *p = peer_of_wio(w);
+    struct mt_tunnel *t = p->tun;
+    mt__tcp_flush(p); /* may free p */
+    mt__tunnel_update_pressure(t);
+}
+
+int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
+{
+    if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET)
+        return -EINVAL;
+    size_t need = MT_FRAME_HDR + len;
+    if (need > MT_TX_QUEUE - p->txoff - p->txlen) {
+        if (p->txoff > 0) {
+            memmove(p->txbuf, p->txbuf + p->txoff, p->txlen);
+            p->txoff = 0;
+        }
+        if (need > MT_TX_QUEUE - p->txlen)
+            return -ENOBUFS; /* the peer is not keeping up; back-pressure has kicked in */
+    }
+    uint8_t *dst = p->txbuf + p->txoff + p->txlen;
+    mt_frame_header(dst, len);
+    memcpy(dst + MT_FRAME_HDR, data, len);
+    p->txlen += need;
+    p->tun->tx_pending = true;
+    return 0;
+}
+
+/* --- server ------------------------------------------------------------------------------ */
+
+static void accept_pause_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mt_tunnel *t =
+        (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, accept_pause_w));
+    ev_io_start(loop, &t->sock_w);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mt_tunnel *t = (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, sock_w));
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(t->sock_fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: the pending connection stays in the backlog; stop
+                 * asking for a second instead of spinning on it. */
+                mt_warn("accept: %s; pausing new connections for 1 s", strerror(errno));
+                ev_io_stop(loop, w);
+                ev_timer_set(&t->accept_pause_w, 1.0, 0.0);
+                ev_timer_start(loop, &t->accept_pause_w);
+            }
+            return;
+        }
+        if (!mt__peer_admit(t, (struct sockaddr *)&ss)) {
+            close(fd);
+            continue;
+        }
+        attach(t, fd, (struct sockaddr *)&ss, sslen);
+    }
+}
+
+/* --- client ------------------------------------------------------------------------------ */
+
+static void connect_failed(struct mt_tunnel *t, const char *why)
+{
+    char name[MT_PEER_ADDRSTRLEN];
+    mt__sockaddr_str((struct sockaddr *)&t->server_sa, name, sizeof(name));
+    ev_io_stop(t->loop, &t->connect_w);
+    close(t->connect_fd);
+    t->connect_fd = -1;
+    mt_warn("connect to %s failed: %s; retrying in %.1f s", name, why, t->backoff);
+    schedule_reconnect(t);
+}
+
+static void connect_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mt_tunnel *t = (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, connect_w));
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(t->connect_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr) {
+        connect_failed(t, strerror(soerr));
+        return;
+    }
+    ev_io_stop(loop, w);
+    ev_timer_stop(loop, &t->reconnect_w);
+    int fd = t->connect_fd;
+    t->connect_fd = -1;
+    if (attach(t, fd, (struct sockaddr *)&t->server_sa, t->server_salen))
+        t->backoff = BACKOFF_FIRST;
+    else
+        schedule_reconnect(t);
+}
+
+static void start_connect(struct mt_tunnel *t)
+{
+    char err[256];
+    int fd = socket(t->server_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mt_warn("socket: %s", strerror(errno));
+        schedule_reconnect(t);
+        return;
+    }
+    t->connect_fd = fd;
+    if (mt__bind_client(t, fd, SOCK_STREAM, err, sizeof(err)) < 0) {
+        connect_failed(t, err);
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&t->server_sa, t->server_salen) < 0 &&
+        errno != EINPROGRESS) {
+        connect_failed(t, strerror(errno));
+        return;
+    }
+    ev_io_init(&t->connect_w, connect_cb, fd, EV_WRITE);
+    ev_io_start(t->loop, &t->connect_w);
+    /* A SYN into a black hole would otherwise wait minutes. */
+    ev_timer_set(&t->reconnect_w, CONNECT_TIMEOUT, 0.0);
+    ev_timer_start(t->loop, &t->reconnect_w);
+}
+
+static void reconnect_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mt_tunnel *t = (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, reconnect_w));
+    if (t->connect_fd >= 0) {
+        connect_failed(t, "timed out");
+        return;
+    }
+    start_connect(t);
+}
+
+static void schedule_reconnect(struct mt_tunnel *t)
+{
+    ev_timer_stop(t->loop, &t->reconnect_w);
+    ev_timer_set(&t->reconnect_w, t->backoff, 0.0);
+    ev_timer_start(t->loop, &t->reconnect_w);
+    t->backoff = t->backoff * 2 < BACKOFF_MAX ? t->backoff * 2 : BACKOFF_MAX;
+}
+
+int mt__tcp_start(struct mt_tunnel *t, char *err, size_t errsz)
+{
+    ev_timer_init(&t->reconnect_w, reconnect_cb, 0.0, 0.0);
+    ev_timer_init(&t->accept_pause_w, accept_pause_cb, 0.0, 0.0);
+    t->backoff = BACKOFF_FIRST;
+    if (t->cfg->role == MT_ROLE_CLIENT) {
+        int rc = mt__resolve(t->cfg->host, t->cfg->port, SOCK_STREAM, false, &t->server_sa,
+                             &t->server_salen, err, errsz);
+        if (rc < 0)
+            return rc;
+        start_connect(t);
+        return 0;
+    }
+    int fd = mt__bind_server(t, SOCK_STREAM, err, errsz);
+    if (fd < 0)
+        return fd;
+    if (listen(fd, 128) < 0) {
+        snprintf(err, errsz, "listen: %s", strerror(errno));
+        close(fd);
+        return -errno;
+    }
+    t->sock_fd = fd;
+    ev_io_init(&t->sock_w, accept_cb, fd, EV_READ);
+    ev_io_start(t->loop, &t->sock_w);
+    return 0;
+}
+
+void mt__tcp_stop(struct mt_tunnel *t)
+{
+    ev_timer_stop(t->loop, &t->reconnect_w);
+    ev_timer_stop(t->loop, &t->accept_pause_w);
+    if (t->connect_fd >= 0) {
+        ev_io_stop(t->loop, &t->connect_w);
+        close(t->connect_fd);
+        t->connect_fd = -1;
+    }
+    /* Hand over what is queued before closing: a clean stop should not lose packets. */
+    while (t->peers) {
+        struct mt_tpeer *p = t->peers;
+        if (p->txlen > 0 && write(p->fd, p->txbuf + p->txoff, p->txlen) < 0)
+            p->pub.stats.drops++;
+        close_peer(p, "shutting down");
+    }
+    if (t->sock_fd >= 0) {
+        ev_io_stop(t->loop, &t->sock_w);
+        close(t->sock_fd);
+        t->sock_fd = -1;
+    }
+}

@@ -1,0 +1,469 @@
+/* The tunnel: one libev loop driving the device, the transport and the scripts, and the fate
+ * of every packet. from_device() and mt__tunnel_from_peer() are the two places that decide
+ * where a packet goes: script verdict first, then the learning table. */
+#include "tunnel.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "moontun/device.h"
+#include "moontun/log.h"
+#include "moontun/proto.h"
+
+static inline struct mt_tunnel *tunnel_of(void *w, size_t off)
+{
+    return (struct mt_tunnel *)((char *)w - off);
+}
+#define TUNNEL_OF(w, field) tunnel_of((w), offsetof(struct mt_tunnel, field))
+
+static void log_packet(const char *what, const struct mt_packet *pkt)
+{
+    char line[256];
+    mt_proto_summary(pkt->data, pkt->len, pkt->link, line, sizeof(line));
+    mt_debug("%s %s", what, line);
+}
+
+static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len)
+{
+    if (t->dev_fd < 0)
+        return -ENODEV;
+    ssize_t n = write(t->dev_fd, data, len);
+    if (n < 0) {
+        int e = errno;
+        t->stats.dev_tx_errors++;
+        /* EIO: the link is down; EAGAIN: the kernel's queue is full. Neither is fatal, and
+         * neither should flood the log. */
+        double now = ev_now(t->loop);
+        if (now - t->dev_err_logged >= 5.0) {
+            t->dev_err_logged = now;
+            mt_warn("write to %s failed: %s (packet dropped; %llu so far)", t->ifname, strerror(e),
+                    (unsigned long long)t->stats.dev_tx_errors);
+        }
+        return -e;
+    }
+    t->stats.dev_tx_packets++;
+    t->stats.dev_tx_bytes += (uint64_t)n;
+    return 0;
+}
+
+/* Bytes that are final (encode already ran, or there is none) to the peer's transport. */
+static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len)
+{
+    struct mt_tunnel *t = p->tun;
+    if (!p->pub.up)
+        return -ENOTCONN;
+    int rc = t->cfg->transport == MT_TRANSPORT_TCP ? mt__tcp_send(p, data, len)
+                                                   : mt__udp_send(p, data, len);
+    if (rc < 0) {
+        p->pub.stats.drops++;
+        t->stats.queue_drops++;
+        return rc;
+    }
+    p->pub.stats.tx_packets++;
+    p->pub.stats.tx_bytes += len;
+    t->stats.net_tx_packets++;
+    t->stats.net_tx_bytes += len;
+    return 0;
+}
+
+/* Runs the encode hooks on pkt (which they may rewrite) and sends the result to p. */
+static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
+{
+    if (t->hooks & MT_HOOK_ENCODE) {
+        if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
+            t->stats.script_drops++;
+            return;
+        }
+    }
+    send_raw(p, pkt->data, pkt->len);
+}
+
+/* Sends to p a copy of pkt when encode may rewrite it and the original is still needed. */
+static void to_peer_copy(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
+{
+    if (!(t->hooks & MT_HOOK_ENCODE)) {
+        send_raw(p, pkt->data, pkt->len);
+        return;
+    }
+    struct mt_packet copy;
+    mt_packet_init(&copy, t->out_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+    memcpy(copy.data, pkt->data, pkt->len);
+    copy.len = pkt->len;
+    copy.link = pkt->link;
+    copy.dir = pkt->dir;
+    copy.peer = pkt->peer;
+    to_peer(t, p, &copy);
+}
+
+static void to_all_peers(struct mt_tunnel *t, const struct mt_packet *pkt,
+                         const struct mt_tpeer *except)
+{
+    for (struct mt_tpeer *p = t->peers; p; p = p->next)
+        if (p != except)
+            to_peer_copy(t, p, pkt);
+}
+
+/* Default routing of an egress packet the scripts passed. */
+static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
+{
+    struct mt_tpeer *p = NULL;
+    if (t->cfg->role == MT_ROLE_CLIENT) {
+        p = t->peers; /* a client has at most one peer: its server */
+    } else {
+        struct mt_addr dst;
+        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+            if (mt_addr_is_multicast(&dst)) {
+                to_all_peers(t, pkt, NULL);
+                return;
+            }
+            p = mt_route_lookup(&t->routes, &dst);
+        }
+        /* Point-to-point, as simpletun: with one peer there is nowhere else to go. */
+        if (!p && t->npeers == 1)
+            p = t->peers;
+    }
+    if (!p) {
+        t->stats.no_route++;
+        if (mt_log_level >= MT_LOG_DEBUG)
+            log_packet("no route, dropped:", pkt);
+        return;
+    }
+    to_peer(t, p, pkt);
+}
+
+static void route_verdict(struct mt_tunnel *t, enum mt_verdict v, struct mt_peer *route,
+                          struct mt_packet *pkt)
+{
+    if (v == MT_VERDICT_DROP) {
+        t->stats.script_drops++;
+    } else if (v == MT_VERDICT_ROUTE) {
+        to_peer(t, (struct mt_tpeer *)route, pkt);
+    }
+}
+
+static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
+{
+    t->stats.dev_rx_packets++;
+    t->stats.dev_rx_bytes += pkt->len;
+    if (mt_log_level >= MT_LOG_DEBUG)
+        log_packet("egress", pkt);
+    enum mt_verdict v = MT_VERDICT_PASS;
+    struct mt_peer *route = NULL;
+    if (t->hooks & MT_HOOK_EGRESS)
+        v = mt_scripts_egress(t->scripts, pkt, &route);
+    switch (v) {
+    case MT_VERDICT_PASS:
+        route_egress(t, pkt);
+        break;
+    case MT_VERDICT_REPLY:
+        t->stats.script_replies++;
+        to_device(t, pkt->data, pkt->len);
+        break;
+    default:
+        route_verdict(t, v, route, pkt);
+    }
+}
+
+/* Learns which peer owns the packet's inner source address (server only: a client has
+ * one peer and routes everything to it). */
+static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
+{
+    struct mt_addr src;
+    if (t->cfg->role != MT_ROLE_SERVER ||
+        mt_addr_from_packet(pkt->data, pkt->len, t->link, false, &src) < 0 ||
+        mt_addr_is_multicast(&src))
+        return;
+    if (mt_route_learn(&t->routes, &src, p, ev_now(t->loop)) == 1 && mt_log_level >= MT_LOG_DEBUG) {
+        char buf[64];
+        mt_debug("learned %s via peer %s", mt_addr_str(&src, buf, sizeof(buf)), p->pub.addr);
+    }
+}
+
+/* Default delivery of an ingress packet the scripts passed: the device, or, on a server,
+ * another peer that owns the destination (client-to-client without the kernel). */
+static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_packet *pkt)
+{
+    if (t->cfg->role == MT_ROLE_SERVER) {
+        struct mt_addr dst;
+        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+            if (mt_addr_is_multicast(&dst)) {
+                to_all_peers(t, pkt, from);
+            } else {
+                struct mt_tpeer *owner = mt_route_lookup(&t->routes, &dst);
+                if (owner && owner != from) {
+                    to_peer(t, owner, pkt);
+                    return;
+                }
+            }
+        }
+    }
+    to_device(t, pkt->data, pkt->len);
+}
+
+void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len)
+{
+    t->stats.net_rx_packets++;
+    t->stats.net_rx_bytes += len;
+    p->pub.stats.rx_packets++;
+    p->pub.stats.rx_bytes += len;
+    p->last_rx = ev_now(t->loop);
+
+    struct mt_packet pkt;
+    if (t->scripts) {
+        /* Hooks may rewrite, grow or shrink it: give them a buffer with head- and tailroom. */
+        mt_packet_init(&pkt, t->net_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+        memcpy(pkt.data, data, len);
+        pkt.len = len;
+    } else {
+        pkt.base = pkt.data = (uint8_t *)data;
+        pkt.len = pkt.cap = len;
+    }
+    pkt.link = t->link;
+    pkt.dir = MT_DIR_INGRESS;
+    pkt.peer = &p->pub;
+
+    if (t->hooks & MT_HOOK_DECODE) {
+        if (mt_scripts_decode(t->scripts, &pkt, &p->pub) == MT_VERDICT_DROP) {
+            t->stats.script_drops++;
+            return;
+        }
+    }
+    learn_source(t, p, &pkt);
+    if (mt_log_level >= MT_LOG_DEBUG)
+        log_packet("ingress", &pkt);
+    enum mt_verdict v = MT_VERDICT_PASS;
+    struct mt_peer *route = NULL;
+    if (t->hooks & MT_HOOK_INGRESS)
+        v = mt_scripts_ingress(t->scripts, &pkt, &route);
+    switch (v) {
+    case MT_VERDICT_PASS:
+        route_ingress(t, p, &pkt);
+        break;
+    case MT_VERDICT_REPLY:
+        t->stats.script_replies++;
+        to_peer(t, p, &pkt);
+        break;
+    default:
+        route_verdict(t, v, route, &pkt);
+    }
+}
+
+void mt__tunnel_update_pressure(struct mt_tunnel *t)
+{
+    bool congested = false;
+    for (struct mt_tpeer *p = t->peers; p && !congested; p = p->next)
+        congested = p->txlen > MT_TX_HIGH;
+    if (congested && !t->dev_paused) {
+        t->dev_paused = true;
+        ev_io_stop(t->loop, &t->dev_w);
+    } else if (!congested && t->dev_paused) {
+        t->dev_paused = false;
+        if (t->dev_fd >= 0)
+            ev_io_start(t->loop, &t->dev_w);
+    }
+}
+
+static void dev_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct mt_tunnel *t = TUNNEL_OF(w, dev_w);
+    for (int i = 0; i < MT_DEV_BATCH && !t->dev_paused; i++) {
+        struct mt_packet pkt;
+        mt_packet_init(&pkt, t->dev_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+        ssize_t n = read(t->dev_fd, pkt.data, MT_MAX_PACKET);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (n <= 0) {
+            /* The device was deleted under us (ip link del): nothing more will come. */
+            mt_error("device %s is gone (%s): exiting", t->ifname,
+                     n == 0 ? "end of file" : strerror(errno));
+            t->exit_code = 1;
+            ev_io_stop(loop, w);
+            ev_break(loop, EVBREAK_ALL);
+            return;
+        }
+        pkt.len = (size_t)n;
+        pkt.link = t->link;
+        pkt.dir = MT_DIR_EGRESS;
+        pkt.peer = NULL;
+        from_device(t, &pkt);
+    }
+}
+
+static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct mt_tunnel *t = TUNNEL_OF(w, flush_w);
+    if (!t->tx_pending)
+        return;
+    t->tx_pending = false;
+    struct mt_tpeer *next;
+    for (struct mt_tpeer *p = t->peers; p; p = next) {
+        next = p->next; /* flushing may close p */
+        if (p->txlen > 0)
+            mt__tcp_flush(p);
+    }
+    mt__tunnel_update_pressure(t);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    mt_info("caught signal %d, stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct mt_tunnel *t = TUNNEL_OF(w, sighup_w);
+    if (!t->scripts) {
+        mt_info("SIGHUP: no scripts to reload");
+        return;
+    }
+    char err[512];
+    if (mt_scripts_reload(&t->scripts, err, sizeof(err)) < 0) {
+        mt_error("reload failed, keeping the running scripts: %s", err);
+        return;
+    }
+    t->hooks = mt_scripts_hooks(t->scripts);
+    mt_info("scripts reloaded");
+}
+
+/* What scripts may ask for (struct mt_host). */
+static int host_inject(void *ctx, const uint8_t *data, size_t len)
+{
+    return to_device(ctx, data, len);
+}
+
+static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
+{
+    struct mt_tunnel *t = ctx;
+    int rc = send_raw((struct mt_tpeer *)peer, data, len);
+    t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
+    return rc;
+}
+
+static size_t host_peers(void *ctx, struct mt_peer **out, size_t max)
+{
+    struct mt_tunnel *t = ctx;
+    size_t n = 0;
+    for (struct mt_tpeer *p = t->peers; p && n < max; p = p->next)
+        out[n++] = &p->pub;
+    return n;
+}
+
+int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_config *cfg,
+                   char *err, size_t errsz)
+{
+    memset(t, 0, sizeof(*t));
+    t->loop = loop;
+    t->cfg = cfg;
+    t->link = cfg->tap ? MT_LINK_ETH : MT_LINK_IP;
+    t->dev_fd = t->sock_fd = t->connect_fd = -1;
+    /* What may arrive from the network: an MTU-sized packet (plus an Ethernet header and a
+     * VLAN tag in tap mode) and room for a header a script's encode hook adds. */
+    size_t max = (size_t)cfg->mtu + (cfg->tap ? 18 : 0) + MT_HEADROOM;
+    t->frame_max = max < MT_MAX_PACKET ? max : MT_MAX_PACKET;
+    t->dev_buf = malloc(MT_PKT_BUFSIZE);
+    t->net_buf = malloc(MT_PKT_BUFSIZE);
+    t->out_buf = malloc(MT_PKT_BUFSIZE);
+    if (!t->dev_buf || !t->net_buf || !t->out_buf || mt_route_init(&t->routes, MT_ROUTES) < 0) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
+    t->host.ctx = t;
+    t->host.loop = loop;
+    t->host.cfg = cfg;
+    t->host.stats = &t->stats;
+    t->host.inject = host_inject;
+    t->host.send = host_send;
+    t->host.peers = host_peers;
+    /* Scripts load before any device exists: a broken one costs nothing but its error. */
+    int rc = mt_scripts_load(&t->scripts, cfg, &t->host, err, errsz);
+    if (rc < 0)
+        return rc;
+    t->hooks = t->scripts ? mt_scripts_hooks(t->scripts) : 0;
+    return 0;
+}
+
+int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
+{
+    const struct mt_config *cfg = t->cfg;
+    /* Sockets first: a port in use should fail before a device appears. */
+    int rc = cfg->transport == MT_TRANSPORT_TCP ? mt__tcp_start(t, err, errsz)
+                                                : mt__udp_start(t, err, errsz);
+    if (rc < 0)
+        return rc;
+    rc = mt_device_open(cfg->ifname, cfg->tap, t->ifname);
+    if (rc < 0) {
+        snprintf(err, errsz, "cannot open %s device%s%s: %s", cfg->tap ? "tap" : "tun",
+                 cfg->ifname[0] ? " " : "", cfg->ifname, strerror(-rc));
+        return rc;
+    }
+    t->dev_fd = rc;
+    rc = mt_device_set_mtu(t->ifname, cfg->mtu);
+    if (rc < 0) {
+        snprintf(err, errsz, "cannot set MTU %d on %s: %s", cfg->mtu, t->ifname, strerror(-rc));
+        return rc;
+    }
+    if (cfg->naddrs > 0) {
+        rc = mt_device_set_up(t->ifname);
+        for (int i = 0; i < cfg->naddrs && rc >= 0; i++)
+            rc = mt_device_add_addr(t->ifname, &cfg->addrs[i]);
+        if (rc < 0) {
+            snprintf(err, errsz, "cannot configure %s: %s", t->ifname, strerror(-rc));
+            return rc;
+        }
+    }
+    ev_io_init(&t->dev_w, dev_cb, t->dev_fd, EV_READ);
+    ev_io_start(t->loop, &t->dev_w);
+    ev_prepare_init(&t->flush_w, flush_cb);
+    ev_prepare_start(t->loop, &t->flush_w);
+    ev_signal_init(&t->sigint_w, signal_cb, SIGINT);
+    ev_signal_init(&t->sigterm_w, signal_cb, SIGTERM);
+    ev_signal_init(&t->sighup_w, sighup_cb, SIGHUP);
+    ev_signal_start(t->loop, &t->sigint_w);
+    ev_signal_start(t->loop, &t->sigterm_w);
+    ev_signal_start(t->loop, &t->sighup_w);
+    mt_info("%s %s up (mtu %d), %s %s on %s port %u", cfg->tap ? "tap" : "tun", t->ifname, cfg->mtu,
+            cfg->transport == MT_TRANSPORT_TCP ? "tcp" : "udp",
+            cfg->role == MT_ROLE_SERVER ? "server" : "client",
+            cfg->role == MT_ROLE_SERVER ? (cfg->listen[0] ? cfg->listen : "any") : cfg->host,
+            cfg->port);
+    return 0;
+}
+
+void mt_tunnel_run(struct mt_tunnel *t)
+{
+    ev_run(t->loop, 0);
+}
+
+void mt_tunnel_close(struct mt_tunnel *t)
+{
+    t->stopping = true;
+    ev_signal_stop(t->loop, &t->sigint_w);
+    ev_signal_stop(t->loop, &t->sigterm_w);
+    ev_signal_stop(t->loop, &t->sighup_w);
+    /* Scripts stop first: their stop handlers may still log or look at peers. */
+    mt_scripts_free(t->scripts);
+    t->scripts = NULL;
+    t->hooks = 0;
+    if (t->cfg->transport == MT_TRANSPORT_TCP)
+        mt__tcp_stop(t);
+    else
+        mt__udp_stop(t);
+    while (t->peers)
+        mt__peer_free(t->peers, "shutting down");
+    if (t->dev_fd >= 0) {
+        ev_io_stop(t->loop, &t->dev_w);
+        close(t->dev_fd);
+        t->dev_fd = -1;
+    }
+    ev_prepare_stop(t->loop, &t->flush_w);
+    mt_route_free(&t->routes);
+    free(t->dev_buf);
+    free(t->net_buf);
+    free(t->out_buf);
+    t->dev_buf = t->net_buf = t->out_buf = NULL;
+}
