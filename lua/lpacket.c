@@ -1,0 +1,1028 @@
+/* The packet userdata and its header views (pkt.eth pkt.ip pkt.tcp pkt.udp pkt.icmp): Lua's
+ * window onto a packet in the core's buffer. The chain makes one userdata per slot, binds it for
+ * a handler call and expires it afterwards; the views are made once with it, so nothing here
+ * allocates per packet. Header writes fix the checksums they touch incrementally (RFC 1624). */
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "binding.h"
+#include "moontun/proto.h"
+
+#define MT_LVIEW_META "moontun.header"
+
+#define EXPIRED_MSG                                                                                \
+    "attempt to use an expired packet (packets are valid only during the handler call)"
+
+enum view { V_ETH, V_IP, V_TCP, V_UDP, V_ICMP, V_COUNT };
+
+static const char *const view_names[V_COUNT] = {"eth", "ip", "tcp", "udp", "icmp"};
+
+struct lpacket {
+    struct mt_packet *pkt; /* NULL when expired */
+    bool parsed;           /* the fields below describe pkt's current bytes */
+    uint8_t ipver;         /* 4, 6, or 0 when there is no usable IP header */
+    uint8_t l4proto;       /* final protocol number (after IPv6 extension headers) */
+    uint32_t l3hlen;       /* IP header plus IPv6 extension headers */
+    int32_t off[V_COUNT];  /* where each view's header starts; -1 when absent */
+};
+
+struct lview {
+    struct lpacket *lp; /* the packet userdata, kept alive by this view's uservalue */
+    enum view kind;
+};
+
+/* Field names of the packet and the views, mapped to these codes by a table in an upvalue so
+ * that a lookup is one hash probe on an interned string. */
+enum pfield { P_DIR = 1, P_PEER, P_ETH, P_IP, P_TCP, P_UDP, P_ICMP };
+static const char *const pfield_names[] = {NULL, "dir", "peer", "eth", "ip", "tcp", "udp", "icmp"};
+
+enum vfield {
+    F_SRC = 1,
+    F_DST,
+    F_TYPE,
+    F_VERSION,
+    F_HLEN,
+    F_TOS,
+    F_LEN,
+    F_ID,
+    F_TTL,
+    F_PROTO,
+    F_SPORT,
+    F_DPORT,
+    F_SEQ,
+    F_ACK,
+    F_FLAGS,
+    F_WINDOW,
+    F_CODE,
+    F_COUNT
+};
+static const char *const vfield_names[F_COUNT] = {
+    NULL,  "src",   "dst",   "type",  "version", "hlen", "tos",   "len",    "id",
+    "ttl", "proto", "sport", "dport", "seq",     "ack",  "flags", "window", "code"};
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* --- parsing ------------------------------------------------------------------------------ */
+
+/* Works out which views the current bytes support. mt_proto_parse finds the headers; the
+ * checks here are what a view needs before it touches a byte, so a liar's packet (total
+ * length beyond the packet, IHL beyond the total length or below 5, a TCP data offset past the
+ * end) gets nil views instead of reads out of bounds. */
+static void parse(struct lpacket *lp)
+{
+    const struct mt_packet *pkt = lp->pkt;
+    const uint8_t *p = pkt->data;
+    size_t len = pkt->len;
+    struct mt_hdrs h;
+
+    mt_proto_parse(p, len, pkt->link, &h);
+    for (int i = 0; i < V_COUNT; i++)
+        lp->off[i] = -1;
+    lp->ipver = 0;
+    lp->l4proto = 0;
+    lp->l3hlen = 0;
+    lp->parsed = true;
+
+    if (pkt->link == MT_LINK_ETH && h.l2 >= 0 && (size_t)h.l2 <= len &&
+        MT_ETH_HLEN <= len - (size_t)h.l2)
+        lp->off[V_ETH] = h.l2;
+
+    if (h.l3 < 0 || (size_t)h.l3 > len)
+        return;
+    size_t l3 = (size_t)h.l3, avail = len - l3, ipend, hlen;
+    const uint8_t *ip = p + l3;
+    if (avail >= 20 && ip[0] >> 4 == 4) {
+        size_t ihl = (size_t)(ip[0] & 0x0f) * 4, tot = rd16(ip + 2);
+        /* IHL < 5, IHL past the total length, or a total length past what arrived */
+        if (ihl < 20 || tot < ihl || tot > avail)
+            return;
+        lp->ipver = 4;
+        hlen = ihl;
+        ipend = l3 + tot;
+    } else if (avail >= 40 && ip[0] >> 4 == 6) {
+        size_t tot = 40 + (size_t)rd16(ip + 4);
+        if (tot > avail) /* payload length past what arrived */
+            return;
+        lp->ipver = 6;
+        ipend = l3 + tot;
+        /* the parser's lengths give the extension headers even when there is no transport
+         * header it knows; believe them only when they stay inside the datagram */
+        hlen = 40;
+        if (h.l4 >= 0 && (size_t)h.l4 >= l3 + 40 && (size_t)h.l4 <= ipend)
+            hlen = (size_t)h.l4 - l3;
+        else if (h.l3len >= h.l4len && h.l3len - h.l4len >= 40 && h.l3len - h.l4len <= tot)
+            hlen = h.l3len - h.l4len;
+    } else {
+        return;
+    }
+    lp->off[V_IP] = (int32_t)l3;
+    lp->l3hlen = (uint32_t)hlen;
+    lp->l4proto = h.l4proto;
+    if (lp->ipver == 4)
+        lp->l4proto = ip[9];
+
+    /* the transport header must lie inside the IP datagram, after the IP header */
+    if (h.l4 < 0 || (size_t)h.l4 < l3 + hlen || (size_t)h.l4 > ipend)
+        return;
+    size_t l4 = (size_t)h.l4, room = ipend - l4;
+    const uint8_t *t = p + l4;
+    switch (lp->l4proto) {
+    case MT_IPPROTO_TCP:
+        if (room >= 20 && (size_t)(t[12] >> 4) * 4 >= 20 && (size_t)(t[12] >> 4) * 4 <= room)
+            lp->off[V_TCP] = (int32_t)l4;
+        break;
+    case MT_IPPROTO_UDP:
+        if (room >= 8)
+            lp->off[V_UDP] = (int32_t)l4;
+        break;
+    case MT_IPPROTO_ICMP:
+        if (room >= 4 && lp->ipver == 4)
+            lp->off[V_ICMP] = (int32_t)l4;
+        break;
+    case MT_IPPROTO_ICMP6:
+        if (room >= 4 && lp->ipver == 6)
+            lp->off[V_ICMP] = (int32_t)l4;
+        break;
+    }
+}
+
+static inline void ensure_parsed(struct lpacket *lp)
+{
+    if (!lp->parsed)
+        parse(lp);
+}
+
+/* --- checks ------------------------------------------------------------------------------- */
+
+/* The packet at idx, live. Checks the metatable by pointer against upvalue 1 instead of by
+ * name through the registry: this runs on every access of every handler call. */
+static struct lpacket *check_packet(lua_State *L, int idx)
+{
+    struct lpacket *lp = lua_touserdata(L, idx);
+    if (lp == NULL || !lua_getmetatable(L, idx))
+        luaL_typeerror(L, idx, MT_LPACKET_META);
+    if (!lua_rawequal(L, -1, lua_upvalueindex(1)))
+        luaL_typeerror(L, idx, MT_LPACKET_META);
+    lua_pop(L, 1);
+    if (lp->pkt == NULL)
+        luaL_error(L, EXPIRED_MSG);
+    return lp;
+}
+
+static struct lview *check_view(lua_State *L, int idx)
+{
+    struct lview *v = lua_touserdata(L, idx);
+    if (v == NULL || !lua_getmetatable(L, idx))
+        luaL_typeerror(L, idx, MT_LVIEW_META);
+    if (!lua_rawequal(L, -1, lua_upvalueindex(1)))
+        luaL_typeerror(L, idx, MT_LVIEW_META);
+    lua_pop(L, 1);
+    if (v->lp->pkt == NULL)
+        luaL_error(L, EXPIRED_MSG);
+    return v;
+}
+
+/* An offset from a script for an n-byte access: anything, negative or huge, is possible. */
+static size_t check_off(lua_State *L, int arg, const struct mt_packet *pkt, size_t n)
+{
+    lua_Integer off = luaL_checkinteger(L, arg);
+    if (off < 0 || n > pkt->len || (lua_Unsigned)off > pkt->len - n)
+        luaL_argerror(
+            L, arg,
+            lua_pushfstring(L, "offset %I out of bounds (%d-byte access, packet is %I bytes)", off,
+                            (int)n, (lua_Integer)pkt->len));
+    return (size_t)off;
+}
+
+static uint32_t check_value(lua_State *L, int arg, lua_Integer max)
+{
+    lua_Integer v = luaL_checkinteger(L, arg);
+    if (v < 0 || v > max)
+        luaL_argerror(L, arg, lua_pushfstring(L, "value %I out of range 0..%I", v, max));
+    return (uint32_t)v;
+}
+
+/* --- raw accessors ------------------------------------------------------------------------ */
+
+static int pkt_u8(lua_State *L)
+{
+    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    lua_pushinteger(L, pkt->data[check_off(L, 2, pkt, 1)]);
+    return 1;
+}
+
+static int pkt_u16(lua_State *L)
+{
+    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    lua_pushinteger(L, rd16(pkt->data + check_off(L, 2, pkt, 2)));
+    return 1;
+}
+
+static int pkt_u32(lua_State *L)
+{
+    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    lua_pushinteger(L, rd32(pkt->data + check_off(L, 2, pkt, 4)));
+    return 1;
+}
+
+static int pkt_set_u8(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t off = check_off(L, 2, lp->pkt, 1);
+    lp->pkt->data[off] = (uint8_t)check_value(L, 3, 0xff);
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_set_u16(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t off = check_off(L, 2, lp->pkt, 2);
+    wr16(lp->pkt->data + off, (uint16_t)check_value(L, 3, 0xffff));
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_set_u32(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t off = check_off(L, 2, lp->pkt, 4);
+    wr32(lp->pkt->data + off, check_value(L, 3, 0xffffffff));
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_bytes(lua_State *L)
+{
+    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    lua_Integer off = luaL_optinteger(L, 2, 0);
+    if (off < 0 || (lua_Unsigned)off > pkt->len)
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L, "offset %I out of bounds (packet is %I bytes)", off,
+                                      (lua_Integer)pkt->len));
+    lua_Integer n = luaL_optinteger(L, 3, (lua_Integer)(pkt->len - (size_t)off));
+    if (n < 0 || (lua_Unsigned)n > pkt->len - (size_t)off)
+        luaL_argerror(L, 3,
+                      lua_pushfstring(L, "length %I out of bounds (%I bytes from offset %I)", n,
+                                      (lua_Integer)(pkt->len - (size_t)off), off));
+    lua_pushlstring(L, (const char *)pkt->data + off, (size_t)n);
+    return 1;
+}
+
+static int pkt_set_bytes(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 3, &n);
+    lua_Integer off = luaL_checkinteger(L, 2);
+    if (off < 0 || n > lp->pkt->len || (lua_Unsigned)off > lp->pkt->len - n)
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L,
+                                      "offset %I out of bounds (%I bytes do not fit in a %I-byte "
+                                      "packet there; use append or resize to grow it)",
+                                      off, (lua_Integer)n, (lua_Integer)lp->pkt->len));
+    memcpy(lp->pkt->data + off, s, n);
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_resize(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    struct mt_packet *pkt = lp->pkt;
+    lua_Integer n = luaL_checkinteger(L, 2);
+    /* a script may ask for anything: negative, 1e12; only the tailroom is there to grow into */
+    size_t room = pkt->len + mt_packet_tailroom(pkt);
+    lua_Integer max = (lua_Integer)(room < MT_MAX_PACKET ? room : MT_MAX_PACKET);
+    if (n < 0 || n > max || mt_packet_resize(pkt, (size_t)n) < 0)
+        luaL_argerror(
+            L, 2,
+            lua_pushfstring(L, "size %I out of range 0..%I (the room in the buffer)", n, max));
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_push(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    if (mt_packet_push(lp->pkt, n) < 0)
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L,
+                                      "%I bytes do not fit in front (headroom %I, packet %I "
+                                      "of at most %d bytes)",
+                                      (lua_Integer)n, (lua_Integer)mt_packet_headroom(lp->pkt),
+                                      (lua_Integer)lp->pkt->len, MT_MAX_PACKET));
+    memcpy(lp->pkt->data, s, n);
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_pull(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 0 || (lua_Unsigned)n > lp->pkt->len || mt_packet_pull(lp->pkt, (size_t)n) < 0)
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L, "cannot pull %I bytes from a %I-byte packet", n,
+                                      (lua_Integer)lp->pkt->len));
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_append(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    size_t n, old = lp->pkt->len;
+    const char *s = luaL_checklstring(L, 2, &n);
+    if (mt_packet_put(lp->pkt, n) < 0)
+        luaL_argerror(L, 2,
+                      lua_pushfstring(L,
+                                      "%I bytes do not fit behind (tailroom %I, packet %I "
+                                      "of at most %d bytes)",
+                                      (lua_Integer)n, (lua_Integer)mt_packet_tailroom(lp->pkt),
+                                      (lua_Integer)lp->pkt->len, MT_MAX_PACKET));
+    memcpy(lp->pkt->data + old, s, n);
+    lp->parsed = false;
+    return 0;
+}
+
+static int pkt_checksum(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    lua_pushboolean(L, mt_proto_fix_checksums(lp->pkt->data, lp->pkt->len, lp->pkt->link) == 0);
+    return 1;
+}
+
+/* --- packet metamethods ------------------------------------------------------------------- */
+
+/* upvalues: 1 the metatable, 2 the name table (methods, and field codes) */
+static int pkt_index(lua_State *L)
+{
+    struct lpacket *lp = check_packet(L, 1);
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
+        return 1; /* a method, or nil */
+    int code = (int)lua_tointeger(L, -1);
+    switch (code) {
+    case P_DIR:
+        lua_rawgeti(L, lua_upvalueindex(2), lp->pkt->dir == MT_DIR_INGRESS ? -2 : -1);
+        return 1;
+    case P_PEER:
+        mt__lpeer_push(L, lp->pkt->peer);
+        return 1;
+    default: {
+        if (code < P_ETH || code > P_ICMP)
+            return 0;
+        enum view k = (enum view)(code - P_ETH);
+        ensure_parsed(lp);
+        if (lp->off[k] < 0)
+            lua_pushnil(L);
+        else
+            lua_getiuservalue(L, 1, (int)k + 1);
+        return 1;
+    }
+    }
+}
+
+static int pkt_newindex(lua_State *L)
+{
+    check_packet(L, 1);
+    return luaL_error(L, "cannot assign pkt.%s: packet fields are read-only",
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
+static int pkt_len(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)check_packet(L, 1)->pkt->len);
+    return 1;
+}
+
+static int pkt_tostring(lua_State *L)
+{
+    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    char buf[256];
+    mt_proto_summary(pkt->data, pkt->len, pkt->link, buf, sizeof buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+/* --- header views: reading ---------------------------------------------------------------- */
+
+static void push_mac(lua_State *L, const uint8_t *m)
+{
+    char s[18];
+    snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    lua_pushlstring(L, s, 17);
+}
+
+static void push_addr(lua_State *L, int ver, const uint8_t *a)
+{
+    char s[INET6_ADDRSTRLEN];
+    inet_ntop(ver == 4 ? AF_INET : AF_INET6, a, s, sizeof s);
+    lua_pushstring(L, s);
+}
+
+static bool is_echo(const struct lpacket *lp, const uint8_t *t)
+{
+    return lp->ipver == 4 ? (t[0] == 8 || t[0] == 0) : (t[0] == 128 || t[0] == 129);
+}
+
+/* Pushes field f of the view (or nil when the view has no such field). Every offset read here
+ * was checked by parse(): the header's fixed part lies inside the packet. */
+static void view_get(lua_State *L, struct lpacket *lp, enum view k, enum vfield f)
+{
+    const uint8_t *p = lp->pkt->data + lp->off[k];
+    lua_Integer v;
+    switch (k) {
+    case V_ETH:
+        switch (f) {
+        case F_DST:
+            push_mac(L, p);
+            return;
+        case F_SRC:
+            push_mac(L, p + 6);
+            return;
+        case F_TYPE:
+            v = rd16(p + 12);
+            break;
+        default:
+            lua_pushnil(L);
+            return;
+        }
+        break;
+    case V_IP:
+        if (lp->ipver == 4) {
+            switch (f) {
+            case F_VERSION:
+                v = 4;
+                break;
+            case F_HLEN:
+                v = lp->l3hlen;
+                break;
+            case F_TOS:
+                v = p[1];
+                break;
+            case F_LEN:
+                v = rd16(p + 2);
+                break;
+            case F_ID:
+                v = rd16(p + 4);
+                break;
+            case F_TTL:
+                v = p[8];
+                break;
+            case F_PROTO:
+                v = p[9];
+                break;
+            case F_SRC:
+                push_addr(L, 4, p + 12);
+                return;
+            case F_DST:
+                push_addr(L, 4, p + 16);
+                return;
+            default:
+                lua_pushnil(L);
+                return;
+            }
+        } else {
+            switch (f) {
+            case F_VERSION:
+                v = 6;
+                break;
+            case F_HLEN:
+                v = lp->l3hlen;
+                break;
+            case F_TOS:
+                v = (p[0] & 0x0f) << 4 | p[1] >> 4;
+                break;
+            case F_LEN:
+                v = rd16(p + 4) + 40;
+                break;
+            case F_ID:
+                v = (lua_Integer)(rd32(p) & 0xfffff);
+                break;
+            case F_TTL:
+                v = p[7];
+                break;
+            case F_PROTO:
+                v = lp->l4proto;
+                break;
+            case F_SRC:
+                push_addr(L, 6, p + 8);
+                return;
+            case F_DST:
+                push_addr(L, 6, p + 24);
+                return;
+            default:
+                lua_pushnil(L);
+                return;
+            }
+        }
+        break;
+    case V_TCP:
+        switch (f) {
+        case F_SPORT:
+            v = rd16(p);
+            break;
+        case F_DPORT:
+            v = rd16(p + 2);
+            break;
+        case F_SEQ:
+            v = rd32(p + 4);
+            break;
+        case F_ACK:
+            v = rd32(p + 8);
+            break;
+        case F_FLAGS:
+            v = p[13];
+            break;
+        case F_WINDOW:
+            v = rd16(p + 14);
+            break;
+        default:
+            lua_pushnil(L);
+            return;
+        }
+        break;
+    case V_UDP:
+        switch (f) {
+        case F_SPORT:
+            v = rd16(p);
+            break;
+        case F_DPORT:
+            v = rd16(p + 2);
+            break;
+        case F_LEN:
+            v = rd16(p + 4);
+            break;
+        default:
+            lua_pushnil(L);
+            return;
+        }
+        break;
+    case V_ICMP:
+        switch (f) {
+        case F_TYPE:
+            v = p[0];
+            break;
+        case F_CODE:
+            v = p[1];
+            break;
+        case F_ID:
+        case F_SEQ:
+            /* only echo messages have them; parse() guaranteed 4 bytes, echo needs 8 */
+            if (!is_echo(lp, p) || lp->pkt->len - (size_t)lp->off[k] < 8) {
+                lua_pushnil(L);
+                return;
+            }
+            v = rd16(p + (f == F_ID ? 4 : 6));
+            break;
+        default:
+            lua_pushnil(L);
+            return;
+        }
+        break;
+    default:
+        lua_pushnil(L);
+        return;
+    }
+    lua_pushinteger(L, v);
+}
+
+/* upvalues: 1 the view metatable, 2 the field-name table */
+static int view_index(lua_State *L)
+{
+    struct lview *v = check_view(L, 1);
+    lua_settop(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
+        return 1; /* unknown names read as nil */
+    enum vfield f = (enum vfield)lua_tointeger(L, -1);
+    ensure_parsed(v->lp);
+    if (v->lp->off[v->kind] < 0) /* a mutation since took the header away */
+        lua_pushnil(L);
+    else
+        view_get(L, v->lp, v->kind, f);
+    return 1;
+}
+
+/* --- header views: writing ---------------------------------------------------------------- */
+
+enum csum_kind {
+    CS_PLAIN, /* a checksum field: fold the change in */
+    CS_UDP,   /* UDP's: 0 means "none" and stays 0; a computed 0 is sent as 0xffff */
+};
+
+/* Rewrites n bytes (n even, at an even offset within the checksummed data) at field with nb,
+ * folding the change into the checksum at csum (NULL: none covers it). */
+static void rewrite(uint8_t *field, const uint8_t *nb, size_t n, uint8_t *csum, enum csum_kind ck)
+{
+    if (csum != NULL) {
+        uint16_t c = rd16(csum);
+        if (!(ck == CS_UDP && c == 0)) {
+            c = mt_csum_update(c, field, nb, n);
+            if (ck == CS_UDP && c == 0)
+                c = 0xffff;
+            wr16(csum, c);
+        }
+    }
+    memcpy(field, nb, n);
+}
+
+static void rewrite16(uint8_t *field, uint16_t v, uint8_t *csum, enum csum_kind ck)
+{
+    uint8_t nb[2];
+    wr16(nb, v);
+    rewrite(field, nb, 2, csum, ck);
+}
+
+/* Sets the byte at word[hi ? 0 : 1] of a 16-bit word, the unit a checksum sees. */
+static void rewrite8(uint8_t *word, bool hi, uint8_t v, uint8_t *csum, enum csum_kind ck)
+{
+    uint8_t nb[2] = {word[0], word[1]};
+    nb[hi ? 0 : 1] = v;
+    rewrite(word, nb, 2, csum, ck);
+}
+
+/* The transport checksum that covers the IP pseudo-header (addresses), or NULL. */
+static uint8_t *pseudo_csum(struct lpacket *lp, enum csum_kind *ck)
+{
+    uint8_t *p = lp->pkt->data;
+    *ck = CS_PLAIN;
+    if (lp->off[V_TCP] >= 0)
+        return p + lp->off[V_TCP] + 16;
+    if (lp->off[V_UDP] >= 0) {
+        *ck = CS_UDP;
+        return p + lp->off[V_UDP] + 6;
+    }
+    if (lp->off[V_ICMP] >= 0 && lp->ipver == 6)
+        return p + lp->off[V_ICMP] + 2;
+    return NULL;
+}
+
+/* The transport checksum of view k (TCP, UDP, ICMP or ICMPv6). */
+static uint8_t *l4_csum(struct lpacket *lp, enum view k, enum csum_kind *ck)
+{
+    uint8_t *t = lp->pkt->data + lp->off[k];
+    *ck = k == V_UDP ? CS_UDP : CS_PLAIN;
+    return t + (k == V_TCP ? 16 : k == V_UDP ? 6 : 2);
+}
+
+static int field_error(lua_State *L, enum view k, const char *name, const char *why)
+{
+    return luaL_error(L, "cannot assign %s.%s: %s", view_names[k], name, why);
+}
+
+static uint32_t field_int(lua_State *L, enum view k, const char *name, lua_Integer max)
+{
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, 3, &isnum);
+    if (!isnum || v < 0 || v > max) {
+        const char *got = isnum ? lua_pushfstring(L, "%I", v) : luaL_typename(L, 3);
+        return (uint32_t)luaL_error(L, "cannot assign %s.%s: integer 0..%I expected, got %s",
+                                    view_names[k], name, max, got);
+    }
+    return (uint32_t)v;
+}
+
+static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *name)
+{
+    int ver = lp->ipver;
+    size_t alen = ver == 4 ? 4 : 16;
+    uint8_t nb[16], other[16];
+    if (lua_type(L, 3) != LUA_TSTRING)
+        field_error(L, V_IP, name,
+                    lua_pushfstring(L, "address text expected, got %s", luaL_typename(L, 3)));
+    const char *s = lua_tostring(L, 3);
+    if (inet_pton(ver == 4 ? AF_INET : AF_INET6, s, nb) != 1) {
+        if (inet_pton(ver == 4 ? AF_INET6 : AF_INET, s, other) == 1)
+            field_error(L, V_IP, name,
+                        lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s,
+                                        ver == 4 ? 6 : 4, ver));
+        field_error(L, V_IP, name, lua_pushfstring(L, "invalid IPv%d address '%s'", ver, s));
+    }
+    uint8_t *ip = lp->pkt->data + lp->off[V_IP];
+    uint8_t *a = ver == 4 ? ip + (dst ? 16 : 12) : ip + (dst ? 24 : 8);
+    enum csum_kind ck;
+    uint8_t *l4 = pseudo_csum(lp, &ck);
+    if (l4 != NULL) { /* the address is in the pseudo-header; the IP header keeps the bytes */
+        uint16_t c = rd16(l4);
+        if (!(ck == CS_UDP && c == 0)) {
+            c = mt_csum_update(c, a, nb, alen);
+            wr16(l4, ck == CS_UDP && c == 0 ? 0xffff : c);
+        }
+    }
+    rewrite(a, nb, alen, ver == 4 ? ip + 10 : NULL, CS_PLAIN);
+}
+
+static uint8_t parse_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return (uint8_t)(c - '0');
+    if (c >= 'a' && c <= 'f')
+        return (uint8_t)(c - 'a' + 10);
+    if (c >= 'A' && c <= 'F')
+        return (uint8_t)(c - 'A' + 10);
+    return 0xff;
+}
+
+static void set_mac(lua_State *L, uint8_t *m, const char *name)
+{
+    size_t n;
+    const char *s = lua_type(L, 3) == LUA_TSTRING ? lua_tolstring(L, 3, &n) : NULL;
+    uint8_t nb[6];
+    /* "aa:bb:cc:dd:ee:ff" (or with '-'): exactly 17 characters */
+    bool ok = s != NULL && n == 17;
+    for (int i = 0; ok && i < 6; i++) {
+        uint8_t hi = parse_hex(s[i * 3]), lo = parse_hex(s[i * 3 + 1]);
+        ok = hi != 0xff && lo != 0xff && (i == 5 || s[i * 3 + 2] == ':' || s[i * 3 + 2] == '-');
+        nb[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (!ok)
+        field_error(L, V_ETH, name, "MAC address \"aa:bb:cc:dd:ee:ff\" expected");
+    memcpy(m, nb, 6);
+}
+
+static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield f, const char *name)
+{
+    uint8_t *p = lp->pkt->data + lp->off[k];
+    enum csum_kind ck;
+    uint8_t *csum;
+    switch (k) {
+    case V_ETH:
+        switch (f) {
+        case F_DST:
+            set_mac(L, p, name);
+            return;
+        case F_SRC:
+            set_mac(L, p + 6, name);
+            return;
+        case F_TYPE:
+            wr16(p + 12, (uint16_t)field_int(L, k, name, 0xffff));
+            lp->parsed = false; /* what follows is now something else */
+            return;
+        default:
+            break;
+        }
+        break;
+    case V_IP:
+        if (f == F_SRC || f == F_DST) {
+            set_addr(L, lp, f == F_DST, name);
+            return;
+        }
+        if (lp->ipver == 4) {
+            csum = p + 10;
+            switch (f) {
+            case F_TOS:
+                rewrite8(p, false, (uint8_t)field_int(L, k, name, 0xff), csum, CS_PLAIN);
+                return;
+            case F_ID:
+                rewrite16(p + 4, (uint16_t)field_int(L, k, name, 0xffff), csum, CS_PLAIN);
+                return;
+            case F_TTL:
+                rewrite8(p + 8, true, (uint8_t)field_int(L, k, name, 0xff), csum, CS_PLAIN);
+                return;
+            default:
+                break;
+            }
+        } else { /* no IPv6 checksum covers these */
+            uint32_t v, w = rd32(p);
+            switch (f) {
+            case F_TOS:
+                v = field_int(L, k, name, 0xff);
+                wr32(p, (w & 0xf00fffff) | v << 20);
+                return;
+            case F_ID:
+                v = field_int(L, k, name, 0xfffff);
+                wr32(p, (w & 0xfff00000) | v);
+                return;
+            case F_TTL:
+                p[7] = (uint8_t)field_int(L, k, name, 0xff);
+                return;
+            default:
+                break;
+            }
+        }
+        break;
+    case V_TCP:
+        csum = l4_csum(lp, k, &ck);
+        switch (f) {
+        case F_SPORT:
+            rewrite16(p, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
+            return;
+        case F_DPORT:
+            rewrite16(p + 2, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
+            return;
+        case F_SEQ:
+        case F_ACK: {
+            uint8_t nb[4];
+            wr32(nb, field_int(L, k, name, 0xffffffff));
+            rewrite(p + (f == F_SEQ ? 4 : 8), nb, 4, csum, ck);
+            return;
+        }
+        case F_FLAGS:
+            rewrite8(p + 12, false, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
+            return;
+        case F_WINDOW:
+            rewrite16(p + 14, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
+            return;
+        default:
+            break;
+        }
+        break;
+    case V_UDP:
+        csum = l4_csum(lp, k, &ck);
+        switch (f) {
+        case F_SPORT:
+            rewrite16(p, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
+            return;
+        case F_DPORT:
+            rewrite16(p + 2, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
+            return;
+        default:
+            break;
+        }
+        break;
+    case V_ICMP:
+        csum = l4_csum(lp, k, &ck);
+        switch (f) {
+        case F_TYPE:
+            rewrite8(p, true, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
+            return;
+        case F_CODE:
+            rewrite8(p, false, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
+            return;
+        case F_ID:
+        case F_SEQ: {
+            uint16_t v = (uint16_t)field_int(L, k, name, 0xffff);
+            if (!is_echo(lp, p) || lp->pkt->len - (size_t)lp->off[k] < 8)
+                field_error(L, k, name, "only echo request/reply messages have it");
+            rewrite16(p + (f == F_ID ? 4 : 6), v, csum, ck);
+            return;
+        }
+        default:
+            break;
+        }
+        break;
+    default:
+        break;
+    }
+    /* the name is known to some view; is it readable in this one? */
+    view_get(L, lp, k, f);
+    field_error(L, k, name, lua_isnil(L, -1) ? "no such field" : "read-only field");
+}
+
+static int view_newindex(lua_State *L)
+{
+    struct lview *v = check_view(L, 1);
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
+        return field_error(L, v->kind, name, "no such field");
+    enum vfield f = (enum vfield)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    ensure_parsed(v->lp);
+    if (v->lp->off[v->kind] < 0)
+        return field_error(L, v->kind, name, "the packet no longer has this header");
+    view_set(L, v->lp, v->kind, f, name);
+    return 0;
+}
+
+static int view_tostring(lua_State *L)
+{
+    struct lview *v = check_view(L, 1);
+    lua_pushfstring(L, "moontun %s header", view_names[v->kind]);
+    return 1;
+}
+
+/* --- registration ------------------------------------------------------------------------- */
+
+static const luaL_Reg methods[] = {
+    {"u8", pkt_u8},
+    {"u16", pkt_u16},
+    {"u32", pkt_u32},
+    {"set_u8", pkt_set_u8},
+    {"set_u16", pkt_set_u16},
+    {"set_u32", pkt_set_u32},
+    {"bytes", pkt_bytes},
+    {"set_bytes", pkt_set_bytes},
+    {"resize", pkt_resize},
+    {"push", pkt_push},
+    {"pull", pkt_pull},
+    {"append", pkt_append},
+    {"checksum", pkt_checksum},
+    {NULL, NULL},
+};
+
+static const luaL_Reg metamethods[] = {
+    {"__index", pkt_index}, {"__newindex", pkt_newindex},
+    {"__len", pkt_len},     {"__tostring", pkt_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg view_metamethods[] = {
+    {"__index", view_index},
+    {"__newindex", view_newindex},
+    {"__tostring", view_tostring},
+    {NULL, NULL},
+};
+
+/* Makes the metatable `name` with metamethods mm; every metamethod gets two upvalues: the
+ * metatable itself (for the pointer check) and a name table holding the methods (each with
+ * the metatable as upvalue) and the field codes. Scripts see only `name` from getmetatable. */
+static void create_meta(lua_State *L, const char *name, const luaL_Reg *mm, const luaL_Reg *m,
+                        const char *const *fields, int nfields)
+{
+    luaL_newmetatable(L, name);
+    lua_createtable(L, 0, nfields + 16);
+    if (m != NULL) {
+        lua_pushvalue(L, -2);
+        luaL_setfuncs(L, m, 1);
+    }
+    for (int i = 1; i < nfields; i++) {
+        lua_pushinteger(L, i);
+        lua_setfield(L, -2, fields[i]);
+    }
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2); /* mt, mt, names */
+    luaL_setfuncs(L, mm, 2);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+void mt__lpacket_open(lua_State *L)
+{
+    create_meta(L, MT_LPACKET_META, metamethods, methods, pfield_names,
+                (int)(sizeof pfield_names / sizeof pfield_names[0]));
+    /* pkt.dir hands out these two strings, kept alive here so a read never makes one */
+    luaL_getmetatable(L, MT_LPACKET_META);
+    lua_getfield(L, -1, "__index");
+    lua_getupvalue(L, -1, 2);
+    lua_pushliteral(L, "egress");
+    lua_rawseti(L, -2, -1);
+    lua_pushliteral(L, "ingress");
+    lua_rawseti(L, -2, -2);
+    lua_pop(L, 3);
+    create_meta(L, MT_LVIEW_META, view_metamethods, NULL, vfield_names, F_COUNT);
+}
+
+void mt__lpacket_new(lua_State *L)
+{
+    struct lpacket *lp = lua_newuserdatauv(L, sizeof *lp, V_COUNT);
+    memset(lp, 0, sizeof *lp);
+    luaL_setmetatable(L, MT_LPACKET_META);
+    for (int k = 0; k < V_COUNT; k++) {
+        struct lview *v = lua_newuserdatauv(L, sizeof *v, 1);
+        v->lp = lp;
+        v->kind = (enum view)k;
+        luaL_setmetatable(L, MT_LVIEW_META);
+        lua_pushvalue(L, -2); /* a view stored by a script keeps its packet's memory alive */
+        lua_setiuservalue(L, -2, 1);
+        lua_setiuservalue(L, -2, k + 1);
+    }
+}
+
+/* The chain owns these userdata and calls this per packet: no metatable check on this path. */
+void mt__lpacket_bind(lua_State *L, int idx, struct mt_packet *pkt)
+{
+    struct lpacket *lp = lua_touserdata(L, idx);
+    lp->pkt = pkt;
+    lp->parsed = false;
+}
+
+void mt__lpacket_expire(lua_State *L, int idx)
+{
+    struct lpacket *lp = lua_touserdata(L, idx);
+    lp->pkt = NULL;
+    lp->parsed = false;
+}
