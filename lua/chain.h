@@ -1,0 +1,130 @@
+/* Private interface between the script chain (script.c) and the moontun module (lmoontun.c):
+ * the chain's state, its one protected-call wrapper, and the module's hooks into the chain.
+ * lpacket.c does not need this; it sees only binding.h. */
+#ifndef MOONTUN_LUA_CHAIN_H
+#define MOONTUN_LUA_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "moontun/script.h"
+
+#define MT_CHAIN_DEPTH 3 /* packet userdata kept per state: one per nesting level */
+
+enum mt_hook_slot {
+    MT_SLOT_EGRESS = 0,
+    MT_SLOT_INGRESS = 1,
+    MT_SLOT_ENCODE = 2,
+    MT_SLOT_DECODE = 3,
+    MT_SLOT_START = 4,
+    MT_SLOT_STOP = 5,
+    MT_NSLOTS = 6,
+};
+
+/* How a call into Lua ended (mt__scripts_call). */
+enum mt_call_status {
+    MT_CALL_OK = 0,
+    MT_CALL_ERROR = 1,  /* the script raised an error */
+    MT_CALL_BUDGET = 2, /* stopped by the instruction budget */
+    MT_CALL_MEMORY = 3, /* stopped by the memory cap */
+};
+
+struct mt_scripts {
+    lua_State *L;                /* ro: the main thread */
+    const struct mt_config *cfg; /* ro */
+    struct mt_host host;         /* ro: a copy of what the core gave us */
+
+    /* Handlers, as registry references, per hook in chain order: a per-packet call is one
+     * rawgeti per script, no string lookups. */
+    int refs[MT_NSLOTS][MT_MAX_SCRIPTS];
+    int owner[MT_NSLOTS][MT_MAX_SCRIPTS]; /* index of the script each handler came from */
+    int nrefs[MT_NSLOTS];
+    unsigned hooks; /* MT_HOOK_* */
+    int nscripts;
+    char names[MT_MAX_SCRIPTS][64]; /* basenames, for logs */
+    char dirs[MT_MAX_SCRIPTS][256]; /* where each script lives, for require */
+
+    int pkt_refs[MT_CHAIN_DEPTH]; /* the reusable packet userdata */
+    int depth;                    /* packet userdata in use (nested chains) */
+    int in_encode;                /* encode handlers running: mt.send is refused then */
+    bool sending;                 /* the scratch packet is in use */
+    uint8_t *scratch;             /* MT_PKT_BUFSIZE bytes for mt.send, allocated at load */
+
+    int peer_cache_ref;       /* registry table: lightuserdata(struct mt_peer *) -> peer object */
+    int module_ref;           /* the moontun module table */
+    struct mt_peer **peerbuf; /* for mt.peers(), allocated at load */
+    size_t npeerbuf;
+
+    /* The call in progress. */
+    int active;       /* nesting of mt__scripts_call */
+    int cur_script;   /* whose code runs, for log prefixes and require; -1: none */
+    long call_budget; /* instructions per call (cfg->lua_budget, or more while loading) */
+    long budget;      /* instructions allowed for this outer call */
+    long used;        /* instructions counted so far (in steps) */
+    int step;         /* the count hook fires every step instructions */
+    bool aborting;    /* budget exceeded: every instruction raises until the call unwinds */
+    bool mem_refused;
+
+    /* Memory cap. */
+    size_t mem_used;
+    size_t mem_limit;
+    size_t mem_peak;
+
+    /* Error log rate limit. */
+    double err_window;
+    unsigned err_logged;
+    unsigned long err_suppressed;
+
+    /* Counters of our own, shown by mt.stats(). */
+    uint64_t calls;
+    uint64_t errors;
+    uint64_t dead_routes;
+    uint64_t timer_calls;
+
+    char warnbuf[256]; /* pieces of a Lua warning being assembled */
+    size_t warnlen;
+};
+
+static inline struct mt_scripts *mt__scripts_of(lua_State *L)
+{
+    return *(struct mt_scripts **)lua_getextraspace(L);
+}
+
+/* The one wrapper for every call into Lua. The function and its nargs arguments are on top
+ * of L's stack. Sets the budget (unless nested in another call, whose budget it shares), calls
+ * under a traceback handler, and on failure logs one rate-limited line naming `what` and the
+ * script, counts it, and leaves the stack as it was before the function was pushed. On success
+ * the nres results are on the stack. Never raises. */
+enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                     const char *what, int script);
+
+/* mt.send: runs the encode hooks on a copy of data and hands the result to host->send.
+ * Returns 1 when sent, 0 when encode dropped it, or a negative errno from the host.
+ * May raise (called from Lua): nested inside encode, or too long. */
+int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, const uint8_t *data,
+                     size_t len);
+
+/* Logs msg with the current script's name as prefix. */
+void mt__scripts_log(struct mt_scripts *s, int level, const char *msg);
+
+/* --- lmoontun.c ---------------------------------------------------------------------------- */
+
+/* The verdict constants handed to scripts as light userdata: unique and unforgeable. */
+extern const char mt__verdict_pass, mt__verdict_drop, mt__verdict_reply;
+
+/* Creates the module table and the metatables of the peer, timer and prefix classes; pushes
+ * the module. Needs s->peer_cache_ref set. */
+int mt__lmoontun_open(lua_State *L);
+/* Pushes the cached object for peer and returns true, or pushes nothing and returns false
+ * (it has none yet; mt__lpeer_push would allocate one). Never raises. */
+bool mt__lpeer_push_cached(lua_State *L, struct mt_peer *peer);
+/* 1 if the value at idx is a peer object (then *out is the peer, or NULL when it is gone),
+ * else 0. Never raises. */
+int mt__lpeer_check(lua_State *L, int idx, struct mt_peer **out);
+/* Detaches the cached object of peer: it keeps a snapshot and reports up = false. */
+void mt__lpeer_gone(lua_State *L, struct mt_peer *peer);
+
+#endif

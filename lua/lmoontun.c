@@ -1,0 +1,570 @@
+/* The `moontun` module scripts get from require "moontun": verdicts, logging, clock, timers,
+ * inject/send, peers, prefix matchers, stats, state and config. Also owns the peer userdata:
+ * one object per struct mt_peer per state, which outlives the peer as a snapshot. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "moontun/config.h"
+#include "moontun/log.h"
+#include "moontun/packet.h"
+
+#include "binding.h"
+#include "chain.h"
+
+#define MT_LTIMER_META  "moontun.timer"
+#define MT_LPREFIX_META "moontun.prefix"
+
+/* Distinct addresses are all that matters: a script cannot forge them, and a stray number or
+ * boolean returned by mistake is an error rather than a silent verdict. */
+const char mt__verdict_pass = 'P';
+const char mt__verdict_drop = 'D';
+const char mt__verdict_reply = 'R';
+
+/* Makes a class metatable as liolib's createmeta does: metamethods on it, methods (if any) in
+ * a table behind __index, and __metatable so scripts cannot tamper with it. */
+static void create_meta(lua_State *L, const char *name, const luaL_Reg *metamethods,
+                        const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, metamethods, 0);
+    if (methods != NULL) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 1);
+}
+
+/* --- peers --------------------------------------------------------------------------------- */
+
+struct mt_lpeer {
+    struct mt_peer *peer; /* NULL once the core said it is gone */
+    struct mt_peer snap;  /* what it was when it went */
+};
+
+static const struct mt_peer *lpeer_view(const struct mt_lpeer *u)
+{
+    return u->peer != NULL ? u->peer : &u->snap;
+}
+
+void mt__lpeer_push(lua_State *L, struct mt_peer *peer)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+
+    if (peer == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
+    if (lua_rawgetp(L, -1, peer) == LUA_TNIL) {
+        lua_pop(L, 1);
+        struct mt_lpeer *u = lua_newuserdatauv(L, sizeof *u, 0);
+        memset(u, 0, sizeof *u);
+        u->peer = peer;
+        luaL_setmetatable(L, MT_LPEER_META);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, -3, peer);
+    }
+    lua_remove(L, -2);
+}
+
+bool mt__lpeer_push_cached(lua_State *L, struct mt_peer *peer)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
+    if (lua_rawgetp(L, -1, peer) != LUA_TUSERDATA) {
+        lua_pop(L, 2);
+        return false;
+    }
+    lua_remove(L, -2);
+    return true;
+}
+
+int mt__lpeer_check(lua_State *L, int idx, struct mt_peer **out)
+{
+    struct mt_lpeer *u = luaL_testudata(L, idx, MT_LPEER_META);
+    if (u == NULL)
+        return 0;
+    *out = u->peer != NULL && u->peer->up ? u->peer : NULL;
+    return 1;
+}
+
+struct mt_peer *mt__lpeer_test(lua_State *L, int idx)
+{
+    struct mt_peer *p;
+    return mt__lpeer_check(L, idx, &p) ? p : NULL;
+}
+
+void mt__lpeer_gone(lua_State *L, struct mt_peer *peer)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+
+    /* No allocation here: called by the core between packets, outside any protected call. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
+    if (lua_rawgetp(L, -1, peer) == LUA_TUSERDATA) {
+        struct mt_lpeer *u = lua_touserdata(L, -1);
+        u->snap = *peer;
+        u->snap.up = false;
+        u->peer = NULL;
+        lua_pushnil(L);
+        lua_rawsetp(L, -3, peer); /* the struct may be reused for a new peer */
+    }
+    lua_pop(L, 2);
+}
+
+static struct mt_lpeer *check_peer(lua_State *L, int idx)
+{
+    return luaL_checkudata(L, idx, MT_LPEER_META);
+}
+
+static int peer_index(lua_State *L)
+{
+    struct mt_lpeer *u = check_peer(L, 1);
+    const struct mt_peer *p = lpeer_view(u);
+    const char *k = luaL_checkstring(L, 2);
+
+    if (strcmp(k, "addr") == 0)
+        lua_pushstring(L, p->addr);
+    else if (strcmp(k, "name") == 0)
+        lua_pushstring(L, p->name);
+    else if (strcmp(k, "id") == 0)
+        lua_pushinteger(L, (lua_Integer)p->id);
+    else if (strcmp(k, "up") == 0)
+        lua_pushboolean(L, u->peer != NULL && p->up);
+    else if (strcmp(k, "rx_packets") == 0)
+        lua_pushinteger(L, (lua_Integer)p->stats.rx_packets);
+    else if (strcmp(k, "rx_bytes") == 0)
+        lua_pushinteger(L, (lua_Integer)p->stats.rx_bytes);
+    else if (strcmp(k, "tx_packets") == 0)
+        lua_pushinteger(L, (lua_Integer)p->stats.tx_packets);
+    else if (strcmp(k, "tx_bytes") == 0)
+        lua_pushinteger(L, (lua_Integer)p->stats.tx_bytes);
+    else if (strcmp(k, "drops") == 0)
+        lua_pushinteger(L, (lua_Integer)p->stats.drops);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int peer_newindex(lua_State *L)
+{
+    struct mt_lpeer *u = check_peer(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    size_t len;
+
+    if (strcmp(k, "name") != 0)
+        return luaL_error(L, "cannot assign peer.%s: only name is writable", k);
+    const char *name = luaL_checklstring(L, 3, &len);
+    struct mt_peer *p = u->peer != NULL ? u->peer : &u->snap;
+    luaL_argcheck(L, len < sizeof p->name && memchr(name, '\0', len) == NULL, 3,
+                  "name must be at most 63 bytes, without NUL");
+    memcpy(p->name, name, len + 1);
+    return 0;
+}
+
+static int peer_tostring(lua_State *L)
+{
+    struct mt_lpeer *u = check_peer(L, 1);
+    const struct mt_peer *p = lpeer_view(u);
+    bool up = u->peer != NULL && p->up;
+
+    if (strcmp(p->name, p->addr) == 0 || p->name[0] == '\0')
+        lua_pushfstring(L, "peer %d %s%s", (int)p->id, p->addr, up ? "" : " (gone)");
+    else
+        lua_pushfstring(L, "peer %d %s (%s)%s", (int)p->id, p->name, p->addr, up ? "" : " (gone)");
+    return 1;
+}
+
+static const luaL_Reg peer_metamethods[] = {
+    {"__index", peer_index},
+    {"__newindex", peer_newindex},
+    {"__tostring", peer_tostring},
+    {NULL, NULL},
+};
+
+/* --- timers -------------------------------------------------------------------------------- */
+
+struct mt_ltimer {
+    ev_timer w; /* first, but found through offsetof all the same */
+    struct mt_scripts *s;
+    int self_ref; /* keeps the userdata alive while armed; LUA_NOREF when not */
+    int script;   /* who made it: its name prefixes the timer's errors */
+    double after, repeat;
+};
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mt_ltimer *t = (struct mt_ltimer *)((char *)w - offsetof(struct mt_ltimer, w));
+    struct mt_scripts *s = t->s;
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    int ref = t->self_ref;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref); /* on the stack, it lives through the call */
+    if (t->repeat == 0.) {                  /* one-shot: libev has already stopped it */
+        t->self_ref = LUA_NOREF;
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    }
+    lua_getiuservalue(L, -1, 1);
+    lua_pushvalue(L, -2);
+    s->timer_calls++;
+    mt__scripts_call(s, L, 1, 0, "timer", t->script);
+    lua_settop(L, top);
+}
+
+static int timer_new(lua_State *L, bool repeat)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    double sec = luaL_checknumber(L, 1);
+
+    luaL_argcheck(L, isfinite(sec) && sec > 0 && sec < 1e9, 1,
+                  "interval must be a positive number of seconds");
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (s->host.loop == NULL)
+        return luaL_error(L, "timers need an event loop");
+
+    struct mt_ltimer *t = lua_newuserdatauv(L, sizeof *t, 1);
+    memset(t, 0, sizeof *t);
+    t->s = s;
+    t->self_ref = LUA_NOREF;
+    t->script = s->cur_script;
+    t->after = sec;
+    t->repeat = repeat ? sec : 0.;
+    ev_timer_init(&t->w, timer_cb, sec, t->repeat);
+    luaL_setmetatable(L, MT_LTIMER_META);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -1);
+    t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ev_timer_start(s->host.loop, &t->w);
+    return 1;
+}
+
+static int mt_every(lua_State *L)
+{
+    return timer_new(L, true);
+}
+
+static int mt_after(lua_State *L)
+{
+    return timer_new(L, false);
+}
+
+static int timer_cancel(lua_State *L)
+{
+    struct mt_ltimer *t = luaL_checkudata(L, 1, MT_LTIMER_META);
+    bool armed = t->self_ref != LUA_NOREF;
+
+    ev_timer_stop(t->s->host.loop, &t->w);
+    if (armed) {
+        luaL_unref(L, LUA_REGISTRYINDEX, t->self_ref);
+        t->self_ref = LUA_NOREF;
+    }
+    lua_pushboolean(L, armed);
+    return 1;
+}
+
+static int timer_gc(lua_State *L)
+{
+    struct mt_ltimer *t = luaL_checkudata(L, 1, MT_LTIMER_META);
+    if (t->s != NULL && t->s->host.loop != NULL)
+        ev_timer_stop(t->s->host.loop, &t->w);
+    return 0;
+}
+
+static int timer_tostring(lua_State *L)
+{
+    struct mt_ltimer *t = luaL_checkudata(L, 1, MT_LTIMER_META);
+    const char *state = t->self_ref != LUA_NOREF ? "" : ", stopped";
+    if (t->repeat > 0.)
+        lua_pushfstring(L, "timer (every %fs%s)", t->repeat, state);
+    else
+        lua_pushfstring(L, "timer (after %fs%s)", t->after, state);
+    return 1;
+}
+
+static const luaL_Reg timer_methods[] = {
+    {"cancel", timer_cancel},
+    {NULL, NULL},
+};
+
+static const luaL_Reg timer_metamethods[] = {
+    {"__gc", timer_gc},
+    {"__tostring", timer_tostring},
+    {"__index", NULL}, /* the method table */
+    {NULL, NULL},
+};
+
+/* --- prefix matchers ----------------------------------------------------------------------- */
+
+static int mt_prefix(lua_State *L)
+{
+    const char *text = luaL_checkstring(L, 1);
+    struct mt_prefix *p = lua_newuserdatauv(L, sizeof *p, 0);
+    memset(p, 0, sizeof *p);
+    if (mt_prefix_parse(text, p) < 0)
+        return luaL_argerror(L, 1, "not an address prefix (like 10.0.0.0/8 or fd00::/64)");
+    luaL_setmetatable(L, MT_LPREFIX_META);
+    return 1;
+}
+
+static int prefix_contains(lua_State *L)
+{
+    const struct mt_prefix *p = luaL_checkudata(L, 1, MT_LPREFIX_META);
+    const char *text = luaL_checkstring(L, 2);
+    struct mt_addr a;
+
+    memset(&a, 0, sizeof a);
+    if (inet_pton(AF_INET, text, a.b) == 1)
+        a.kind = MT_ADDR_IP4;
+    else if (inet_pton(AF_INET6, text, a.b) == 1)
+        a.kind = MT_ADDR_IP6;
+    else
+        return luaL_argerror(L, 2, "not an IPv4 or IPv6 address");
+    lua_pushboolean(L, mt_prefix_contains(p, &a));
+    return 1;
+}
+
+static int prefix_tostring(lua_State *L)
+{
+    const struct mt_prefix *p = luaL_checkudata(L, 1, MT_LPREFIX_META);
+    char buf[INET6_ADDRSTRLEN];
+    int af = p->addr.kind == MT_ADDR_IP6 ? AF_INET6 : AF_INET;
+
+    if (inet_ntop(af, p->addr.b, buf, sizeof buf) == NULL)
+        snprintf(buf, sizeof buf, "?");
+    lua_pushfstring(L, "%s/%d", buf, (int)p->len);
+    return 1;
+}
+
+static const luaL_Reg prefix_methods[] = {
+    {"contains", prefix_contains},
+    {NULL, NULL},
+};
+
+static const luaL_Reg prefix_metamethods[] = {
+    {"__tostring", prefix_tostring},
+    {"__index", NULL},
+    {NULL, NULL},
+};
+
+/* --- the module functions ------------------------------------------------------------------ */
+
+/* upvalue 1: string.format, as it was when the state was made */
+static int log_at(lua_State *L, enum mt_log_level level)
+{
+    luaL_checkstring(L, 1);
+    if (level > mt_log_level)
+        return 0; /* not formatting what nobody will read */
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, 1);
+    mt__scripts_log(mt__scripts_of(L), (int)level, lua_tostring(L, -1));
+    return 0;
+}
+
+static int mt_log_info(lua_State *L)
+{
+    return log_at(L, MT_LOG_INFO);
+}
+
+static int mt_log_debug(lua_State *L)
+{
+    return log_at(L, MT_LOG_DEBUG);
+}
+
+static int mt_log_warn(lua_State *L)
+{
+    return log_at(L, MT_LOG_WARN);
+}
+
+static int mt_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int push_result(lua_State *L, int rc)
+{
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, strerror(-rc));
+        return 2;
+    }
+    lua_pushboolean(L, rc > 0);
+    return 1;
+}
+
+static int mt_inject(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 1, &len);
+
+    luaL_argcheck(L, len > 0 && len <= MT_MAX_PACKET, 1, "packet must be 1..65535 bytes");
+    if (s->host.inject == NULL)
+        return push_result(L, -ENOTSUP);
+    int rc = s->host.inject(s->host.ctx, (const uint8_t *)data, len);
+    return push_result(L, rc < 0 ? rc : 1);
+}
+
+/* true: sent; false: an encode hook dropped it; nil, why: it could not be sent. */
+static int mt_send(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    struct mt_lpeer *u = check_peer(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+
+    luaL_argcheck(L, len > 0 && len <= MT_MAX_PACKET, 2, "packet must be 1..65535 bytes");
+    if (u->peer == NULL || !u->peer->up) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "peer is gone");
+        return 2;
+    }
+    return push_result(L, mt__scripts_send(s, L, u->peer, (const uint8_t *)data, len));
+}
+
+static int mt_peers(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    size_t n = 0;
+
+    if (s->host.peers != NULL)
+        n = s->host.peers(s->host.ctx, s->peerbuf, s->npeerbuf);
+    if (n > s->npeerbuf)
+        n = s->npeerbuf;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        mt__lpeer_push(L, s->peerbuf[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+static const struct {
+    const char *name;
+    size_t off;
+} stat_fields[] = {
+#define F(x)                                                                                       \
+    {                                                                                              \
+#x, offsetof(struct mt_stats, x)                                                           \
+    }
+    F(dev_rx_packets),  F(dev_rx_bytes),   F(dev_tx_packets), F(dev_tx_bytes),  F(dev_tx_errors),
+    F(net_rx_packets),  F(net_rx_bytes),   F(net_tx_packets), F(net_tx_bytes),  F(no_route),
+    F(script_drops),    F(script_replies), F(queue_drops),    F(bad_frames),    F(peers_up),
+    F(peers_down),      F(script_errors),  F(budget_aborts),  F(memory_aborts), F(reloads),
+    F(reload_failures),
+#undef F
+};
+
+static void set_int(lua_State *L, const char *k, uint64_t v)
+{
+    lua_pushinteger(L, (lua_Integer)v);
+    lua_setfield(L, -2, k);
+}
+
+static int mt_stats(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    size_t nf = sizeof stat_fields / sizeof stat_fields[0];
+
+    lua_createtable(L, 0, (int)nf + 6);
+    if (s->host.stats != NULL)
+        for (size_t i = 0; i < nf; i++)
+            set_int(L, stat_fields[i].name,
+                    *(const uint64_t *)((const char *)s->host.stats + stat_fields[i].off));
+    set_int(L, "lua_calls", s->calls);
+    set_int(L, "lua_errors", s->errors);
+    set_int(L, "lua_timer_calls", s->timer_calls);
+    set_int(L, "lua_dead_routes", s->dead_routes);
+    set_int(L, "lua_mem", s->mem_used);
+    set_int(L, "lua_mem_peak", s->mem_peak);
+    set_int(L, "lua_mem_limit", s->mem_limit);
+    return 1;
+}
+
+static void push_config(lua_State *L, const struct mt_config *cfg)
+{
+    lua_createtable(L, 0, 12);
+    lua_pushstring(L, cfg->ifname);
+    lua_setfield(L, -2, "iface");
+    lua_pushboolean(L, cfg->tap);
+    lua_setfield(L, -2, "tap");
+    lua_pushstring(L, cfg->role == MT_ROLE_CLIENT ? "client" : "server");
+    lua_setfield(L, -2, "role");
+    lua_pushstring(L, cfg->host);
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, cfg->port);
+    lua_setfield(L, -2, "port");
+    lua_pushstring(L, cfg->listen);
+    lua_setfield(L, -2, "listen");
+    lua_pushstring(L, cfg->transport == MT_TRANSPORT_UDP ? "udp" : "tcp");
+    lua_setfield(L, -2, "transport");
+    lua_pushinteger(L, cfg->mtu);
+    lua_setfield(L, -2, "mtu");
+    lua_pushstring(L, cfg->on_error == MT_ON_ERROR_PASS ? "pass" : "drop");
+    lua_setfield(L, -2, "on_error");
+    lua_pushinteger(L, cfg->lua_budget);
+    lua_setfield(L, -2, "lua_budget");
+    lua_pushinteger(L, cfg->lua_mem_mb);
+    lua_setfield(L, -2, "lua_mem");
+    lua_pushinteger(L, cfg->max_peers);
+    lua_setfield(L, -2, "max_peers");
+}
+
+static const luaL_Reg module_funcs[] = {
+    {"now", mt_now},       {"every", mt_every}, {"after", mt_after},
+    {"inject", mt_inject}, {"send", mt_send},   {"peers", mt_peers},
+    {"prefix", mt_prefix}, {"stats", mt_stats}, {NULL, NULL},
+};
+
+static const luaL_Reg module_log_funcs[] = {
+    {"log", mt_log_info},
+    {"debug", mt_log_debug},
+    {"warn", mt_log_warn},
+    {NULL, NULL},
+};
+
+int mt__lmoontun_open(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+
+    create_meta(L, MT_LPEER_META, peer_metamethods, NULL);
+    create_meta(L, MT_LTIMER_META, timer_metamethods, timer_methods);
+    create_meta(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
+
+    lua_createtable(L, 0, 24);
+    luaL_setfuncs(L, module_funcs, 0);
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "format");
+    lua_remove(L, -2);
+    luaL_setfuncs(L, module_log_funcs, 1);
+    lua_pushlightuserdata(L, (void *)&mt__verdict_pass);
+    lua_setfield(L, -2, "PASS");
+    lua_pushlightuserdata(L, (void *)&mt__verdict_drop);
+    lua_setfield(L, -2, "DROP");
+    lua_pushlightuserdata(L, (void *)&mt__verdict_reply);
+    lua_setfield(L, -2, "REPLY");
+    /* Survives reloads: the chain deep-copies its plain data (not functions or userdata). */
+    lua_newtable(L);
+    lua_setfield(L, -2, "state");
+    push_config(L, s->cfg);
+    lua_setfield(L, -2, "config");
+    return 1;
+}

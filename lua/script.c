@@ -1,0 +1,1061 @@
+/* The script chain: one Lua state holding every -S script, the sandbox it runs in, the one
+ * protected-call wrapper every call into Lua goes through (traceback, instruction budget,
+ * memory cap, rate-limited error log, --on-error verdict), the per-packet chain and reload. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "moontun/log.h"
+#include "moontun/script.h"
+
+#include "binding.h"
+#include "chain.h"
+
+#define MT_DEFAULT_BUDGET 1000000L
+#define MT_LOAD_BUDGET    10000000L /* a chunk's top level may build tables: allow more */
+#define MT_DEFAULT_MEM_MB 64L
+#define MT_HOOK_STEP      1000 /* the count hook fires this often; see mt__budget_hook */
+#define MT_ERRLOG_PER_SEC 5
+#define MT_ERRLINE        768
+
+#ifndef MOONTUN_LUA_DIR
+#define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"
+#endif
+
+static const char *const slot_names[MT_NSLOTS] = {
+    "egress", "ingress", "encode", "decode", "start", "stop",
+};
+
+static const unsigned slot_hooks[MT_NSLOTS] = {
+    MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0,
+};
+
+static double mt__mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *mt__cur_name(const struct mt_scripts *s, int script)
+{
+    return script >= 0 && script < s->nscripts ? s->names[script] : "lua";
+}
+
+void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
+{
+    mt_log((enum mt_log_level)level, "%s: %s", mt__cur_name(s, s->cur_script), msg);
+}
+
+/* --- limits: memory and instructions ------------------------------------------------------- */
+
+/* Like HAProxy's hlua_alloc: tracks what the state holds and refuses growth past the cap. Lua
+ * turns the refusal into a memory error (after an emergency collection), which the wrapper
+ * counts as a memory abort. */
+static void *mt__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct mt_scripts *s = ud;
+    size_t old = ptr != NULL ? osize : 0; /* for a new block, osize is a type tag */
+
+    if (nsize == 0) {
+        free(ptr);
+        s->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        if (grow > s->mem_limit || s->mem_used > s->mem_limit - grow) {
+            s->mem_refused = true;
+            return NULL;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (p == NULL) {
+        s->mem_refused = true;
+        return NULL;
+    }
+    s->mem_used = s->mem_used - old + nsize;
+    if (s->mem_used > s->mem_peak)
+        s->mem_peak = s->mem_used;
+    return p;
+}
+
+/* Counts instructions in steps for the whole call, whichever thread runs them: coroutines
+ * inherit the hook, and all of them draw from one budget. Once it is spent, the hook re-arms
+ * itself to fire on every instruction (as Redis's script_lua.c does), so a script's own pcall
+ * may catch the error but cannot run one more instruction of its own afterwards. */
+static void mt__budget_hook(lua_State *L, lua_Debug *ar)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+
+    if (!s->aborting) {
+        s->used += s->step;
+        if (s->used < s->budget) {
+            lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, s->step);
+            return;
+        }
+        s->aborting = true;
+    }
+    lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, 1);
+    /* A coroutine's error is caught by its resume like by a pcall: the thread that made the
+     * outer call must stop at its next instruction too. */
+    if (L != s->L)
+        lua_sethook(s->L, mt__budget_hook, LUA_MASKCOUNT, 1);
+    lua_getinfo(L, "Sl", ar);
+    lua_pushfstring(L, "%s:%d: instruction budget exceeded (%I instructions)", ar->short_src,
+                    ar->currentline, (lua_Integer)s->budget);
+    lua_error(L);
+}
+
+/* --- the call wrapper ---------------------------------------------------------------------- */
+
+/* Message handler, as in lua.c's msghandler: the message plus a traceback. */
+static int mt__msgh(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static void mt__append(char *out, size_t outsz, size_t *n, const char *p, size_t len)
+{
+    if (*n + 1 >= outsz)
+        return;
+    size_t room = outsz - 1 - *n;
+    if (len > room)
+        len = room;
+    memcpy(out + *n, p, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
+/* Makes one log line of a message and its traceback: "msg [at f.lua:3 < f.lua:9 < ...]".
+ * with_trace false keeps only the message (start-up errors, which name file and line). */
+static void mt__condense(const char *in, char *out, size_t outsz, bool with_trace)
+{
+    size_t n = 0;
+    bool in_trace = false, first_frame = true;
+
+    out[0] = '\0';
+    while (*in != '\0') {
+        const char *eol = strchr(in, '\n');
+        size_t len = eol != NULL ? (size_t)(eol - in) : strlen(in);
+        const char *line = in;
+        in += len + (eol != NULL);
+
+        if (!in_trace && len == 16 && memcmp(line, "stack traceback:", 16) == 0) {
+            in_trace = true;
+            if (!with_trace)
+                break;
+            continue;
+        }
+        if (!in_trace) {
+            if (n > 0)
+                mt__append(out, outsz, &n, " ", 1);
+            mt__append(out, outsz, &n, line, len);
+            continue;
+        }
+        while (len > 0 && (*line == '\t' || *line == ' ')) {
+            line++;
+            len--;
+        }
+        if (len == 0 || strncmp(line, "[C]: in ?", len) == 0)
+            continue;
+        mt__append(out, outsz, &n, first_frame ? " [" : " < ", first_frame ? 2 : 3);
+        mt__append(out, outsz, &n, line, len);
+        first_frame = false;
+    }
+    if (!first_frame)
+        mt__append(out, outsz, &n, "]", 1);
+    if (n + 1 >= outsz && outsz > 4)
+        memcpy(out + outsz - 4, "...", 4);
+}
+
+/* Logs at most MT_ERRLOG_PER_SEC errors a second; the rest are summed up in one line. */
+static void mt__log_error(struct mt_scripts *s, const char *line)
+{
+    double now = mt__mono();
+    if (now - s->err_window >= 1.0) {
+        if (s->err_suppressed > 0)
+            mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
+        s->err_window = now;
+        s->err_logged = 0;
+        s->err_suppressed = 0;
+    }
+    if (s->err_logged < MT_ERRLOG_PER_SEC) {
+        s->err_logged++;
+        mt_error("%s", line);
+    } else {
+        s->err_suppressed++;
+    }
+}
+
+/* Counts and logs one failed call (or a handler's invalid verdict). */
+static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char *what, int script,
+                     const char *msg, bool count_budget)
+{
+    char cond[MT_ERRLINE], line[MT_ERRLINE + 128];
+
+    s->errors++;
+    if (s->host.stats != NULL) {
+        s->host.stats->script_errors++;
+        if (kind == MT_CALL_BUDGET && count_budget)
+            s->host.stats->budget_aborts++;
+        if (kind == MT_CALL_MEMORY)
+            s->host.stats->memory_aborts++;
+    }
+    mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
+    snprintf(line, sizeof line, "%s: %s %s: %s", mt__cur_name(s, script), what,
+             kind == MT_CALL_BUDGET   ? "aborted"
+             : kind == MT_CALL_MEMORY ? "out of memory"
+                                      : "failed",
+             cond);
+    mt__log_error(s, line);
+}
+
+/* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
+ * traceback) instead of being logged and counted: loading reports its errors to the caller. */
+static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                    const char *what, int script, char *err, size_t errsz)
+{
+    int base = lua_gettop(L) - nargs; /* the function */
+    int prev_script = s->cur_script;
+    bool outer = s->active == 0;
+
+    lua_pushcfunction(L, mt__msgh);
+    lua_insert(L, base);
+    if (outer) {
+        s->budget = s->call_budget;
+        s->step = s->budget < MT_HOOK_STEP ? (int)s->budget : MT_HOOK_STEP;
+        s->used = 0;
+        s->aborting = false;
+        s->mem_refused = false;
+        lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, s->step);
+    }
+    s->active++;
+    s->cur_script = script;
+    s->calls++;
+    int status = lua_pcall(L, nargs, nres, base);
+    s->active--;
+    s->cur_script = prev_script;
+
+    if (status == LUA_OK) {
+        lua_remove(L, base);
+        return MT_CALL_OK;
+    }
+
+    enum mt_call_status kind = s->aborting                              ? MT_CALL_BUDGET
+                               : status == LUA_ERRMEM || s->mem_refused ? MT_CALL_MEMORY
+                                                                        : MT_CALL_ERROR;
+    const char *msg = lua_tostring(L, -1);
+    if (err != NULL) {
+        char cond[MT_ERRLINE];
+        const char *name = mt__cur_name(s, script);
+        mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, false);
+        /* Lua's messages start with "file:line:" already; others get the file in front. */
+        if (strstr(cond, name) != NULL)
+            snprintf(err, errsz, "%s", cond);
+        else
+            snprintf(err, errsz, "%s: %s: %s", script >= 0 ? s->cfg->scripts[script].path : "lua",
+                     what, cond);
+    } else {
+        mt__fail(s, kind, what, script, msg, outer);
+    }
+    lua_settop(L, base - 1);
+    if (kind == MT_CALL_MEMORY)
+        lua_gc(L, LUA_GCCOLLECT); /* give the next call its memory back */
+    if (outer) {
+        s->aborting = false;
+        s->mem_refused = false;
+    }
+    return kind;
+}
+
+enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                     const char *what, int script)
+{
+    return mt__call(s, L, nargs, nres, what, script, NULL, 0);
+}
+
+/* --- the chain ----------------------------------------------------------------------------- */
+
+static enum mt_verdict mt__on_error(const struct mt_scripts *s)
+{
+    return s->cfg->on_error == MT_ON_ERROR_PASS ? MT_VERDICT_PASS : MT_VERDICT_DROP;
+}
+
+static int mt__lpeer_push_cf(lua_State *L)
+{
+    mt__lpeer_push(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* Pushes the peer's object; making it the first time allocates, so that is protected. */
+static void mt__push_peer(lua_State *L, struct mt_peer *peer)
+{
+    if (peer == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    if (mt__lpeer_push_cached(L, peer))
+        return;
+    lua_pushcfunction(L, mt__lpeer_push_cf);
+    lua_pushlightuserdata(L, peer);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+}
+
+/* Reads the handler's result on top of the stack (and pops it). Returns true to go on to the
+ * next script. route is NULL for encode/decode, where only PASS and DROP are allowed. */
+static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int script,
+                        enum mt_verdict *v, struct mt_peer **route)
+{
+    int t = lua_type(L, -1);
+    const char *bad = NULL;
+
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return true;
+    }
+    if (t == LUA_TLIGHTUSERDATA) {
+        const void *p = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        if (p == &mt__verdict_pass)
+            return true;
+        if (p == &mt__verdict_drop) {
+            *v = MT_VERDICT_DROP;
+            return false;
+        }
+        if (p == &mt__verdict_reply && route != NULL) {
+            *v = MT_VERDICT_REPLY;
+            return false;
+        }
+        bad = p == &mt__verdict_reply ? "REPLY" : "light userdata";
+    } else {
+        struct mt_peer *peer;
+        if (t == LUA_TUSERDATA && mt__lpeer_check(L, -1, &peer)) {
+            lua_pop(L, 1);
+            if (route != NULL) {
+                if (peer == NULL) { /* routed to a peer that has gone: nowhere to send it */
+                    s->dead_routes++;
+                    *v = MT_VERDICT_DROP;
+                } else {
+                    *route = peer;
+                    *v = MT_VERDICT_ROUTE;
+                }
+                return false;
+            }
+            bad = "peer";
+        } else {
+            bad = lua_typename(L, t);
+            lua_pop(L, 1);
+        }
+    }
+
+    char msg[160];
+    snprintf(msg, sizeof msg, "returned %s %s (expected %s)",
+             strcmp(bad, "REPLY") == 0 || strcmp(bad, "peer") == 0 ? "a" : "a value of type", bad,
+             route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
+    mt__fail(s, MT_CALL_ERROR, slot_names[slot], script, msg, false);
+    *v = mt__on_error(s);
+    return *v == MT_VERDICT_PASS;
+}
+
+/* Runs slot's handlers in chain order on pkt. Never raises; L is the running thread (the main
+ * thread from the core, a coroutine when mt.send is called from one). */
+static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slot,
+                                     struct mt_packet *pkt, struct mt_peer *peer,
+                                     struct mt_peer **route)
+{
+    int n = s->nrefs[slot];
+    enum mt_verdict v = MT_VERDICT_PASS;
+
+    if (route != NULL)
+        *route = NULL;
+    if (n == 0)
+        return MT_VERDICT_PASS;
+    if (s->depth >= MT_CHAIN_DEPTH) { /* mt.send guards against this; belt and braces */
+        mt__fail(s, MT_CALL_ERROR, slot_names[slot], -1, "packet hooks nested too deep", false);
+        return mt__on_error(s);
+    }
+
+    int top = lua_gettop(L);
+    int nargs = slot == MT_SLOT_EGRESS ? 1 : 2;
+    int pidx = top + 1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->pkt_refs[s->depth++]);
+    mt__lpacket_bind(L, pidx, pkt);
+    if (nargs == 2)
+        mt__push_peer(L, peer);
+    if (slot == MT_SLOT_ENCODE)
+        s->in_encode++;
+
+    for (int i = 0; i < n; i++) {
+        int script = s->owner[slot][i];
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[slot][i]);
+        lua_pushvalue(L, pidx);
+        if (nargs == 2)
+            lua_pushvalue(L, pidx + 1);
+        if (mt__scripts_call(s, L, nargs, 1, slot_names[slot], script) != MT_CALL_OK) {
+            v = mt__on_error(s);
+            if (v == MT_VERDICT_PASS)
+                continue;
+            break;
+        }
+        if (!mt__verdict(s, L, slot, script, &v, route))
+            break;
+    }
+
+    if (slot == MT_SLOT_ENCODE)
+        s->in_encode--;
+    mt__lpacket_expire(L, pidx);
+    lua_settop(L, top);
+    s->depth--;
+    if (s->host.stats != NULL) {
+        if (v == MT_VERDICT_DROP)
+            s->host.stats->script_drops++;
+        else if (v == MT_VERDICT_REPLY)
+            s->host.stats->script_replies++;
+    }
+    return v;
+}
+
+enum mt_verdict mt_scripts_egress(struct mt_scripts *s, struct mt_packet *pkt,
+                                  struct mt_peer **route)
+{
+    if (s == NULL)
+        return MT_VERDICT_PASS;
+    struct mt_peer *dummy;
+    return mt__run_chain(s, s->L, MT_SLOT_EGRESS, pkt, NULL, route != NULL ? route : &dummy);
+}
+
+enum mt_verdict mt_scripts_ingress(struct mt_scripts *s, struct mt_packet *pkt,
+                                   struct mt_peer **route)
+{
+    if (s == NULL)
+        return MT_VERDICT_PASS;
+    struct mt_peer *dummy;
+    return mt__run_chain(s, s->L, MT_SLOT_INGRESS, pkt, pkt->peer, route != NULL ? route : &dummy);
+}
+
+enum mt_verdict mt_scripts_encode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
+{
+    if (s == NULL)
+        return MT_VERDICT_PASS;
+    return mt__run_chain(s, s->L, MT_SLOT_ENCODE, pkt, peer, NULL);
+}
+
+enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
+{
+    if (s == NULL)
+        return MT_VERDICT_PASS;
+    return mt__run_chain(s, s->L, MT_SLOT_DECODE, pkt, peer, NULL);
+}
+
+unsigned mt_scripts_hooks(const struct mt_scripts *s)
+{
+    return s != NULL ? s->hooks : 0;
+}
+
+void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer)
+{
+    if (s != NULL && peer != NULL)
+        mt__lpeer_gone(s->L, peer);
+}
+
+int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, const uint8_t *data,
+                     size_t len)
+{
+    /* encode -> send -> encode would recurse without end; one level is all a script needs. */
+    if (s->in_encode > 0 || s->sending)
+        return luaL_error(L, "mt.send cannot be used inside encode");
+    if (len == 0 || len > MT_MAX_PACKET)
+        return luaL_error(L, "mt.send: packet must be 1..%d bytes", MT_MAX_PACKET);
+    if (s->host.send == NULL)
+        return -ENOTSUP;
+
+    struct mt_packet pkt;
+    mt_packet_init(&pkt, s->scratch, MT_PKT_BUFSIZE, MT_HEADROOM);
+    if (mt_packet_put(&pkt, len) < 0)
+        return -EMSGSIZE;
+    memcpy(pkt.data, data, len);
+    pkt.link = s->cfg->tap ? MT_LINK_ETH : MT_LINK_IP;
+    pkt.dir = MT_DIR_EGRESS;
+    pkt.peer = peer;
+
+    s->sending = true;
+    enum mt_verdict v = mt__run_chain(s, L, MT_SLOT_ENCODE, &pkt, peer, NULL);
+    s->sending = false;
+    if (v == MT_VERDICT_DROP)
+        return 0;
+    int rc = s->host.send(s->host.ctx, peer, pkt.data, pkt.len);
+    return rc < 0 ? rc : 1;
+}
+
+/* --- the sandbox --------------------------------------------------------------------------- */
+
+/* load, text only: binary chunks can crash the VM. */
+static int mt__load(lua_State *L)
+{
+    int n = lua_gettop(L);
+    if (n < 3)
+        lua_settop(L, 3);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n < 3 ? 3 : n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* print goes to the log (stdout may be anything in a daemon). */
+static int mt__print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    mt__scripts_log(mt__scripts_of(L), MT_LOG_INFO, lua_tostring(L, -1));
+    return 0;
+}
+
+static bool mt__module_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 128 || name[0] == '.' || strstr(name, "..") != NULL || name[n - 1] == '.')
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return false;
+    return true;
+}
+
+/* Expands one template ("dir/?.lua", or a bare directory) for name; true if readable. */
+static bool mt__try_path(const char *tmpl, size_t tlen, const char *name, char *out, size_t outsz,
+                         luaL_Buffer *tried)
+{
+    char rel[160];
+    size_t n = 0, k = 0;
+    bool has_q = memchr(tmpl, '?', tlen) != NULL;
+
+    for (const char *p = name; *p && k + 1 < sizeof rel; p++)
+        rel[k++] = *p == '.' ? '/' : *p;
+    rel[k] = '\0';
+    if (!has_q) {
+        int w = snprintf(out, outsz, "%.*s/%s.lua", (int)tlen, tmpl, rel);
+        if (w < 0 || (size_t)w >= outsz)
+            return false;
+    } else {
+        for (size_t i = 0; i < tlen; i++) {
+            const char *piece = tmpl[i] == '?' ? rel : &tmpl[i];
+            size_t plen = tmpl[i] == '?' ? k : 1;
+            if (plen >= outsz - n)
+                return false;
+            memcpy(out + n, piece, plen);
+            n += plen;
+        }
+        out[n] = '\0';
+    }
+    if (access(out, R_OK) == 0)
+        return true;
+    luaL_addstring(tried, "\n\tno file '");
+    luaL_addstring(tried, out);
+    luaL_addstring(tried, "'");
+    return false;
+}
+
+static bool mt__try_list(const char *list, const char *name, char *out, size_t outsz,
+                         luaL_Buffer *tried)
+{
+    while (list != NULL && *list) {
+        const char *end = strchr(list, ';');
+        size_t len = end != NULL ? (size_t)(end - list) : strlen(list);
+        if (len > 0 && mt__try_path(list, len, name, out, outsz, tried))
+            return true;
+        list = end != NULL ? end + 1 : NULL;
+    }
+    return false;
+}
+
+/* require: "moontun" (preloaded), and pure-Lua helpers found next to the running script, in
+ * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), in the installed
+ * directory, and in the source tree's lua/ (for running from a checkout). No C modules. */
+static int mt__require(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    char path[PATH_MAX];
+
+    lua_settop(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2 */
+    if (lua_getfield(L, 2, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    if (!mt__module_name_ok(name))
+        return luaL_error(L, "module '%s' not found: not a valid module name", name);
+
+    luaL_Buffer tried;
+    luaL_buffinit(L, &tried); /* 3 */
+    bool found = false;
+    if (s->cur_script >= 0) {
+        const char *d = s->dirs[s->cur_script];
+        found = mt__try_path(d, strlen(d), name, path, sizeof path, &tried);
+    }
+    if (!found)
+        found = mt__try_list(getenv("MOONTUN_LUA_PATH"), name, path, sizeof path, &tried);
+    if (!found)
+        found = mt__try_list(MOONTUN_LUA_DIR, name, path, sizeof path, &tried);
+    if (!found && __FILE__[0] == '/') {
+        const char *slash = strrchr(__FILE__, '/');
+        found = mt__try_path(__FILE__, (size_t)(slash - __FILE__), name, path, sizeof path, &tried);
+    }
+    if (!found) {
+        luaL_pushresult(&tried);
+        return luaL_error(L, "module '%s' not found (only pure-Lua modules):%s", name,
+                          lua_tostring(L, -1));
+    }
+    lua_settop(L, 2);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
+    lua_pushstring(L, name);
+    lua_pushstring(L, path);
+    lua_call(L, 2, 1);
+    if (!lua_isnil(L, -1))
+        lua_setfield(L, 2, name);
+    else
+        lua_pop(L, 1);
+    if (lua_getfield(L, 2, name) == LUA_TNIL) {
+        lua_pushboolean(L, 1);
+        lua_copy(L, -1, -2);
+        lua_setfield(L, 2, name);
+    }
+    return 1;
+}
+
+/* Builds the sandbox: allow-listed libraries only (as Redis does), then our classes and the
+ * reusable objects of the chain. Runs protected. */
+static int mt__setup(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base},
+        {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table},
+        {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8},
+        {LUA_COLIBNAME, luaopen_coroutine},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *lib = libs; lib->func != NULL; lib++) {
+        luaL_requiref(L, lib->name, lib->func, 1);
+        lua_pop(L, 1);
+    }
+
+    /* os: the clock and the calendar, nothing that touches the system. */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushcfunction(L, luaopen_os);
+    lua_call(L, 0, 1);
+    lua_createtable(L, 0, 3);
+    static const char *const os_allowed[] = {"time", "clock", "date"};
+    for (size_t i = 0; i < sizeof os_allowed / sizeof os_allowed[0]; i++) {
+        lua_getfield(L, -2, os_allowed[i]);
+        lua_setfield(L, -2, os_allowed[i]);
+    }
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "os");
+    lua_setfield(L, -3, "os");
+    lua_pop(L, 1);
+
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, mt__load, 1);
+    lua_setglobal(L, "load");
+    lua_pushcfunction(L, mt__print);
+    lua_setglobal(L, "print");
+    lua_pushcfunction(L, mt__require);
+    lua_setglobal(L, "require");
+
+    mt__lpacket_open(L);
+    for (int d = 0; d < MT_CHAIN_DEPTH; d++) {
+        mt__lpacket_new(L);
+        s->pkt_refs[d] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_newtable(L);
+    s->peer_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+    mt__lmoontun_open(L); /* loaded, module */
+    lua_pushvalue(L, -1);
+    s->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, -2, "moontun");
+    lua_pop(L, 1);
+    return 0;
+}
+
+static void mt__warnf(void *ud, const char *msg, int tocont)
+{
+    struct mt_scripts *s = ud;
+    size_t len = strlen(msg);
+
+    if (s->warnlen == 0 && !tocont && msg[0] == '@') /* control message ("@on", "@off") */
+        return;
+    if (len > sizeof s->warnbuf - 1 - s->warnlen)
+        len = sizeof s->warnbuf - 1 - s->warnlen;
+    memcpy(s->warnbuf + s->warnlen, msg, len);
+    s->warnlen += len;
+    s->warnbuf[s->warnlen] = '\0';
+    if (!tocont) {
+        mt_warn("%s: warning: %s", mt__cur_name(s, s->cur_script), s->warnbuf);
+        s->warnlen = 0;
+    }
+}
+
+static int mt__panic(lua_State *L)
+{
+    mt_error("lua: unprotected error: %s", lua_tostring(L, -1));
+    abort();
+}
+
+/* --- carrying mt.state over a reload ------------------------------------------------------- */
+
+/* Copies the value at oidx of the old state O to the top of N and returns 1, or pushes
+ * nothing and returns 0 for what cannot cross (functions, userdata, threads). Only reads O:
+ * nothing there allocates, so an error can only be N's, and this runs protected in N. Tables
+ * are mapped through seen, so shared subtables and cycles come out the same shape. */
+static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
+{
+    switch (lua_type(O, oidx)) {
+    case LUA_TBOOLEAN:
+        lua_pushboolean(N, lua_toboolean(O, oidx));
+        return 1;
+    case LUA_TNUMBER:
+        if (lua_isinteger(O, oidx))
+            lua_pushinteger(N, lua_tointeger(O, oidx));
+        else
+            lua_pushnumber(N, lua_tonumber(O, oidx));
+        return 1;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(O, oidx, &n);
+        lua_pushlstring(N, p, n);
+        return 1;
+    }
+    case LUA_TLIGHTUSERDATA: /* the verdict constants: the same in every state */
+        lua_pushlightuserdata(N, lua_touserdata(O, oidx));
+        return 1;
+    case LUA_TTABLE: {
+        const void *key = lua_topointer(O, oidx);
+        if (lua_rawgetp(N, seen, key) != LUA_TNIL)
+            return 1;
+        lua_pop(N, 1);
+        if (depth > 100 || !lua_checkstack(O, 3))
+            return 0;
+        luaL_checkstack(N, 6, "mt.state too deep");
+        lua_newtable(N);
+        lua_pushvalue(N, -1);
+        lua_rawsetp(N, seen, key);
+        oidx = lua_absindex(O, oidx);
+        lua_pushnil(O);
+        while (lua_next(O, oidx)) {
+            if (mt__copy(O, -2, N, seen, depth + 1)) {
+                if (mt__copy(O, -1, N, seen, depth + 1))
+                    lua_rawset(N, -3);
+                else
+                    lua_pop(N, 1);
+            }
+            lua_pop(O, 1);
+        }
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Protected in the new state: module.state = copy of the old module.state. */
+static int mt__carry_state(lua_State *N)
+{
+    struct mt_scripts *s = mt__scripts_of(N);
+    struct mt_scripts *old = lua_touserdata(N, 1);
+    lua_State *O = old->L;
+    int otop = lua_gettop(O);
+
+    lua_newtable(N); /* 2: seen */
+    lua_rawgeti(O, LUA_REGISTRYINDEX, old->module_ref);
+    lua_rawgeti(N, LUA_REGISTRYINDEX, s->module_ref); /* 3 */
+    if (lua_type(O, -1) == LUA_TTABLE) {
+        /* Find "state" by walking the module: pushing the key could allocate in O. */
+        lua_pushnil(O);
+        while (lua_next(O, -2)) {
+            if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
+                    lua_setfield(N, 3, "state");
+                break;
+            }
+            lua_pop(O, 1);
+        }
+    }
+    lua_settop(O, otop);
+    return 0;
+}
+
+/* --- loading ------------------------------------------------------------------------------- */
+
+/* Protected: loads the script's file (text only) and pushes it with its settings table. */
+static int mt__prepare(lua_State *L)
+{
+    const struct mt_script_spec *spec = lua_touserdata(L, 1);
+    if (luaL_loadfilex(L, spec->path, "t") != LUA_OK)
+        return lua_error(L);
+    lua_createtable(L, 0, spec->nargs);
+    for (int i = 0; i < spec->nargs; i++) {
+        lua_pushstring(L, spec->values[i]);
+        lua_setfield(L, -2, spec->keys[i]);
+    }
+    return 2;
+}
+
+/* Protected: checks what the chunk returned and takes its handlers. */
+static int mt__collect(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    int script = (int)lua_tointeger(L, 2);
+    const char *path = s->cfg->scripts[script].path;
+
+    if (!lua_istable(L, 1))
+        return luaL_error(L,
+                          "%s: must return a table of handlers (egress, ingress, encode, decode, "
+                          "start, stop), not %s",
+                          path, lua_isnil(L, 1) ? "nil" : luaL_typename(L, 1));
+    for (int slot = 0; slot < MT_NSLOTS; slot++) {
+        int t = lua_getfield(L, 1, slot_names[slot]);
+        if (t == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (t != LUA_TFUNCTION)
+            return luaL_error(L, "%s: handler '%s' must be a function, not a %s", path,
+                              slot_names[slot], luaL_typename(L, -1));
+        int n = s->nrefs[slot];
+        s->refs[slot][n] = luaL_ref(L, LUA_REGISTRYINDEX);
+        s->owner[slot][n] = script;
+        s->nrefs[slot] = n + 1;
+        s->hooks |= slot_hooks[slot];
+    }
+    return 0;
+}
+
+static int mt__load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
+{
+    lua_State *L = s->L;
+    const struct mt_script_spec *spec = &s->cfg->scripts[i];
+
+    lua_pushcfunction(L, mt__prepare);
+    lua_pushlightuserdata(L, (void *)spec);
+    if (mt__call(s, L, 1, 2, "load", i, err, errsz) != MT_CALL_OK)
+        return -EINVAL;
+    if (mt__call(s, L, 1, 1, "load", i, err, errsz) != MT_CALL_OK)
+        return -EINVAL;
+    lua_pushcfunction(L, mt__collect);
+    lua_insert(L, -2);
+    lua_pushinteger(L, i);
+    if (mt__call(s, L, 2, 0, "load", i, err, errsz) != MT_CALL_OK)
+        return -EINVAL;
+    return 0;
+}
+
+static void mt__destroy(struct mt_scripts *s, bool run_stop)
+{
+    if (s == NULL)
+        return;
+    if (s->L != NULL) {
+        if (run_stop) {
+            for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
+                lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
+                mt__scripts_call(s, s->L, 0, 0, "stop", s->owner[MT_SLOT_STOP][i]);
+            }
+        }
+        if (s->err_suppressed > 0)
+            mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
+        /* Finalizers run now (timers stop in theirs); give them a budget of their own. */
+        s->budget = s->call_budget;
+        s->used = 0;
+        s->aborting = false;
+        lua_close(s->L);
+    }
+    free(s->scratch);
+    free(s->peerbuf);
+    free(s);
+}
+
+static void mt__basename(const char *path, char *out, size_t outsz, char *dir, size_t dirsz)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(out, outsz, "%s", slash != NULL ? slash + 1 : path);
+    if (slash == NULL)
+        snprintf(dir, dirsz, ".");
+    else if (slash == path)
+        snprintf(dir, dirsz, "/");
+    else
+        snprintf(dir, dirsz, "%.*s", (int)(slash - path), path);
+}
+
+static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
+                      const struct mt_host *host, struct mt_scripts *carry, char *err, size_t errsz)
+{
+    struct mt_scripts *s;
+    int rc;
+
+    *out = NULL;
+    if (cfg->nscripts < 0 || cfg->nscripts > MT_MAX_SCRIPTS) {
+        snprintf(err, errsz, "too many scripts (at most %d)", MT_MAX_SCRIPTS);
+        return -EINVAL;
+    }
+    /* A missing file is the common mistake: say so plainly, before building anything. */
+    for (int i = 0; i < cfg->nscripts; i++) {
+        if (access(cfg->scripts[i].path, R_OK) != 0) {
+            rc = -errno;
+            snprintf(err, errsz, "%s: %s", cfg->scripts[i].path, strerror(errno));
+            return rc;
+        }
+    }
+
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        goto nomem;
+    s->cfg = cfg;
+    s->host = *host;
+    s->nscripts = cfg->nscripts;
+    s->cur_script = -1;
+    s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
+    long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_MEM_MB;
+    s->mem_limit = (size_t)mb << 20;
+    s->npeerbuf = cfg->max_peers > 0 ? (size_t)cfg->max_peers : 1024;
+    s->peerbuf = calloc(s->npeerbuf, sizeof *s->peerbuf);
+    s->scratch = malloc(MT_PKT_BUFSIZE);
+    if (s->peerbuf == NULL || s->scratch == NULL)
+        goto nomem;
+    for (int i = 0; i < cfg->nscripts; i++)
+        mt__basename(cfg->scripts[i].path, s->names[i], sizeof s->names[i], s->dirs[i],
+                     sizeof s->dirs[i]);
+
+    s->L = lua_newstate(mt__alloc, s);
+    if (s->L == NULL)
+        goto nomem;
+    *(struct mt_scripts **)lua_getextraspace(s->L) = s;
+    lua_atpanic(s->L, mt__panic);
+    lua_setwarnf(s->L, mt__warnf, s);
+
+    lua_pushcfunction(s->L, mt__setup);
+    if (lua_pcall(s->L, 0, 0, 0) != LUA_OK) {
+        snprintf(err, errsz, "cannot set up Lua: %s", lua_tostring(s->L, -1));
+        rc = -ENOMEM;
+        goto fail;
+    }
+    if (carry != NULL) {
+        lua_pushcfunction(s->L, mt__carry_state);
+        lua_pushlightuserdata(s->L, carry);
+        if (lua_pcall(s->L, 1, 0, 0) != LUA_OK) {
+            snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
+            rc = -ENOMEM;
+            goto fail;
+        }
+    }
+
+    long budget = s->call_budget;
+    s->call_budget = budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
+    for (int i = 0; i < cfg->nscripts; i++) {
+        rc = mt__load_script(s, i, err, errsz);
+        if (rc < 0)
+            goto fail;
+    }
+    s->call_budget = budget;
+    for (int i = 0; i < s->nrefs[MT_SLOT_START]; i++) {
+        lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_START][i]);
+        if (mt__call(s, s->L, 0, 0, "start", s->owner[MT_SLOT_START][i], err, errsz) !=
+            MT_CALL_OK) {
+            rc = -EINVAL;
+            goto fail;
+        }
+    }
+    *out = s;
+    return 0;
+
+nomem:
+    snprintf(err, errsz, "cannot set up Lua: out of memory");
+    rc = -ENOMEM;
+fail:
+    if (s != NULL)
+        s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
+    mt__destroy(s, false);
+    return rc;
+}
+
+int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
+                    const struct mt_host *host, char *err, size_t errsz)
+{
+    char dummy[8];
+    if (err == NULL || errsz == 0) {
+        err = dummy;
+        errsz = sizeof dummy;
+    }
+    err[0] = '\0';
+    *out = NULL;
+    if (cfg->nscripts == 0)
+        return 0;
+    return mt__create(out, cfg, host, NULL, err, errsz);
+}
+
+void mt_scripts_free(struct mt_scripts *s)
+{
+    mt__destroy(s, true);
+}
+
+int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
+{
+    struct mt_scripts *old = *sp, *s;
+    char dummy[8];
+
+    if (err == NULL || errsz == 0) {
+        err = dummy;
+        errsz = sizeof dummy;
+    }
+    err[0] = '\0';
+    if (old == NULL)
+        return 0; /* no scripts configured: nothing to reload */
+    int rc = mt__create(&s, old->cfg, &old->host, old, err, errsz);
+    if (rc < 0) {
+        if (old->host.stats != NULL)
+            old->host.stats->reload_failures++;
+        return rc;
+    }
+    mt__destroy(old, true);
+    *sp = s;
+    if (s->host.stats != NULL)
+        s->host.stats->reloads++;
+    return 0;
+}

@@ -1,0 +1,943 @@
+/* Tests for the script chain (lua/script.c) and the moontun module (lua/lmoontun.c): loading,
+ * verdicts, the chain, encode/decode, budgets, the memory cap, the sandbox, timers, inject and
+ * send, reload. Scripts are written to temp files; the host is a fake that records calls. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ev.h>
+
+#include "moontun/config.h"
+#include "moontun/log.h"
+#include "moontun/packet.h"
+#include "moontun/script.h"
+
+#include "chain.h"
+
+/* --- the fake host ------------------------------------------------------------------------- */
+
+struct fake {
+    int ninject;
+    char injected[8192]; /* every injected packet, joined by '|' */
+    size_t injected_len;
+    int nsend;
+    struct mt_peer *send_peer;
+    uint8_t sent[4096];
+    size_t sent_len;
+    struct mt_peer *live[4];
+    size_t nlive;
+};
+
+static struct fake F;
+static struct mt_stats ST;
+static struct mt_config CFG;
+static struct mt_host HOST;
+static struct mt_peer P[3];
+static uint8_t BUF[MT_PKT_BUFSIZE];
+static struct mt_packet PKT;
+static char *paths[32];
+static int npaths;
+static struct ev_loop *LOOP;
+
+static int fake_inject(void *ctx, const uint8_t *data, size_t len)
+{
+    struct fake *f = ctx;
+    f->ninject++;
+    if (f->injected_len > 0 && f->injected_len < sizeof f->injected - 1)
+        f->injected[f->injected_len++] = '|';
+    size_t room = sizeof f->injected - 1 - f->injected_len;
+    if (len > room)
+        len = room;
+    memcpy(f->injected + f->injected_len, data, len);
+    f->injected_len += len;
+    f->injected[f->injected_len] = '\0';
+    return 0;
+}
+
+static int fake_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
+{
+    struct fake *f = ctx;
+    f->nsend++;
+    f->send_peer = peer;
+    if (len > sizeof f->sent)
+        return -EMSGSIZE;
+    memcpy(f->sent, data, len);
+    f->sent_len = len;
+    return 0;
+}
+
+static size_t fake_peers(void *ctx, struct mt_peer **out, size_t max)
+{
+    struct fake *f = ctx;
+    size_t n = f->nlive < max ? f->nlive : max;
+    memcpy(out, f->live, n * sizeof *out);
+    return n;
+}
+
+static void make_peer(struct mt_peer *p, uint32_t id, const char *addr)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    snprintf(p->name, sizeof p->name, "%s", addr);
+    p->id = id;
+    p->up = true;
+    p->stats.rx_packets = 10 * id;
+}
+
+static int setup(void **state)
+{
+    memset(&F, 0, sizeof F);
+    memset(&ST, 0, sizeof ST);
+    memset(&CFG, 0, sizeof CFG);
+    CFG.port = 55555;
+    CFG.transport = MT_TRANSPORT_UDP;
+    CFG.mtu = 1400;
+    CFG.on_error = MT_ON_ERROR_DROP;
+    CFG.lua_budget = 1000000;
+    CFG.lua_mem_mb = 16;
+    CFG.max_peers = 16;
+    make_peer(&P[0], 1, "10.0.0.1:1");
+    make_peer(&P[1], 2, "192.0.2.7:4000");
+    make_peer(&P[2], 3, "[fd00::3]:55555");
+    F.live[0] = &P[0];
+    F.live[1] = &P[1];
+    F.nlive = 2;
+    LOOP = ev_loop_new(EVFLAG_AUTO);
+    memset(&HOST, 0, sizeof HOST);
+    HOST.ctx = &F;
+    HOST.loop = LOOP;
+    HOST.cfg = &CFG;
+    HOST.stats = &ST;
+    HOST.inject = fake_inject;
+    HOST.send = fake_send;
+    HOST.peers = fake_peers;
+    mt_log_level = MT_LOG_ERROR; /* the tests provoke errors on purpose; keep output short */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < npaths; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    npaths = 0;
+    ev_loop_destroy(LOOP);
+    LOOP = NULL;
+    return 0;
+}
+
+/* --- helpers ------------------------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *src)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(src, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Writes src to a new /tmp/mtsXXXXXX.lua and returns its path (removed at teardown). */
+static const char *write_script(const char *src)
+{
+    char tmpl[] = "/tmp/mtsXXXXXX.lua";
+    int fd = mkstemps(tmpl, 4);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(tmpl, src);
+    assert_true(npaths < (int)(sizeof paths / sizeof paths[0]));
+    paths[npaths] = strdup(tmpl);
+    return paths[npaths++];
+}
+
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+/* Adds a script to CFG with key/value settings (NULL-terminated). */
+static void add_script(const char *path, ...)
+{
+    struct mt_script_spec *spec = &CFG.scripts[CFG.nscripts++];
+    va_list ap;
+    memset(spec, 0, sizeof *spec);
+    spec->path = path;
+    va_start(ap, path);
+    for (const char *k; (k = va_arg(ap, const char *)) != NULL;) {
+        spec->keys[spec->nargs] = k;
+        spec->values[spec->nargs++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+}
+
+static struct mt_scripts *load_ok(void)
+{
+    struct mt_scripts *s = NULL;
+    char err[512] = "";
+    int rc = mt_scripts_load(&s, &CFG, &HOST, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "load failed: %s\n", err);
+    assert_int_equal(rc, 0);
+    assert_non_null(s);
+    return s;
+}
+
+static struct mt_scripts *load_src(const char *src)
+{
+    add_script(write_script(src), NULL);
+    return load_ok();
+}
+
+static int load_fail(char *err, size_t errsz)
+{
+    struct mt_scripts *s = (struct mt_scripts *)&s; /* must be reset to NULL */
+    int rc = mt_scripts_load(&s, &CFG, &HOST, err, errsz);
+    assert_true(rc < 0);
+    assert_null(s);
+    assert_non_null(strchr(err, ':'));
+    assert_null(strchr(err, '\n'));
+    return rc;
+}
+
+/* A packet of n bytes 0, 1, 2, ... */
+static struct mt_packet *pkt_of(size_t n)
+{
+    mt_packet_init(&PKT, BUF, sizeof BUF, MT_HEADROOM);
+    assert_int_equal(mt_packet_put(&PKT, n), 0);
+    for (size_t i = 0; i < n; i++)
+        PKT.data[i] = (uint8_t)i;
+    PKT.dir = MT_DIR_EGRESS;
+    return &PKT;
+}
+
+static enum mt_verdict egress_n(struct mt_scripts *s, size_t n)
+{
+    struct mt_peer *route = NULL;
+    return mt_scripts_egress(s, pkt_of(n), &route);
+}
+
+static void stop_loop(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void run_loop(double seconds)
+{
+    ev_timer stopper;
+    ev_timer_init(&stopper, stop_loop, seconds, 0.);
+    ev_timer_start(LOOP, &stopper);
+    ev_run(LOOP, 0);
+    ev_timer_stop(LOOP, &stopper);
+}
+
+/* --- loading ------------------------------------------------------------------------------- */
+
+static void test_load_settings(void **state)
+{
+    add_script(write_script("local args = ...\n"
+                            "local mt = require 'moontun'\n"
+                            "assert(type(args) == 'table')\n"
+                            "return { egress = function(pkt)\n"
+                            "  mt.inject(args.greeting .. '/' .. args.who .. '/' .. #pkt)\n"
+                            "end }\n"),
+               "greeting", "hello", "who", "world", NULL);
+    struct mt_scripts *s = load_ok();
+    assert_int_equal(mt_scripts_hooks(s), MT_HOOK_EGRESS);
+    assert_int_equal(egress_n(s, 10), MT_VERDICT_PASS);
+    assert_string_equal(F.injected, "hello/world/10");
+    mt_scripts_free(s);
+}
+
+static void test_compile_error(void **state)
+{
+    char err[512];
+    const char *path = write_script("local x = 1\nreturn { egress = function( end }\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, ":2:"));
+}
+
+static void test_toplevel_error(void **state)
+{
+    char err[512];
+    const char *path = write_script("local x = 1\n\nerror('boom at top')\nreturn {}\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, ":3:"));
+    assert_non_null(strstr(err, "boom at top"));
+}
+
+static void test_not_a_table(void **state)
+{
+    char err[512];
+    const char *path = write_script("return 42\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, "table"));
+
+    CFG.nscripts = 0;
+    path = write_script("return { egress = 'nope' }\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, "egress"));
+}
+
+static void test_missing_file(void **state)
+{
+    char err[512];
+    add_script("/nonexistent/dir/fw.lua", NULL);
+    assert_int_equal(load_fail(err, sizeof err), -ENOENT);
+    assert_non_null(strstr(err, "/nonexistent/dir/fw.lua"));
+}
+
+static void test_load_budget(void **state)
+{
+    char err[512];
+    const char *path = write_script("local n = 0\nwhile true do n = n + 1 end\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, "budget"));
+}
+
+static void test_start_error_fails_load(void **state)
+{
+    char err[512];
+    const char *path = write_script("return { start = function() error('no start') end }\n");
+    add_script(path, NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, "no start"));
+}
+
+static void test_no_scripts(void **state)
+{
+    struct mt_scripts *s = (struct mt_scripts *)&s;
+    char err[64];
+    struct mt_peer *route = NULL;
+    assert_int_equal(mt_scripts_load(&s, &CFG, &HOST, err, sizeof err), 0);
+    assert_null(s);
+    assert_int_equal(mt_scripts_hooks(s), 0);
+    assert_int_equal(mt_scripts_egress(s, pkt_of(4), &route), MT_VERDICT_PASS);
+    assert_int_equal(mt_scripts_reload(&s, err, sizeof err), 0);
+    mt_scripts_peer_gone(s, &P[0]);
+    mt_scripts_free(s);
+}
+
+/* --- verdicts and the chain ---------------------------------------------------------------- */
+
+static void test_verdicts(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { egress = function(pkt)\n"
+                                    "  local n = #pkt\n"
+                                    "  if n == 1 then return nil end\n"
+                                    "  if n == 2 then return mt.PASS end\n"
+                                    "  if n == 3 then return mt.DROP end\n"
+                                    "  if n == 4 then return mt.REPLY end\n"
+                                    "end }\n");
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_PASS);
+    assert_int_equal(egress_n(s, 2), MT_VERDICT_PASS);
+    assert_int_equal(egress_n(s, 3), MT_VERDICT_DROP);
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_REPLY);
+    assert_int_equal(egress_n(s, 5), MT_VERDICT_PASS);
+    assert_int_equal(ST.script_drops, 1);
+    assert_int_equal(ST.script_replies, 1);
+    assert_int_equal(ST.script_errors, 0);
+    mt_scripts_free(s);
+}
+
+static void test_route_to_peer(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local saved\n"
+                 "return {\n"
+                 "  start = function() saved = mt.peers()[2] end,\n"
+                 "  egress = function(pkt)\n"
+                 "    if #pkt == 1 then return mt.peers()[1] end\n"
+                 "    if #pkt == 3 then\n"
+                 "      mt.inject(tostring(saved.up) .. ' ' .. saved.name .. ' ' .. saved.id)\n"
+                 "      return mt.PASS\n"
+                 "    end\n"
+                 "    return saved\n"
+                 "  end,\n"
+                 "  ingress = function(pkt, peer)\n"
+                 "    mt.inject(peer.addr .. ' ' .. tostring(peer.up) .. ' ' ..\n"
+                 "              tostring(peer == pkt.peer) .. ' ' .. peer.rx_packets .. ' ' ..\n"
+                 "              tostring(peer == mt.peers()[1]))\n"
+                 "    peer.name = 'alice'\n"
+                 "    if not pcall(function() peer.addr = 'x' end) then return mt.REPLY end\n"
+                 "  end,\n"
+                 "}\n");
+    struct mt_peer *route = NULL;
+    assert_int_equal(mt_scripts_hooks(s), MT_HOOK_EGRESS | MT_HOOK_INGRESS);
+    assert_int_equal(mt_scripts_egress(s, pkt_of(1), &route), MT_VERDICT_ROUTE);
+    assert_ptr_equal(route, &P[0]);
+    assert_int_equal(mt_scripts_egress(s, pkt_of(2), &route), MT_VERDICT_ROUTE);
+    assert_ptr_equal(route, &P[1]);
+
+    pkt_of(20);
+    PKT.dir = MT_DIR_INGRESS;
+    PKT.peer = &P[0];
+    assert_int_equal(mt_scripts_ingress(s, &PKT, &route), MT_VERDICT_REPLY);
+    assert_string_equal(F.injected, "10.0.0.1:1 true true 10 true");
+    assert_string_equal(P[0].name, "alice");
+
+    /* The peer goes; the struct is reused for something else. */
+    F.live[1] = NULL;
+    F.nlive = 1;
+    mt_scripts_peer_gone(s, &P[1]);
+    memset(&P[1], 0xAA, sizeof P[1]);
+    uint64_t drops = ST.script_drops;
+    assert_int_equal(mt_scripts_egress(s, pkt_of(2), &route), MT_VERDICT_DROP);
+    assert_null(route);
+    assert_int_equal(ST.script_drops, drops + 1);
+    F.injected_len = 0;
+    assert_int_equal(egress_n(s, 3), MT_VERDICT_PASS);
+    assert_string_equal(F.injected, "false 192.0.2.7:4000 2");
+    mt_scripts_free(s);
+}
+
+static void test_chain_order(void **state)
+{
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "return { egress = function(pkt)\n"
+                            "  trace = (trace or '') .. 'a'\n"
+                            "  if #pkt == 1 then return mt.DROP end\n"
+                            "end }\n"),
+               NULL);
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "return { egress = function(pkt)\n"
+                            "  trace = trace .. 'b'\n"
+                            "  mt.inject(trace)\n"
+                            "  return mt.REPLY\n"
+                            "end }\n"),
+               NULL);
+    struct mt_scripts *s = load_ok();
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
+    assert_int_equal(F.ninject, 0); /* DROP ended the chain: the second never ran */
+    assert_int_equal(egress_n(s, 2), MT_VERDICT_REPLY);
+    assert_int_equal(F.ninject, 1);
+    assert_string_equal(F.injected, "aab");
+    mt_scripts_free(s);
+}
+
+static void test_encode_decode(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return {\n"
+                 "  encode = function(pkt, peer) pkt:push('MTUN') end,\n"
+                 "  decode = function(pkt, peer)\n"
+                 "    if #pkt < 4 or pkt:bytes(0, 4) ~= 'MTUN' then return mt.DROP end\n"
+                 "    pkt:pull(4)\n"
+                 "  end,\n"
+                 "}\n");
+    assert_int_equal(mt_scripts_hooks(s), MT_HOOK_ENCODE | MT_HOOK_DECODE);
+    pkt_of(20);
+    assert_int_equal(mt_scripts_encode(s, &PKT, &P[0]), MT_VERDICT_PASS);
+    assert_int_equal(PKT.len, 24);
+    assert_memory_equal(PKT.data, "MTUN", 4);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(PKT.data[4 + i], i);
+
+    PKT.dir = MT_DIR_INGRESS;
+    assert_int_equal(mt_scripts_decode(s, &PKT, &P[0]), MT_VERDICT_PASS);
+    assert_int_equal(PKT.len, 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(PKT.data[i], i);
+    assert_int_equal(mt_scripts_decode(s, &PKT, &P[0]), MT_VERDICT_DROP);
+    mt_scripts_free(s);
+}
+
+static void test_encode_rejects_reply(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { encode = function(pkt) return mt.REPLY end,\n"
+                                    "         decode = function(pkt, peer) return peer end }\n");
+    assert_int_equal(mt_scripts_encode(s, pkt_of(8), &P[0]), MT_VERDICT_DROP);
+    assert_int_equal(mt_scripts_decode(s, pkt_of(8), &P[0]), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 2);
+    mt_scripts_free(s);
+}
+
+/* --- failures ------------------------------------------------------------------------------ */
+
+static const char *erroring_chain[2] = {
+    "return { egress = function(pkt) error('kaboom') end }\n",
+    "local mt = require 'moontun'\n"
+    "return { egress = function(pkt) mt.inject('second') end }\n",
+};
+
+static void test_error_gives_drop(void **state)
+{
+    add_script(write_script(erroring_chain[0]), NULL);
+    add_script(write_script(erroring_chain[1]), NULL);
+    struct mt_scripts *s = load_ok();
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 1);
+    assert_int_equal(F.ninject, 0);
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 2);
+    mt_scripts_free(s);
+}
+
+static void test_error_gives_pass(void **state)
+{
+    CFG.on_error = MT_ON_ERROR_PASS;
+    add_script(write_script(erroring_chain[0]), NULL);
+    add_script(write_script(erroring_chain[1]), NULL);
+    struct mt_scripts *s = load_ok();
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_PASS);
+    assert_int_equal(ST.script_errors, 1);
+    assert_string_equal(F.injected, "second"); /* PASS on error: the chain goes on */
+    mt_scripts_free(s);
+}
+
+static void test_bad_verdict(void **state)
+{
+    struct mt_scripts *s = load_src("return { egress = function(pkt)\n"
+                                    "  if #pkt == 1 then return 42 end\n"
+                                    "  if #pkt == 2 then return true end\n"
+                                    "  return 'DROP'\n"
+                                    "end }\n");
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
+    assert_int_equal(egress_n(s, 2), MT_VERDICT_DROP);
+    assert_int_equal(egress_n(s, 3), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 3);
+    mt_scripts_free(s);
+}
+
+static void test_budget(void **state)
+{
+    CFG.lua_budget = 100000;
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return { egress = function(pkt)\n"
+                 "  local n = #pkt\n"
+                 "  if n == 1 then while true do end end\n"
+                 "  if n == 2 then\n"
+                 "    pcall(function() while true do end end)\n"
+                 "    mt.inject('swallowed'); return mt.PASS\n"
+                 "  end\n"
+                 "  if n == 3 then\n"
+                 "    coroutine.wrap(function() while true do end end)()\n"
+                 "    mt.inject('wrapped'); return mt.PASS\n"
+                 "  end\n"
+                 "  if n == 4 then\n"
+                 "    coroutine.resume(coroutine.create(function() while true do end end))\n"
+                 "    mt.inject('resumed'); return mt.PASS\n"
+                 "  end\n"
+                 "  if n == 5 then\n"
+                 "    while true do pcall(error, 'x') end\n"
+                 "  end\n"
+                 "  local x = 0\n"
+                 "  for i = 1, 1000 do x = x + i end\n"
+                 "  return mt.REPLY\n"
+                 "end }\n");
+    for (size_t n = 1; n <= 5; n++) {
+        assert_int_equal(egress_n(s, n), MT_VERDICT_DROP);
+        assert_int_equal(ST.budget_aborts, n);
+        assert_int_equal(ST.script_errors, n);
+    }
+    assert_int_equal(F.ninject, 0); /* no pcall or coroutine got to run on */
+    /* The state is fine, and each call has its own budget again. */
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(egress_n(s, 6), MT_VERDICT_REPLY);
+    assert_int_equal(ST.script_errors, 5);
+    mt_scripts_free(s);
+}
+
+static void test_memory_cap(void **state)
+{
+    CFG.lua_mem_mb = 16;
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return { egress = function(pkt)\n"
+                 "  if #pkt == 1 then\n"
+                 "    local t = {} while true do t[#t+1] = string.rep('x', 1e6) end\n"
+                 "  end\n"
+                 "  if #pkt == 2 then\n"
+                 "    local t = {} while true do t[#t+1] = {} end\n"
+                 "  end\n"
+                 "  local t = {} for i = 1, 4 do t[i] = string.rep('y', 1e6) end\n"
+                 "  return mt.REPLY\n"
+                 "end }\n");
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
+    assert_int_equal(ST.memory_aborts, 1);
+    assert_int_equal(ST.script_errors, 1);
+    assert_int_equal(egress_n(s, 3), MT_VERDICT_REPLY);
+    assert_true(s->mem_used <= s->mem_limit);
+    assert_int_equal(egress_n(s, 2), MT_VERDICT_DROP);
+    assert_int_equal(ST.memory_aborts + ST.budget_aborts, 2); /* whichever limit came first */
+    assert_int_equal(egress_n(s, 3), MT_VERDICT_REPLY);
+    mt_scripts_free(s);
+}
+
+/* --- the sandbox --------------------------------------------------------------------------- */
+
+static void test_sandbox(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local bad = {}\n"
+                 "local function check(name, ok) if not ok then bad[#bad + 1] = name end end\n"
+                 "return { egress = function(pkt)\n"
+                 "  check('io', io == nil)\n"
+                 "  check('debug', debug == nil)\n"
+                 "  check('package', package == nil)\n"
+                 "  check('os.execute', os.execute == nil)\n"
+                 "  check('os.exit', os.exit == nil)\n"
+                 "  check('os.getenv', os.getenv == nil)\n"
+                 "  check('os.remove', os.remove == nil)\n"
+                 "  check('os.time', type(os.time()) == 'number')\n"
+                 "  check('os.clock', type(os.clock()) == 'number')\n"
+                 "  check('os.date', type(os.date('%Y')) == 'string')\n"
+                 "  check('loadfile', loadfile == nil)\n"
+                 "  check('dofile', dofile == nil)\n"
+                 "  check('require C', not pcall(require, 'socket.core'))\n"
+                 "  check('require io', not pcall(require, 'io'))\n"
+                 "  check('require debug', not pcall(require, 'debug'))\n"
+                 "  check('require path', not pcall(require, '../../etc/passwd'))\n"
+                 "  check('require moontun', require('moontun') == mt)\n"
+                 "  check('load text', load('return 7')() == 7)\n"
+                 "  check('load binary', load(string.dump(function() return 1 end)) == nil)\n"
+                 "  check('load binary mode', load(string.dump(function() end), 'x', 'b') == nil)\n"
+                 "  check('load env', load('return x', 'c', 't', {x = 5})() == 5)\n"
+                 "  check('string', string.format('%d', 3) == '3' and ('x'):rep(2) == 'xx')\n"
+                 "  check('math', math.floor(2.5) == 2)\n"
+                 "  check('utf8', utf8.char(65) == 'A')\n"
+                 "  check('table', table.concat({1, 2}, ',') == '1,2')\n"
+                 "  check('coroutine', coroutine.wrap(function() coroutine.yield(1) end)() == 1)\n"
+                 "  mt.inject(#bad == 0 and 'ok' or table.concat(bad, ','))\n"
+                 "end }\n");
+    egress_n(s, 4);
+    assert_string_equal(F.injected, "ok");
+    assert_int_equal(ST.script_errors, 0);
+    mt_scripts_free(s);
+}
+
+static void test_require_helper(void **state)
+{
+    const char *helper = write_script("local name = ...\n"
+                                      "return { double = function(x) return 2 * x end,\n"
+                                      "         name = name }\n");
+    char modname[64], src[512], dir[] = "/tmp/mtdXXXXXX", envmod[128], envpath[160];
+    snprintf(modname, sizeof modname, "%.*s", (int)(strlen(base_of(helper)) - 4), base_of(helper));
+    assert_non_null(mkdtemp(dir));
+    snprintf(envmod, sizeof envmod, "%s/envmod.lua", dir);
+    write_file(envmod, "return { v = 'from env' }\n");
+    snprintf(envpath, sizeof envpath, "/nowhere/?.lua;%s/?.lua", dir);
+    setenv("MOONTUN_LUA_PATH", envpath, 1);
+
+    snprintf(src, sizeof src,
+             "local h = require '%s'\n"
+             "local e = require 'envmod'\n"
+             "local mt = require 'moontun'\n"
+             "return { egress = function(pkt)\n"
+             "  mt.inject(h.double(21) .. ' ' .. h.name .. ' ' .. e.v ..\n"
+             "            ' ' .. tostring(require('%s') == h))\n"
+             "end }\n",
+             modname, modname);
+    struct mt_scripts *s = load_src(src);
+    egress_n(s, 1);
+    char want[128];
+    snprintf(want, sizeof want, "42 %s from env true", modname);
+    assert_string_equal(F.injected, want);
+    mt_scripts_free(s);
+    unsetenv("MOONTUN_LUA_PATH");
+    unlink(envmod);
+    rmdir(dir);
+}
+
+/* --- the module ---------------------------------------------------------------------------- */
+
+static void test_timers(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local n = 0\n"
+                 "return { start = function()\n"
+                 "  mt.after(0.01, function() mt.inject('after') end)\n"
+                 "  mt.every(0.01, function(self)\n"
+                 "    n = n + 1\n"
+                 "    if n == 3 then self:cancel(); mt.inject('every3') end\n"
+                 "  end)\n"
+                 "  local c = mt.after(0.02, function() mt.inject('cancelled fired') end)\n"
+                 "  assert(c:cancel() == true)\n"
+                 "  assert(c:cancel() == false)\n"
+                 "  assert(not pcall(mt.after, -1, print))\n"
+                 "  assert(not pcall(mt.every, 1, 'nope'))\n"
+                 "  collectgarbage()\n" /* unreferenced timers stay armed */
+                 "end }\n");
+    run_loop(0.2);
+    assert_int_equal(F.ninject, 2);
+    assert_non_null(strstr(F.injected, "after"));
+    assert_non_null(strstr(F.injected, "every3"));
+    assert_null(strstr(F.injected, "cancelled"));
+    assert_int_equal(s->timer_calls, 4);
+    mt_scripts_free(s);
+}
+
+static void test_timer_stopped_on_free(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { start = function()\n"
+                                    "  mt.every(0.01, function() mt.inject('tick') end)\n"
+                                    "end, stop = function() mt.inject('stop') end }\n");
+    run_loop(0.035);
+    int ticks = F.ninject;
+    assert_true(ticks >= 1);
+    mt_scripts_free(s);
+    assert_int_equal(F.ninject, ticks + 1); /* stop ran */
+    run_loop(0.05);
+    assert_int_equal(F.ninject, ticks + 1); /* and nothing ticks any more */
+}
+
+static void test_inject_and_send(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return {\n"
+                                    "  encode = function(pkt, peer)\n"
+                                    "    pkt:push('HDR:')\n"
+                                    "    local ok, err = pcall(mt.send, peer, 'loop')\n"
+                                    "    if not ok then mt.inject('nested: ' .. err) end\n"
+                                    "  end,\n"
+                                    "  egress = function(pkt)\n"
+                                    "    local ok = mt.send(mt.peers()[2], 'hello')\n"
+                                    "    mt.inject('sent ' .. tostring(ok) .. ' ' .. #pkt)\n"
+                                    "    assert(not pcall(mt.inject, ''))\n"
+                                    "    assert(not pcall(mt.send, 'x', 'y'))\n"
+                                    "    return mt.DROP\n"
+                                    "  end,\n"
+                                    "}\n");
+    assert_int_equal(egress_n(s, 7), MT_VERDICT_DROP);
+    assert_int_equal(F.nsend, 1);
+    assert_ptr_equal(F.send_peer, &P[1]);
+    assert_int_equal(F.sent_len, 9);
+    assert_memory_equal(F.sent, "HDR:hello", 9);
+    assert_int_equal(F.ninject, 2);
+    assert_non_null(strstr(F.injected, "nested: "));
+    assert_non_null(strstr(F.injected, "encode"));
+    assert_non_null(strstr(F.injected, "|sent true 7"));
+    assert_int_equal(ST.script_errors, 0);
+
+    /* The core's own encode call runs the same hook. */
+    F.injected_len = 0;
+    assert_int_equal(mt_scripts_encode(s, pkt_of(3), &P[0]), MT_VERDICT_PASS);
+    assert_int_equal(PKT.len, 7);
+    mt_scripts_free(s);
+}
+
+static void test_send_dropped_by_encode(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return {\n"
+                 "  encode = function(pkt, peer) if #pkt == 2 then return mt.DROP end end,\n"
+                 "  egress = function(pkt)\n"
+                 "    local a = mt.send(mt.peers()[1], 'ab')\n"
+                 "    local b = mt.send(mt.peers()[1], 'abc')\n"
+                 "    mt.inject(tostring(a) .. ' ' .. tostring(b))\n"
+                 "  end,\n"
+                 "}\n");
+    egress_n(s, 1);
+    assert_string_equal(F.injected, "false true");
+    assert_int_equal(F.nsend, 1);
+    assert_int_equal(F.sent_len, 3);
+    mt_scripts_free(s);
+}
+
+static void test_prefix_config_stats(void **state)
+{
+    ST.script_drops = 5;
+    mt_log_level = MT_LOG_INFO; /* so mt.log formats (and checks) its arguments */
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return { egress = function(pkt)\n"
+                 "  local p4, p6 = mt.prefix('10.0.0.0/8'), mt.prefix('fd00::/16')\n"
+                 "  local r = {}\n"
+                 "  r[#r+1] = tostring(p4:contains('10.1.2.3'))\n"
+                 "  r[#r+1] = tostring(p4:contains('11.0.0.1'))\n"
+                 "  r[#r+1] = tostring(p6:contains('fd00::1'))\n"
+                 "  r[#r+1] = tostring(p6:contains('fe80::1'))\n"
+                 "  r[#r+1] = tostring(p4:contains('fd00::1'))\n"
+                 "  r[#r+1] = tostring(pcall(mt.prefix, 'nonsense'))\n"
+                 "  r[#r+1] = tostring(pcall(p4.contains, p4, 'nope'))\n"
+                 "  r[#r+1] = tostring(p4)\n"
+                 "  local c = mt.config\n"
+                 "  r[#r+1] = c.role .. ',' .. c.transport .. ',' .. c.mtu .. ',' .. c.on_error\n"
+                 "    .. ',' .. c.port .. ',' .. tostring(c.tap)\n"
+                 "  local st = mt.stats()\n"
+                 "  r[#r+1] = st.script_drops .. ',' .. tostring(st.lua_mem > 0)\n"
+                 "  r[#r+1] = type(mt.now())\n"
+                 "  mt.log('logged %d %s', 1, 'x'); mt.debug('d'); mt.warn('w'); print('p', 1)\n"
+                 "  r[#r+1] = tostring(pcall(mt.log, '%d', 'notanumber'))\n"
+                 "  mt.inject(table.concat(r, ' '))\n"
+                 "end }\n");
+    egress_n(s, 1);
+    assert_string_equal(F.injected, "true false true false false false false 10.0.0.0/8 "
+                                    "server,udp,1400,drop,55555,false 5,true number false");
+    assert_int_equal(ST.script_errors, 0);
+    mt_scripts_free(s);
+}
+
+static void test_state_survives_reload(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "mt.state.loads = (mt.state.loads or 0) + 1\n"
+                 "mt.state.t = mt.state.t or { list = {1, 2, 3}, name = 'x', [2.5] = true }\n"
+                 "mt.state.t.self = mt.state.t\n"
+                 "if mt.state.loads == 1 then mt.state.fn = function() end end\n"
+                 "return { egress = function(pkt)\n"
+                 "  local st = mt.state\n"
+                 "  mt.inject(string.format('%d %d %s %s %s %s', st.loads, #st.t.list, st.t.name,\n"
+                 "    tostring(st.t.self == st.t), tostring(st.t[2.5]), tostring(st.fn ~= nil)))\n"
+                 "end }\n");
+    egress_n(s, 1);
+    assert_string_equal(F.injected, "1 3 x true true true");
+    char err[256];
+    struct mt_scripts *old = s;
+    assert_int_equal(mt_scripts_reload(&s, err, sizeof err), 0);
+    assert_ptr_not_equal(s, old);
+    assert_int_equal(ST.reloads, 1);
+    F.injected_len = 0;
+    egress_n(s, 1);
+    assert_string_equal(F.injected, "2 3 x true true false");
+    mt_scripts_free(s);
+}
+
+static void test_reload_failure_keeps_old(void **state)
+{
+    const char *path = write_script("local mt = require 'moontun'\n"
+                                    "return {\n"
+                                    "  start = function() mt.every(0.01, function()\n"
+                                    "    mt.inject('old tick') end) end,\n"
+                                    "  stop = function() mt.inject('old stop') end,\n"
+                                    "  egress = function(pkt) return mt.DROP end,\n"
+                                    "}\n");
+    add_script(path, NULL);
+    struct mt_scripts *s = load_ok(), *old = s;
+    char err[512] = "";
+
+    write_file(path, "local mt = require 'moontun'\nreturn { egress = function( end }\n");
+    assert_true(mt_scripts_reload(&s, err, sizeof err) < 0);
+    assert_ptr_equal(s, old);
+    assert_non_null(strstr(err, base_of(path)));
+    assert_non_null(strstr(err, ":2:"));
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(ST.reload_failures, 1);
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_DROP);
+    assert_int_equal(F.ninject, 0);
+
+    write_file(path, "local mt = require 'moontun'\n"
+                     "return { egress = function(pkt) return mt.REPLY end }\n");
+    assert_int_equal(mt_scripts_reload(&s, err, sizeof err), 0);
+    assert_int_equal(ST.reloads, 1);
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_REPLY);
+    assert_string_equal(F.injected, "old stop");
+    run_loop(0.05);
+    assert_string_equal(F.injected, "old stop"); /* the old state's timer went with it */
+    mt_scripts_free(s);
+}
+
+static void test_expired_packet(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "local stash\n"
+                                    "return { egress = function(pkt)\n"
+                                    "  stash = pkt\n"
+                                    "  mt.after(0.01, function()\n"
+                                    "    local ok, err = pcall(function() return stash:u8(0) end)\n"
+                                    "    mt.inject(tostring(ok) .. ' ' .. tostring(err))\n"
+                                    "    return stash:u8(0)\n"
+                                    "  end)\n"
+                                    "end }\n");
+    egress_n(s, 4);
+    run_loop(0.1);
+    assert_int_equal(F.ninject, 1);
+    assert_non_null(strstr(F.injected, "false"));
+    assert_non_null(strstr(F.injected, "expired"));
+    assert_int_equal(ST.script_errors, 1); /* the unprotected use, through the wrapper */
+    mt_scripts_free(s);
+}
+
+/* The per-packet path allocates nothing once warm: the Lua heap does not move. */
+static void test_hot_path_does_not_allocate(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return {\n"
+                 "  egress = function(pkt) if #pkt > 100 then return mt.DROP end end,\n"
+                 "  ingress = function(pkt, peer) return peer end,\n"
+                 "}\n");
+    struct mt_peer *route;
+    for (int i = 0; i < 10; i++) {
+        egress_n(s, 20);
+        pkt_of(20);
+        PKT.peer = &P[0];
+        mt_scripts_ingress(s, &PKT, &route);
+    }
+    size_t used = s->mem_used;
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(egress_n(s, 20 + (size_t)(i % 200)),
+                         i % 200 > 80 ? MT_VERDICT_DROP : MT_VERDICT_PASS);
+        pkt_of(20);
+        PKT.dir = MT_DIR_INGRESS;
+        PKT.peer = &P[0];
+        assert_int_equal(mt_scripts_ingress(s, &PKT, &route), MT_VERDICT_ROUTE);
+        assert_ptr_equal(route, &P[0]);
+    }
+    assert_int_equal(s->mem_used, used);
+    mt_scripts_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_load_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compile_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_toplevel_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_error_fails_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_scripts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verdicts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_to_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode_rejects_reply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_gives_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_gives_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_verdict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_require_helper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_stopped_on_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inject_and_send, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_dropped_by_encode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_config_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_survives_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_failure_keeps_old, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_packet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
