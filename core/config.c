@@ -120,6 +120,8 @@ static int fail(char *err, size_t errsz, const char *fmt, ...)
 static int parse_long(const char *text, long min, long max, long *out)
 {
     char *end;
+    if (!(*text >= '0' && *text <= '9') && *text != '-')
+        return -EINVAL; /* strtol would skip blanks and take '+' */
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno || end == text || *end != '\0' || v < min || v > max)
@@ -233,32 +235,20 @@ static void set_defaults(struct mt_config *cfg)
     cfg->idle_timeout = MT_DEFAULT_IDLE;
 }
 
-/* Names the option getopt just saw, for messages: "--mtu" or "-p". */
-static const char *option_name(int opt, int long_index, char *buf, size_t bufsz)
-{
-    if (long_index >= 0)
-        snprintf(buf, bufsz, "--%s", long_options[long_index].name);
-    else
-        snprintf(buf, bufsz, "-%c", opt);
-    return buf;
-}
-
 int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, size_t errsz)
 {
     set_defaults(cfg);
     bool role_client = false, role_server = false;
     long v;
-    char name[32];
     int rc;
 
-    optind = 1;
+    optind = 0; /* 0, not 1: also forgets a half-read "-abc" cluster of an earlier call */
     opterr = 0; /* our own one-line messages instead of getopt's */
     for (;;) {
         int long_index = -1;
         int opt = getopt_long(argc, argv, ":i:uasc:p:l:S:dqhV", long_options, &long_index);
         if (opt == -1)
             break;
-        const char *optname = option_name(opt, long_index, name, sizeof(name));
         switch (opt) {
         case 'i':
             if (copy_string(cfg->ifname, sizeof(cfg->ifname), optarg) < 0 || !*optarg)
@@ -374,7 +364,8 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
         case ':':
             return fail(err, errsz, "option '%s' needs a value (see --help)", argv[optind - 1]);
         default:
-            (void)optname;
+            if (optopt)
+                return fail(err, errsz, "unknown option '-%c' (see --help)", optopt);
             return fail(err, errsz, "unknown option '%s' (see --help)", argv[optind - 1]);
         }
     }

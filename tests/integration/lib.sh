@@ -27,6 +27,11 @@ mt_cleanup() {
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
+    # A sanitizer report in any moontun log fails the test, even if its checks passed.
+    if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' "$MT_TMP"/*.log 2>/dev/null; then
+        echo "  FAIL: sanitizer report in the logs above"
+        MT_FAILED=1
+    fi
     if [ "$MT_FAILED" -ne 0 ] || [ -n "${MT_KEEP_LOGS:-}" ]; then
         for f in "$MT_TMP"/*.log; do
             [ -f "$f" ] || continue
@@ -35,6 +40,7 @@ mt_cleanup() {
         done
     fi
     rm -rf "$MT_TMP"
+    [ "$MT_FAILED" -eq 0 ] || exit 1
 }
 trap mt_cleanup EXIT
 trap 'exit 130' INT TERM

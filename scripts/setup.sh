@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building and testing moontun needs, from Debian packages, skipping what is
+# already there. Safe to run again. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+# package:command-or-file that proves it is installed
+NEEDED=(
+    "cmake:/usr/bin/cmake"
+    "gcc:/usr/bin/gcc"
+    "make:/usr/bin/make"
+    "pkg-config:/usr/bin/pkg-config"
+    "liblua5.4-dev:/usr/include/lua5.4/lua.h"
+    "libev-dev:/usr/include/ev.h"
+    "libcmocka-dev:/usr/include/cmocka.h"
+    "iproute2:/usr/sbin/ip"
+    "iputils-ping:/usr/bin/ping"
+    "python3:/usr/bin/python3"
+    "tcpdump:/usr/bin/tcpdump"
+    "procps:/usr/bin/pkill"
+)
+if [ "${1:-}" = "--test" ]; then
+    NEEDED+=(
+        "clang-format:/usr/bin/clang-format"
+        "iperf3:/usr/bin/iperf3"
+        "dnsutils:/usr/bin/dig"
+    )
+fi
+
+missing=()
+for entry in "${NEEDED[@]}"; do
+    pkg=${entry%%:*}
+    probe=${entry#*:}
+    [ -e "$probe" ] || missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all dependencies present"
+    exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
