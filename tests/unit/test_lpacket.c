@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -16,7 +17,10 @@
 #include <lualib.h>
 
 #include "binding.h"
+#include "moontun/config.h"
 #include "moontun/packet.h"
+#include "moontun/script.h"
+#include "moontun/stats.h"
 
 /* --- an independent checksum: byte by byte, no tricks ---------------------------------------- */
 
@@ -696,6 +700,15 @@ static void test_ipv4_tcp_writes(void **state)
     assert_string_equal(run_str(f, "return pkt.ip.src"), "192.168.200.254");
     assert_int_equal(p[12], 192);
     naive_check(p, 20, 6);
+    /* address text both ways, at the edges of the digit counts */
+    static const char *const addrs[] = {"0.0.0.0", "255.255.255.255", "100.205.10.9",
+                                        "1.20.199.250"};
+    for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+        char code[96];
+        snprintf(code, sizeof code, "pkt.ip.dst = '%s' return pkt.ip.dst", addrs[i]);
+        assert_string_equal(run_str(f, code), addrs[i]);
+        naive_check(p, 20, 6);
+    }
     /* the rest of the bytes are untouched: header words we did not name, and the payload */
     assert_int_equal(p[0], 0x45);
     assert_int_equal(p[9], 6);
@@ -1144,13 +1157,91 @@ static void test_mutation_reparses(void **state)
     assert_int_equal(run_int(f, "return pkt.tcp.dport"), 80);
 }
 
-static void test_peer(void **state)
+static void test_peer_nil(void **state)
 {
     FX;
     uint8_t b[128];
     size_t n = mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_true(run_nil(f, "return pkt.peer")); /* egress, not routed yet */
+}
+
+/* pkt.peer and expiry as the real chain hands packets out: a script whose verdicts tell what
+ * it saw. */
+static void test_through_chain(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_lpacket_XXXXXX.lua";
+    int fd = mkstemps(path, 4);
+    assert_true(fd >= 0);
+    static const char script[] =
+        "local mt = require 'moontun'\n"
+        "local M = {}\n"
+        "function M.ingress(pkt, peer)\n"
+        "  if saved then\n"
+        "    local ok, err = pcall(function() return saved.ip end)\n"
+        "    -- the same userdata is handed out again: it is live for this call\n"
+        "    if not ok then return mt.REPLY end\n"
+        "  end\n"
+        "  if pkt.peer == peer and pkt.peer.addr == '192.0.2.7:4000' and pkt.dir == 'ingress'\n"
+        "     and pkt.ip.ttl == 64 then saved = pkt return mt.DROP end\n"
+        "end\n"
+        "function M.egress(pkt)\n"
+        "  if pkt.peer == nil and pkt.dir == 'egress' then\n"
+        "    pkt.ip.ttl = 7\n"
+        "    return mt.DROP\n"
+        "  end\n"
+        "end\n"
+        "function M.stop()\n"
+        "  local ok, err = pcall(function() return #saved end)\n"
+        "  assert(not ok and err:find('expired'), 'stored packet still usable after its call')\n"
+        "end\n"
+        "return M\n";
+    assert_int_equal(write(fd, script, sizeof script - 1), (ssize_t)(sizeof script - 1));
+    close(fd);
+
+    struct mt_config cfg;
+    char err[512] = "";
+    char *argv[] = {"moontun", "-s", "-S", path, NULL};
+    int rc = mt_config_parse(&cfg, 4, argv, err, sizeof err);
+    if (rc != MT_CONFIG_RUN)
+        fail_msg("config: %s", err);
+    struct mt_stats stats = {0};
+    struct mt_host host = {.cfg = &cfg, .stats = &stats};
+    struct mt_scripts *s = NULL;
+    rc = mt_scripts_load(&s, &cfg, &host, err, sizeof err);
+    if (rc != 0)
+        fail_msg("load: %s", err);
+    assert_non_null(s);
+
+    static uint8_t buf[MT_PKT_BUFSIZE];
+    uint8_t b[128];
+    size_t n = mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG);
+    struct mt_packet pkt;
+    struct mt_peer peer = {.addr = "192.0.2.7:4000", .name = "p", .id = 1, .up = true};
+    struct mt_peer *route = NULL;
+
+    mt_packet_init(&pkt, buf, sizeof buf, MT_HEADROOM);
+    assert_int_equal(mt_packet_put(&pkt, n), 0);
+    memcpy(pkt.data, b, n);
+    pkt.dir = MT_DIR_INGRESS;
+    pkt.peer = &peer;
+    assert_int_equal(mt_scripts_ingress(s, &pkt, &route), MT_VERDICT_DROP);
+    assert_int_equal(stats.script_errors, 0);
+    /* again: the stored packet is the userdata being reused, so it reads (not REPLY) */
+    assert_int_equal(mt_scripts_ingress(s, &pkt, &route), MT_VERDICT_DROP);
+
+    pkt.dir = MT_DIR_EGRESS;
+    pkt.peer = NULL;
+    assert_int_equal(mt_scripts_egress(s, &pkt, &route), MT_VERDICT_DROP);
+    assert_int_equal(pkt.data[8], 7);
+    naive_check(pkt.data, 20, 6);
+    assert_int_equal(stats.script_errors, 0);
+
+    mt_scripts_free(s); /* runs stop, which checks that `saved` has expired */
+    assert_int_equal(stats.script_errors, 0);
+    mt_config_free(&cfg);
+    unlink(path);
 }
 
 int main(void)
@@ -1179,14 +1270,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_and_lying, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutation_reparses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_peer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_nil, setup, teardown),
+        cmocka_unit_test(test_through_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
-}
-
-/* TEMPORARY until lua/lmoontun.c lands */
-__attribute__((weak)) void mt__lpeer_push(lua_State *L, struct mt_peer *peer)
-{
-    (void)peer;
-    lua_pushnil(L);
 }
