@@ -54,6 +54,7 @@ struct mt_scripts {
     uint8_t *scratch;             /* MT_PKT_BUFSIZE bytes for mt.send, allocated at load */
 
     int peer_cache_ref;       /* registry table: lightuserdata(struct mt_peer *) -> peer object */
+    int peer_meta_ref;        /* the peer metatable: recognises peers without a lookup by name */
     int module_ref;           /* the moontun module table */
     struct mt_peer **peerbuf; /* for mt.peers(), allocated at load */
     size_t npeerbuf;
@@ -67,6 +68,7 @@ struct mt_scripts {
     int step;         /* the count hook fires every step instructions */
     bool aborting;    /* budget exceeded: every instruction raises until the call unwinds */
     bool mem_refused;
+    bool closing; /* lua_close is running finalizers: no new timers */
 
     /* Memory cap. */
     size_t mem_used;

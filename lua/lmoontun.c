@@ -94,8 +94,16 @@ bool mt__lpeer_push_cached(lua_State *L, struct mt_peer *peer)
 
 int mt__lpeer_check(lua_State *L, int idx, struct mt_peer **out)
 {
-    struct mt_lpeer *u = luaL_testudata(L, idx, MT_LPEER_META);
-    if (u == NULL)
+    struct mt_scripts *s = mt__scripts_of(L);
+    struct mt_lpeer *u = lua_touserdata(L, idx);
+
+    /* By metatable identity, not luaL_testudata's lookup by name: this is per packet. */
+    if (u == NULL || !lua_getmetatable(L, idx))
+        return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_meta_ref);
+    bool is_peer = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!is_peer)
         return 0;
     *out = u->peer != NULL && u->peer->up ? u->peer : NULL;
     return 1;
@@ -234,6 +242,8 @@ static int timer_new(lua_State *L, bool repeat)
     luaL_checktype(L, 2, LUA_TFUNCTION);
     if (s->host.loop == NULL)
         return luaL_error(L, "timers need an event loop");
+    if (s->closing) /* a finalizer made it: its own finalizer would never run */
+        return luaL_error(L, "cannot start a timer while the scripts are being unloaded");
 
     struct mt_ltimer *t = lua_newuserdatauv(L, sizeof *t, 1);
     memset(t, 0, sizeof *t);
@@ -546,6 +556,8 @@ int mt__lmoontun_open(lua_State *L)
     struct mt_scripts *s = mt__scripts_of(L);
 
     create_meta(L, MT_LPEER_META, peer_metamethods, NULL);
+    luaL_getmetatable(L, MT_LPEER_META);
+    s->peer_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     create_meta(L, MT_LTIMER_META, timer_metamethods, timer_methods);
     create_meta(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
 

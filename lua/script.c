@@ -323,8 +323,8 @@ static void mt__push_peer(lua_State *L, struct mt_peer *peer)
 
 /* Reads the handler's result on top of the stack (and pops it). Returns true to go on to the
  * next script. route is NULL for encode/decode, where only PASS and DROP are allowed. */
-static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int script,
-                        enum mt_verdict *v, struct mt_peer **route)
+static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, enum mt_verdict *v,
+                        struct mt_peer **route)
 {
     int t = lua_type(L, -1);
     const char *bad = NULL;
@@ -368,11 +368,17 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int script
         }
     }
 
-    char msg[160];
-    snprintf(msg, sizeof msg, "returned %s %s (expected %s)",
+    /* Errors are rare: only now find where the handler is defined, for the log. */
+    lua_Debug ar;
+    char where[128] = "";
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[slot][idx]);
+    if (lua_getinfo(L, ">S", &ar))
+        snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.linedefined);
+    char msg[320];
+    snprintf(msg, sizeof msg, "%shandler returned %s %s (expected %s)", where,
              strcmp(bad, "REPLY") == 0 || strcmp(bad, "peer") == 0 ? "a" : "a value of type", bad,
              route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
-    mt__fail(s, MT_CALL_ERROR, slot_names[slot], script, msg, false);
+    mt__fail(s, MT_CALL_ERROR, slot_names[slot], s->owner[slot][idx], msg, false);
     *v = mt__on_error(s);
     return *v == MT_VERDICT_PASS;
 }
@@ -417,7 +423,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
                 continue;
             break;
         }
-        if (!mt__verdict(s, L, slot, script, &v, route))
+        if (!mt__verdict(s, L, slot, i, &v, route))
             break;
     }
 
@@ -521,6 +527,22 @@ static int mt__load(lua_State *L)
     lua_insert(L, 1);
     lua_call(L, n < 3 ? 3 : n, LUA_MULTRET);
     return lua_gettop(L);
+}
+
+/* collectgarbage, minus the options that would let a script switch the collector off or
+ * retune it: the memory cap relies on it running. */
+static int mt__collectgarbage(lua_State *L)
+{
+    static const char *const allowed[] = {"collect", "count", "step", "isrunning", NULL};
+    const char *opt = luaL_optstring(L, 1, "collect");
+    for (int i = 0; allowed[i] != NULL; i++)
+        if (strcmp(opt, allowed[i]) == 0) {
+            lua_pushvalue(L, lua_upvalueindex(1));
+            lua_insert(L, 1);
+            lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+            return lua_gettop(L);
+        }
+    return luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' is not allowed here", opt));
 }
 
 /* print goes to the log (stdout may be anything in a daemon). */
@@ -695,6 +717,9 @@ static int mt__setup(lua_State *L)
     lua_getglobal(L, "load");
     lua_pushcclosure(L, mt__load, 1);
     lua_setglobal(L, "load");
+    lua_getglobal(L, "collectgarbage");
+    lua_pushcclosure(L, mt__collectgarbage, 1);
+    lua_setglobal(L, "collectgarbage");
     lua_pushcfunction(L, mt__print);
     lua_setglobal(L, "print");
     lua_pushcfunction(L, mt__require);
@@ -905,6 +930,7 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         s->budget = s->call_budget;
         s->used = 0;
         s->aborting = false;
+        s->closing = true;
         lua_close(s->L);
     }
     free(s->scratch);
@@ -1035,6 +1061,12 @@ void mt_scripts_free(struct mt_scripts *s)
     mt__destroy(s, true);
 }
 
+/* The new state is built completely before the old one is touched: mt.state is copied in
+ * first (so the new scripts' top level and start handlers see it), then the scripts load and
+ * start; only then do the old stop handlers run (their changes to mt.state are not carried)
+ * and the old state, with its timers, goes. Only plain data crosses: strings, numbers,
+ * booleans, the verdict constants and tables of those (shared subtables and cycles keep
+ * their shape); functions, userdata (peers, timers, prefixes) and coroutines are dropped. */
 int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
 {
     struct mt_scripts *old = *sp, *s;

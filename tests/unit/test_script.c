@@ -622,6 +622,10 @@ static void test_sandbox(void **state)
                  "  check('utf8', utf8.char(65) == 'A')\n"
                  "  check('table', table.concat({1, 2}, ',') == '1,2')\n"
                  "  check('coroutine', coroutine.wrap(function() coroutine.yield(1) end)() == 1)\n"
+                 "  check('gc stop', not pcall(collectgarbage, 'stop'))\n"
+                 "  check('gc generational', not pcall(collectgarbage, 'generational'))\n"
+                 "  check('gc count', type(collectgarbage('count')) == 'number')\n"
+                 "  check('gc collect', collectgarbage() == 0)\n"
                  "  mt.inject(#bad == 0 and 'ok' or table.concat(bad, ','))\n"
                  "end }\n");
     egress_n(s, 4);
@@ -876,6 +880,80 @@ static void test_expired_packet(void **state)
     mt_scripts_free(s);
 }
 
+static void test_error_log_rate_limited(void **state)
+{
+    struct mt_scripts *s = load_src("return { egress = function(pkt) error('again') end }\n");
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(egress_n(s, 4), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 20);
+    assert_int_equal(s->err_logged, 5);
+    assert_int_equal(s->err_suppressed, 15); /* summed up in one line later */
+    mt_scripts_free(s);
+}
+
+static void test_send_from_decode(void **state)
+{
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return {\n"
+                                    "  encode = function(pkt, peer) pkt:push('E:') end,\n"
+                                    "  decode = function(pkt, peer)\n"
+                                    "    if pkt:bytes(0, 4) == 'ping' then\n"
+                                    "      assert(mt.send(peer, 'pong') == true)\n"
+                                    "      return mt.DROP\n"
+                                    "    end\n"
+                                    "  end,\n"
+                                    "}\n");
+    pkt_of(8);
+    memcpy(PKT.data, "ping", 4);
+    PKT.dir = MT_DIR_INGRESS;
+    PKT.peer = &P[0];
+    assert_int_equal(mt_scripts_decode(s, &PKT, &P[0]), MT_VERDICT_DROP);
+    assert_int_equal(F.nsend, 1);
+    assert_ptr_equal(F.send_peer, &P[0]);
+    assert_int_equal(F.sent_len, 6);
+    assert_memory_equal(F.sent, "E:pong", 6);
+    assert_int_equal(PKT.len, 8); /* the packet being decoded was not touched */
+    assert_memory_equal(PKT.data, "ping", 4);
+    assert_int_equal(ST.script_errors, 0);
+    mt_scripts_free(s);
+}
+
+static void test_budget_in_nested_encode(void **state)
+{
+    CFG.lua_budget = 100000;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return {\n"
+                                    "  encode = function(pkt, peer) while true do end end,\n"
+                                    "  egress = function(pkt)\n"
+                                    "    pcall(mt.send, mt.peers()[1], 'x')\n"
+                                    "    mt.inject('after send')\n"
+                                    "  end,\n"
+                                    "}\n");
+    assert_int_equal(egress_n(s, 4), MT_VERDICT_DROP);
+    assert_int_equal(F.nsend, 0);   /* encode failed: the on-error verdict dropped it */
+    assert_int_equal(F.ninject, 0); /* and the budget covered the caller too */
+    assert_int_equal(ST.budget_aborts, 1);
+    assert_int_equal(ST.script_errors, 2);
+    assert_int_equal(mt_scripts_encode(s, pkt_of(4), &P[0]), MT_VERDICT_DROP);
+    mt_scripts_free(s);
+}
+
+static void test_no_timer_from_finalizer_at_close(void **state)
+{
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "keep = setmetatable({}, { __gc = function()\n"
+                 "  local ok = pcall(mt.after, 0.01, function() mt.inject('zombie') end)\n"
+                 "  mt.inject('gc ' .. tostring(ok))\n"
+                 "end })\n"
+                 "return {}\n");
+    assert_int_equal(mt_scripts_hooks(s), 0);
+    mt_scripts_free(s);
+    assert_string_equal(F.injected, "gc false");
+    run_loop(0.03);
+    assert_string_equal(F.injected, "gc false");
+}
+
 /* The per-packet path allocates nothing once warm: the Lua heap does not move. */
 static void test_hot_path_does_not_allocate(void **state)
 {
@@ -937,6 +1015,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_state_survives_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_failure_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_packet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_log_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_from_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget_in_nested_encode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_timer_from_finalizer_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
