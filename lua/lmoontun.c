@@ -509,8 +509,10 @@ static int mt_stats(lua_State *L)
     return 1;
 }
 
-static void push_config(lua_State *L, const struct mt_config *cfg)
+static void push_config(lua_State *L, const struct mt_scripts *s)
 {
+    const struct mt_config *cfg = s->cfg;
+
     lua_createtable(L, 0, 12);
     lua_pushstring(L, cfg->ifname);
     lua_setfield(L, -2, "iface");
@@ -530,9 +532,9 @@ static void push_config(lua_State *L, const struct mt_config *cfg)
     lua_setfield(L, -2, "mtu");
     lua_pushstring(L, cfg->on_error == MT_ON_ERROR_PASS ? "pass" : "drop");
     lua_setfield(L, -2, "on_error");
-    lua_pushinteger(L, cfg->lua_budget);
+    lua_pushinteger(L, s->call_budget); /* the values in force, defaults applied */
     lua_setfield(L, -2, "lua_budget");
-    lua_pushinteger(L, cfg->lua_mem_mb);
+    lua_pushinteger(L, (lua_Integer)(s->mem_limit >> 20));
     lua_setfield(L, -2, "lua_mem");
     lua_pushinteger(L, cfg->max_peers);
     lua_setfield(L, -2, "max_peers");
@@ -576,7 +578,7 @@ int mt__lmoontun_open(lua_State *L)
     /* Survives reloads: the chain deep-copies its plain data (not functions or userdata). */
     lua_newtable(L);
     lua_setfield(L, -2, "state");
-    push_config(L, s->cfg);
+    push_config(L, s);
     lua_setfield(L, -2, "config");
     return 1;
 }
