@@ -432,12 +432,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     mt__lpacket_expire(L, pidx);
     lua_settop(L, top);
     s->depth--;
-    if (s->host.stats != NULL) {
-        if (v == MT_VERDICT_DROP)
-            s->host.stats->script_drops++;
-        else if (v == MT_VERDICT_REPLY)
-            s->host.stats->script_replies++;
-    }
+    /* script_drops/script_replies are counted by the core, which acts on the verdict. */
     return v;
 }
 
@@ -459,18 +454,28 @@ enum mt_verdict mt_scripts_ingress(struct mt_scripts *s, struct mt_packet *pkt,
     return mt__run_chain(s, s->L, MT_SLOT_INGRESS, pkt, pkt->peer, route != NULL ? route : &dummy);
 }
 
-enum mt_verdict mt_scripts_encode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
+/* For the wire hooks pkt.peer is the peer at the other end of the wire, whatever the core
+ * left in pkt->peer; the field is put back afterwards. */
+static enum mt_verdict mt__wire_chain(struct mt_scripts *s, int slot, struct mt_packet *pkt,
+                                      struct mt_peer *peer)
 {
     if (s == NULL)
         return MT_VERDICT_PASS;
-    return mt__run_chain(s, s->L, MT_SLOT_ENCODE, pkt, peer, NULL);
+    struct mt_peer *saved = pkt->peer;
+    pkt->peer = peer;
+    enum mt_verdict v = mt__run_chain(s, s->L, slot, pkt, peer, NULL);
+    pkt->peer = saved;
+    return v;
+}
+
+enum mt_verdict mt_scripts_encode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
+{
+    return mt__wire_chain(s, MT_SLOT_ENCODE, pkt, peer);
 }
 
 enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
 {
-    if (s == NULL)
-        return MT_VERDICT_PASS;
-    return mt__run_chain(s, s->L, MT_SLOT_DECODE, pkt, peer, NULL);
+    return mt__wire_chain(s, MT_SLOT_DECODE, pkt, peer);
 }
 
 unsigned mt_scripts_hooks(const struct mt_scripts *s)
@@ -507,8 +512,11 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
     s->sending = true;
     enum mt_verdict v = mt__run_chain(s, L, MT_SLOT_ENCODE, &pkt, peer, NULL);
     s->sending = false;
-    if (v == MT_VERDICT_DROP)
+    if (v == MT_VERDICT_DROP) {
+        if (s->host.stats != NULL) /* the core never sees this packet: count it here */
+            s->host.stats->script_drops++;
         return 0;
+    }
     int rc = s->host.send(s->host.ctx, peer, pkt.data, pkt.len);
     return rc < 0 ? rc : 1;
 }
