@@ -177,6 +177,14 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
             return fd;
         t->sock_fd = fd;
     }
+    /* A burst from the device arrives faster than one loop turn drains it; the kernel's
+     * default 208 KiB socket buffers drop datagrams that larger ones keep. */
+    int bufsz = 4 * 1024 * 1024;
+    /* As root the FORCE variants pass net.core.rmem_max; otherwise take what we may. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
     ev_io_init(&t->sock_w, read_cb, fd, EV_READ);
     ev_io_start(t->loop, &t->sock_w);
     double tick = t->cfg->keepalive / 2 < 1.0 ? t->cfg->keepalive / 2 : 1.0;
