@@ -132,22 +132,25 @@ mt_wait_ping() {
     return 1
 }
 
-# mt_transfer SRC_NS DST_NS DST_ADDR MIB [PORT]: sends MIB MiB of random bytes over TCP from
+# mt_transfer SRC_NS DST_NS DST_ADDR MIB [PORT [RATE]]: sends MIB MiB of random bytes over TCP from
 # SRC to DST through whatever path exists; fails unless the sha256 matches. Prints seconds.
 mt_transfer() {
-    local src=$1 dst=$2 addr=$3 mib=$4 port=${5:-5201}
+    local src=$1 dst=$2 addr=$3 mib=$4 port=${5:-5201} rate=${6:-}
     local in="$MT_TMP/xfer.in" out="$MT_TMP/xfer.out"
     head -c "$((mib * 1024 * 1024))" /dev/urandom >"$in"
     rm -f "$out"
     ip netns exec "$dst" timeout 60 python3 "$MT_ROOT/tests/integration/tcpsink.py" \
-        "$addr" "$port" "$out" &
+        "${MT_SINK_ADDR:-$addr}" "$port" "$out" &
     local sink=$!
     MT_PIDS+=("$sink")
-    sleep 0.3
+    for _ in $(seq 50); do
+        ip netns exec "$dst" ss -ltn | grep -q ":$port " && break
+        sleep 0.1
+    done
     local t0 t1
     t0=$(date +%s.%N)
     ip netns exec "$src" timeout 60 python3 "$MT_ROOT/tests/integration/tcpsource.py" \
-        "$addr" "$port" "$in" || { mt_log "transfer: source failed"; return 1; }
+        "$addr" "$port" "$in" $rate || { mt_log "transfer: source failed"; return 1; }
     wait "$sink" || { mt_log "transfer: sink failed"; return 1; }
     t1=$(date +%s.%N)
     local a b
