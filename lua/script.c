@@ -630,8 +630,9 @@ static bool mt__try_list(const char *list, const char *name, char *out, size_t o
 }
 
 /* require: "moontun" (preloaded), and pure-Lua helpers found next to the running script, in
- * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), in the installed
- * directory, and in the source tree's lua/ (for running from a checkout). No C modules. */
+ * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), in MOONTUN_LUA_DIR
+ * (the installed directory) and in MOONTUN_LUA_SRCDIR (the source tree's lua/, so a checkout
+ * runs without installing). No C modules. */
 static int mt__require(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
@@ -657,10 +658,10 @@ static int mt__require(lua_State *L)
         found = mt__try_list(getenv("MOONTUN_LUA_PATH"), name, path, sizeof path, &tried);
     if (!found)
         found = mt__try_list(MOONTUN_LUA_DIR, name, path, sizeof path, &tried);
-    if (!found && __FILE__[0] == '/') {
-        const char *slash = strrchr(__FILE__, '/');
-        found = mt__try_path(__FILE__, (size_t)(slash - __FILE__), name, path, sizeof path, &tried);
-    }
+#ifdef MOONTUN_LUA_SRCDIR
+    if (!found)
+        found = mt__try_list(MOONTUN_LUA_SRCDIR, name, path, sizeof path, &tried);
+#endif
     if (!found) {
         luaL_pushresult(&tried);
         return luaL_error(L, "module '%s' not found (only pure-Lua modules):%s", name,
