@@ -76,7 +76,8 @@ int main(int argc, char **argv)
     bool ran = false;
     if (mt_tunnel_init(&tun, loop, &cfg, err, sizeof(err)) < 0 ||
         mt_tunnel_open(&tun, err, sizeof(err)) < 0 ||
-        (cfg.user[0] && drop_privileges(cfg.user, err, sizeof(err)) < 0)) {
+        (cfg.user[0] && (drop_privileges(cfg.user, err, sizeof(err)) < 0 ||
+                         mt_tunnel_load_scripts(&tun, err, sizeof(err)) < 0))) {
         fprintf(stderr, "moontun: %s\n", err);
     } else {
         mt_tunnel_run(&tun);

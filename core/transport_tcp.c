@@ -15,6 +15,9 @@
 #define BACKOFF_MAX      8.0
 #define CONNECT_TIMEOUT  5.0
 #define READS_PER_WAKEUP 16 /* so one busy peer cannot starve the others */
+/* A frame of at most 64 KiB that has not completed in this long is not slow, it is a
+ * slowloris holding a connection (and a --max-peers slot) with half a frame. */
+#define FRAME_STALL_TIMEOUT 10.0
 
 static struct mt_tpeer *peer_of_rio(ev_io *w)
 {
@@ -101,6 +104,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         p->rxlen += (size_t)n;
+        p->last_read = ev_now(loop);
         size_t off = 0;
         for (;;) {
             const uint8_t *payload;
@@ -179,6 +183,22 @@ int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
     p->txlen += need;
     p->tun->tx_pending = true;
     return 0;
+}
+
+/* Closes connections stalled in the middle of a frame. */
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct mt_tunnel *t = (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, tick_w));
+    double now = ev_now(loop);
+    struct mt_tpeer *next;
+    for (struct mt_tpeer *p = t->peers; p; p = next) {
+        next = p->next;
+        if (p->rxlen > 0 && now - p->last_read > FRAME_STALL_TIMEOUT) {
+            t->stats.bad_frames++;
+            mt_warn("peer %s: half a frame for %.0f s, closing", p->pub.addr, now - p->last_read);
+            close_peer(p, "stalled mid-frame");
+        }
+    }
 }
 
 /* --- server ------------------------------------------------------------------------------ */
@@ -299,6 +319,8 @@ int mt__tcp_start(struct mt_tunnel *t, char *err, size_t errsz)
     ev_timer_init(&t->reconnect_w, reconnect_cb, 0.0, 0.0);
     ev_timer_init(&t->accept_pause_w, accept_pause_cb, 0.0, 0.0);
     t->backoff = BACKOFF_FIRST;
+    ev_timer_init(&t->tick_w, tick_cb, 1.0, 1.0);
+    ev_timer_start(t->loop, &t->tick_w);
     if (t->cfg->role == MT_ROLE_CLIENT) {
         int rc = mt__resolve(t->cfg->host, t->cfg->port, SOCK_STREAM, false, &t->server_sa,
                              &t->server_salen, err, errsz);
@@ -325,6 +347,7 @@ void mt__tcp_stop(struct mt_tunnel *t)
 {
     ev_timer_stop(t->loop, &t->reconnect_w);
     ev_timer_stop(t->loop, &t->accept_pause_w);
+    ev_timer_stop(t->loop, &t->tick_w);
     if (t->connect_fd >= 0) {
         ev_io_stop(t->loop, &t->connect_w);
         close(t->connect_fd);

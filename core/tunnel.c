@@ -379,8 +379,17 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     t->host.inject = host_inject;
     t->host.send = host_send;
     t->host.peers = host_peers;
-    /* Scripts load before any device exists: a broken one costs nothing but its error. */
-    int rc = mt_scripts_load(&t->scripts, cfg, &t->host, err, errsz);
+    /* Scripts load before any device exists: a broken one costs nothing but its error.
+     * With --user they must not run as root: only compile them now, run them after the
+     * privileges are dropped (mt_tunnel_load_scripts). */
+    if (cfg->user[0])
+        return mt_scripts_check(cfg, err, errsz);
+    return mt_tunnel_load_scripts(t, err, errsz);
+}
+
+int mt_tunnel_load_scripts(struct mt_tunnel *t, char *err, size_t errsz)
+{
+    int rc = mt_scripts_load(&t->scripts, t->cfg, &t->host, err, errsz);
     if (rc < 0)
         return rc;
     t->hooks = t->scripts ? mt_scripts_hooks(t->scripts) : 0;

@@ -34,6 +34,7 @@ struct mt_tpeer {
     struct sockaddr_storage sa; /* ro: outer address */
     socklen_t salen;
     double last_rx, last_tx; /* ev_now of the last datagram/frame received/sent */
+    double last_read;        /* TCP: ev_now of the last read that returned bytes */
     /* TCP only */
     int fd;
     ev_io rio, wio;
@@ -56,7 +57,7 @@ struct mt_tunnel {
 
     int sock_fd; /* TCP server: listener; UDP: the one socket */
     ev_io sock_w;
-    ev_timer tick_w;          /* UDP keepalives and idle timeouts */
+    ev_timer tick_w;          /* UDP keepalives and idle timeouts; TCP stalled frames */
     struct mt_udp_rx *udp_rx; /* UDP receive batch buffers */
 
     /* client */
@@ -95,6 +96,8 @@ struct mt_tunnel {
 int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_config *cfg,
                    char *err, size_t errsz);
 int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz);
+/* Loads and starts the -S scripts (init does it, unless --user defers it past the drop). */
+int mt_tunnel_load_scripts(struct mt_tunnel *t, char *err, size_t errsz);
 void mt_tunnel_run(struct mt_tunnel *t);
 void mt_tunnel_close(struct mt_tunnel *t);
 /* A packet arrived from a peer (already deframed); data is not modified. */

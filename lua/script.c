@@ -1065,6 +1065,27 @@ int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
     return mt__create(out, cfg, host, NULL, err, errsz);
 }
 
+int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz)
+{
+    for (int i = 0; i < cfg->nscripts; i++) {
+        lua_State *L = luaL_newstate();
+        if (L == NULL) {
+            snprintf(err, errsz, "out of memory");
+            return -ENOMEM;
+        }
+        int rc = luaL_loadfilex(L, cfg->scripts[i].path, "t");
+        if (rc != LUA_OK) {
+            char msg[MT_ERRLINE];
+            mt__condense(lua_tostring(L, -1), msg, sizeof msg, false);
+            snprintf(err, errsz, "%s", msg);
+        }
+        lua_close(L);
+        if (rc != LUA_OK)
+            return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+    }
+    return 0;
+}
+
 void mt_scripts_free(struct mt_scripts *s)
 {
     mt__destroy(s, true);

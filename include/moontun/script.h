@@ -42,6 +42,9 @@ struct mt_scripts;
  * scripts configured it succeeds and *out is NULL (the core then never calls in). */
 int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
                     const struct mt_host *host, char *err, size_t errsz);
+/* Only compiles every -S script (runs nothing): for a start-up that must report syntax errors
+ * before the device exists but run the scripts later, after dropping root (--user). */
+int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz);
 /* Runs the stop handlers and frees the state. NULL is fine. */
 void mt_scripts_free(struct mt_scripts *s);
 
