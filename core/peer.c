@@ -50,6 +50,21 @@ static void sockaddr_to_addr(const struct sockaddr *sa, struct mt_addr *a)
     }
 }
 
+/* A refused UDP sender may send thousands of datagrams: one log line per second at most. */
+static bool refusal_log_ok(struct mt_tunnel *t)
+{
+    double now = ev_now(t->loop);
+    if (now - t->refusal_logged < 1.0) {
+        t->refusals_suppressed++;
+        return false;
+    }
+    if (t->refusals_suppressed)
+        mt_warn("%llu more refusals not logged", (unsigned long long)t->refusals_suppressed);
+    t->refusal_logged = now;
+    t->refusals_suppressed = 0;
+    return true;
+}
+
 bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
 {
     char name[MT_PEER_ADDRSTRLEN];
@@ -60,14 +75,20 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
         for (int i = 0; i < t->cfg->nallow && !ok; i++)
             ok = mt_prefix_contains(&t->cfg->allow[i], &a);
         if (!ok) {
-            mt__sockaddr_str(sa, name, sizeof(name));
-            mt_warn("peer %s refused: not in --allow", name);
+            t->stats.peers_refused++;
+            if (refusal_log_ok(t)) {
+                mt__sockaddr_str(sa, name, sizeof(name));
+                mt_warn("peer %s refused: not in --allow", name);
+            }
             return false;
         }
     }
     if (t->npeers >= t->cfg->max_peers) {
-        mt__sockaddr_str(sa, name, sizeof(name));
-        mt_warn("peer %s refused: --max-peers %d reached", name, t->cfg->max_peers);
+        t->stats.peers_refused++;
+        if (refusal_log_ok(t)) {
+            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_warn("peer %s refused: --max-peers %d reached", name, t->cfg->max_peers);
+        }
         return false;
     }
     return true;

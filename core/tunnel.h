@@ -90,6 +90,8 @@ struct mt_tunnel {
 
     ev_signal sigint_w, sigterm_w, sighup_w;
     double dev_err_logged; /* rate limit for device write errors */
+    double refusal_logged; /* rate limit for refused peers */
+    uint64_t refusals_suppressed;
 };
 
 /* tunnel.c: set-up and the fate of every packet */

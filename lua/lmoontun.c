@@ -475,11 +475,11 @@ static const struct {
     {                                                                                              \
 #x, offsetof(struct mt_stats, x)                                                           \
     }
-    F(dev_rx_packets),  F(dev_rx_bytes),   F(dev_tx_packets), F(dev_tx_bytes),  F(dev_tx_errors),
-    F(net_rx_packets),  F(net_rx_bytes),   F(net_tx_packets), F(net_tx_bytes),  F(no_route),
-    F(script_drops),    F(script_replies), F(queue_drops),    F(bad_frames),    F(peers_up),
-    F(peers_down),      F(script_errors),  F(budget_aborts),  F(memory_aborts), F(reloads),
-    F(reload_failures),
+    F(dev_rx_packets), F(dev_rx_bytes),    F(dev_tx_packets), F(dev_tx_bytes),  F(dev_tx_errors),
+    F(net_rx_packets), F(net_rx_bytes),    F(net_tx_packets), F(net_tx_bytes),  F(no_route),
+    F(script_drops),   F(script_replies),  F(queue_drops),    F(bad_frames),    F(peers_up),
+    F(peers_down),     F(peers_refused),   F(script_errors),  F(budget_aborts), F(memory_aborts),
+    F(reloads),        F(reload_failures),
 #undef F
 };
 

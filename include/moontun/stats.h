@@ -21,6 +21,7 @@ struct mt_stats {
     uint64_t bad_frames;  /* malformed frames/datagrams from the network */
     uint64_t peers_up;
     uint64_t peers_down;
+    uint64_t peers_refused; /* not in --allow, or over --max-peers */
     uint64_t script_errors; /* handler errors (incl. budget/memory aborts) */
     uint64_t budget_aborts; /* handlers stopped by the instruction budget */
     uint64_t memory_aborts; /* handlers stopped by the memory cap */
