@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
         "clang-format:/usr/bin/clang-format"
         "iperf3:/usr/bin/iperf3"
         "dnsutils:/usr/bin/dig"
+        "valgrind:/usr/bin/valgrind"
+        "clang:/usr/bin/clang"
     )
 fi
 

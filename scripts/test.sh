@@ -12,6 +12,11 @@ build="$root/build-test"
 "$root/scripts/build.sh" "$build" -DCMAKE_BUILD_TYPE=Debug -DMOONTUN_SANITIZE=ON \
     -DMOONTUN_WERROR=ON || { echo "test: build failed"; exit 1; }
 
+# A plain build too: valgrind cannot run sanitized binaries.
+"$root/scripts/build.sh" "$root/build-plain" -DCMAKE_BUILD_TYPE=Debug -DMOONTUN_TESTS=OFF \
+    -DMOONTUN_WERROR=ON || { echo "test: plain build failed"; exit 1; }
+export MOONTUN_PLAIN="$root/build-plain/moontun"
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=66
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=67
 export MOONTUN="$build/moontun"
@@ -37,6 +42,11 @@ for t in "$root"/tests/integration/test_*.sh; do
         failed+=("$name")
     fi
 done
+
+if [ -z "$only" ] && [ -x "$root/scripts/fuzz.sh" ]; then
+    echo "== fuzzers (libFuzzer, ${MT_FUZZ_SECONDS:-20} s each)"
+    "$root/scripts/fuzz.sh" "${MT_FUZZ_SECONDS:-20}" || failed+=("fuzzers")
+fi
 
 echo "== format (clang-format)"
 unformatted=$(find core lua include tests -name '*.[ch]' -print0 |
