@@ -1,0 +1,199 @@
+-- firewall.lua: a stateful firewall for the tunnel side of this host.
+--
+-- Everything this host sends into the tunnel (egress) passes and is remembered, so the replies
+-- come back in. From the tunnel (ingress) only packets of a remembered connection pass, plus new
+-- connections that `allow` lets start; those are remembered too and then flow both ways. A
+-- connection is forgotten when idle for its timeout, and TCP soon after a FIN or RST.
+-- Always passed: non-IP frames (ARP in tap mode), ICMP errors and IPv6 neighbour discovery
+-- (PMTU discovery and tap-mode IPv6 need them; the kernel matches errors to its own sockets),
+-- and IPv4/IPv6 fragments after the first (only the first carries ports: it is the one filtered).
+--
+-- Settings:
+--   allow=icmp           what may start from the tunnel side: a comma list of tcp/PORT,
+--                        udp/PORT, tcp/LO-HI, udp/LO-HI and icmp (inbound ping, IPv4 and IPv6)
+--   reject=0             1: answer a denied TCP SYN with a RST (connection refused) instead of
+--                        dropping it silently
+--   timeout_tcp=300      idle timeouts (durations: 300, 5m, 1h ...)
+--   timeout_udp=30       (other IP protocols use timeout_udp too)
+--   timeout_icmp=10
+--   linger=10s           how long a TCP connection is kept after a FIN or RST
+--
+-- Server with ssh and a web server reachable through the tunnel, ping allowed:
+--   moontun -s --addr 10.9.0.1/24 -S "examples/firewall.lua allow=tcp/22,tcp/80,icmp reject=1"
+local mt = require "moontun"
+local util = require "mtutil"
+
+local NAME = "firewall.lua"
+local cfg = util.settings(..., NAME, {
+    allow = { "list", "icmp" },
+    reject = { "bool", false },
+    timeout_tcp = { "duration", "300" },
+    timeout_udp = { "duration", "30" },
+    timeout_icmp = { "duration", "10" },
+    linger = { "duration", "10" },
+})
+
+-- allowed.tcp / allowed.udp: lists of {lo, hi} port ranges; allowed.icmp: true.
+local allowed = { tcp = {}, udp = {} }
+for _, rule in ipairs(cfg.allow) do
+    local proto, lo, hi = rule:match("^(%a+)/(%d+)%-?(%d*)$")
+    lo, hi = tonumber(lo), tonumber(hi) or tonumber(lo)
+    if rule == "icmp" then
+        allowed.icmp = true
+    elseif not (allowed[proto] and lo >= 1 and lo <= hi and hi <= 65535) then
+        error(string.format("%s: setting allow=%s: '%s' is not tcp/PORT, udp/PORT, "
+            .. "tcp/LO-HI, udp/LO-HI or icmp (ports 1-65535)", NAME, table.concat(cfg.allow, ","),
+            rule), 0)
+    else
+        table.insert(allowed[proto], { lo, hi })
+    end
+end
+
+local function may_start(proto, port)
+    for _, r in ipairs(allowed[proto]) do
+        if port >= r[1] and port <= r[2] then
+            return true
+        end
+    end
+    return false
+end
+
+local TIMEOUT = { tcp = cfg.timeout_tcp, udp = cfg.timeout_udp, icmp = cfg.timeout_icmp }
+local SYN, RST, ACK, FIN = 0x02, 0x04, 0x10, 0x01
+local ECHO_REQUEST = { [8] = true, [128] = true }
+-- ICMP errors (dest unreachable, time exceeded, parameter problem, ICMPv6 packet too big) and
+-- neighbour discovery (ICMPv6 133-137).
+local ICMP_ALWAYS = { [4] = { [3] = true, [11] = true, [12] = true },
+    [6] = { [1] = true, [2] = true, [3] = true, [4] = true,
+        [133] = true, [134] = true, [135] = true, [136] = true, [137] = true } }
+
+-- Connection keys, one string per packet, this host's end first. util.flow_key's
+-- string.format costs more than the rest of the handler; ":port" strings are made once each.
+local PORT = setmetatable({}, { __index = function(t, n)
+    local s = ":" .. n
+    t[n] = s
+    return s
+end })
+local function conn_key(proto, a, aport, b, bport)
+    return proto .. " " .. a .. PORT[aport] .. ">" .. b .. PORT[bport]
+end
+
+-- One entry per connection, keyed with this host's end first (the egress direction); its value
+-- is the idle timeout in force, so a closing TCP connection keeps its short linger.
+local conns = util.conntrack { sweep = 1 }
+
+-- Where the IP header starts: after the Ethernet header and its VLAN tags in tap mode.
+local function l3_offset(pkt)
+    if not pkt.eth then
+        return 0
+    end
+    local off = 14
+    while off <= 18 and (pkt:u16(off - 2) == 0x8100 or pkt:u16(off - 2) == 0x88a8) do
+        off = off + 4
+    end
+    return off
+end
+
+-- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,
+-- ack = its sequence space used (SYN, data) + its seq, no options, no payload.
+local function refuse(pkt)
+    local ip, tcp = pkt.ip, pkt.tcp
+    local l3, hlen, v4 = l3_offset(pkt), ip.hlen, ip.version == 4
+    local th = l3 + hlen
+    local seglen = ip.len - hlen - (pkt:u8(th + 12) >> 4) * 4 + 1
+    local ack = (tcp.seq + seglen) & 0xffffffff
+    if pkt.eth then -- answer the sender's MAC from ours
+        local dst, src = pkt:bytes(0, 6), pkt:bytes(6, 6)
+        pkt:set_bytes(0, src)
+        pkt:set_bytes(6, dst)
+    end
+    local alen, aoff = v4 and 4 or 16, l3 + (v4 and 12 or 8)
+    local src, dst = pkt:bytes(aoff, alen), pkt:bytes(aoff + alen, alen)
+    pkt:set_bytes(aoff, dst)
+    pkt:set_bytes(aoff + alen, src)
+    if v4 then
+        pkt:set_u16(l3 + 2, hlen + 20) -- total length
+        pkt:set_u8(l3 + 8, 64) -- TTL
+    else
+        pkt:set_u16(l3 + 4, hlen - 40 + 20) -- payload length (extension headers kept)
+        pkt:set_u8(l3 + 7, 64) -- hop limit
+    end
+    local sport, dport = pkt:u16(th), pkt:u16(th + 2)
+    pkt:set_u16(th, dport)
+    pkt:set_u16(th + 2, sport)
+    pkt:set_u32(th + 4, 0)
+    pkt:set_u32(th + 8, ack)
+    pkt:set_u16(th + 12, 0x5000 | RST | ACK) -- data offset 5 words: no options
+    pkt:set_u32(th + 16, 0) -- window 0, checksum (recomputed below)
+    pkt:set_u16(th + 18, 0) -- urgent pointer
+    pkt:resize(th + 20)
+    pkt:checksum()
+    return mt.REPLY
+end
+
+-- A packet's connection and what the rules need of it (TCP flags, the ICMP type), or nil for
+-- what passes without state: non-IP, ICMP errors and neighbour discovery, a TCP/UDP/ICMP
+-- packet without its header (a fragment after the first).
+local function flow(pkt)
+    local proto, src, sport, dst, dport = util.flow(pkt)
+    local what
+    if proto == "tcp" then
+        what = pkt.tcp.flags
+    elseif proto == "icmp" then
+        what = pkt.icmp.type
+        if ICMP_ALWAYS[pkt.ip.version][what] then
+            return nil
+        end
+    elseif proto == nil or proto == 6 or proto == 17 or proto == 1 or proto == 58 then
+        return nil
+    end
+    return proto, src, sport, dst, dport, what
+end
+
+-- The idle timeout after this packet: TCP keeps a short linger once it closes.
+local function ttl_after(proto, flags, old)
+    if proto ~= "tcp" then
+        return TIMEOUT[proto] or cfg.timeout_udp
+    elseif flags & (FIN | RST) ~= 0 then
+        return cfg.linger
+    elseif flags & (SYN | ACK) == SYN then -- a fresh SYN reopens a lingering 4-tuple
+        return cfg.timeout_tcp
+    end
+    return old or cfg.timeout_tcp
+end
+
+local M = {}
+
+function M.egress(pkt)
+    local proto, src, sport, dst, dport, what = flow(pkt)
+    if proto then
+        local k = conn_key(proto, src, sport, dst, dport)
+        local ttl = ttl_after(proto, what, conns:get(k))
+        conns:put(k, ttl, ttl) -- when the table is full the replies will not come in
+    end
+    return mt.PASS
+end
+
+function M.ingress(pkt)
+    local proto, src, sport, dst, dport, what = flow(pkt)
+    if not proto then
+        return mt.PASS
+    end
+    local k = conn_key(proto, dst, dport, src, sport)
+    local ttl = conns:get(k)
+    if ttl == nil then -- a new connection from the tunnel side
+        local syn = proto == "tcp" and what & (SYN | ACK | RST) == SYN
+        local ok = syn and may_start("tcp", dport) or proto == "udp" and may_start("udp", dport)
+            or proto == "icmp" and allowed.icmp and ECHO_REQUEST[what]
+        if not ok then
+            return (syn and cfg.reject) and refuse(pkt) or mt.DROP
+        end
+    end
+    ttl = ttl_after(proto, what, ttl)
+    if not conns:put(k, ttl, ttl) then
+        return mt.DROP -- the table is full: no room for a new connection
+    end
+    return mt.PASS
+end
+
+return M
