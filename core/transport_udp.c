@@ -11,6 +11,7 @@
 #include "tunnel.h"
 
 #define RX_BATCH 16 /* datagrams per recvmmsg */
+#define TX_BATCH 64 /* datagrams per sendmmsg: one device batch's worth */
 
 /* Receive buffers for one recvmmsg batch, allocated once. */
 struct mt_udp_rx {
@@ -18,6 +19,16 @@ struct mt_udp_rx {
     struct iovec iov[RX_BATCH];
     struct sockaddr_storage from[RX_BATCH];
     uint8_t *bufs; /* RX_BATCH * MT_MAX_PACKET */
+};
+
+/* Datagrams waiting for the next sendmmsg, with copies of their bytes and destinations (a peer
+ * may be freed before the flush). Allocated once. */
+struct mt_udp_tx {
+    struct mmsghdr msgs[TX_BATCH];
+    struct iovec iov[TX_BATCH];
+    struct sockaddr_storage to[TX_BATCH];
+    uint8_t *bufs; /* TX_BATCH * MT_MAX_PACKET */
+    int n;
 };
 
 static struct mt_tunnel *tunnel_of_sock(ev_io *w)
@@ -39,11 +50,49 @@ static int send_datagram(struct mt_tpeer *p, const uint8_t *data, size_t len)
     return 0;
 }
 
+void mt__udp_flush(struct mt_tunnel *t)
+{
+    struct mt_udp_tx *tx = t->udp_tx;
+    int done = 0;
+    while (done < tx->n) {
+        int n = sendmmsg(t->sock_fd, tx->msgs + done, (unsigned)(tx->n - done), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            /* EAGAIN/ENOBUFS: the socket is full; ECONNREFUSED: nobody listens (yet). UDP
+             * promises nothing: drop the rest of the batch and count it. */
+            t->stats.queue_drops += (uint64_t)(tx->n - done);
+            break;
+        }
+        done += n;
+    }
+    tx->n = 0;
+}
+
 int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
 {
-    if (len == 0)
+    struct mt_tunnel *t = p->tun;
+    struct mt_udp_tx *tx = t->udp_tx;
+    if (len == 0 || len > MT_MAX_PACKET)
         return -EINVAL; /* an empty datagram means keepalive, never a packet */
-    return send_datagram(p, data, len);
+    if (tx->n == TX_BATCH)
+        mt__udp_flush(t);
+    int i = tx->n++;
+    uint8_t *buf = tx->bufs + (size_t)i * MT_MAX_PACKET;
+    memcpy(buf, data, len);
+    tx->iov[i].iov_base = buf;
+    tx->iov[i].iov_len = len;
+    memset(&tx->msgs[i].msg_hdr, 0, sizeof(tx->msgs[i].msg_hdr));
+    tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
+    tx->msgs[i].msg_hdr.msg_iovlen = 1;
+    if (t->cfg->role == MT_ROLE_SERVER) { /* a client's socket is connected */
+        memcpy(&tx->to[i], &p->sa, p->salen);
+        tx->msgs[i].msg_hdr.msg_name = &tx->to[i];
+        tx->msgs[i].msg_hdr.msg_namelen = p->salen;
+    }
+    p->last_tx = ev_now(t->loop);
+    t->tx_pending = true; /* flushed before the loop sleeps, or when the batch is full */
+    return 0;
 }
 
 static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, socklen_t fromlen,
@@ -139,9 +188,12 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
 {
     t->udp_rx = calloc(1, sizeof(*t->udp_rx));
+    t->udp_tx = calloc(1, sizeof(*t->udp_tx));
     if (t->udp_rx)
         t->udp_rx->bufs = malloc((size_t)RX_BATCH * MT_MAX_PACKET);
-    if (!t->udp_rx || !t->udp_rx->bufs) {
+    if (t->udp_tx)
+        t->udp_tx->bufs = malloc((size_t)TX_BATCH * MT_MAX_PACKET);
+    if (!t->udp_rx || !t->udp_rx->bufs || !t->udp_tx || !t->udp_tx->bufs) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -196,10 +248,17 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
 void mt__udp_stop(struct mt_tunnel *t)
 {
     ev_timer_stop(t->loop, &t->tick_w);
+    if (t->udp_tx && t->sock_fd >= 0)
+        mt__udp_flush(t); /* a clean stop sends what is queued */
     if (t->sock_fd >= 0) {
         ev_io_stop(t->loop, &t->sock_w);
         close(t->sock_fd);
         t->sock_fd = -1;
+    }
+    if (t->udp_tx) {
+        free(t->udp_tx->bufs);
+        free(t->udp_tx);
+        t->udp_tx = NULL;
     }
     if (t->udp_rx) {
         free(t->udp_rx->bufs);

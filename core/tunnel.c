@@ -299,6 +299,10 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     if (!t->tx_pending)
         return;
     t->tx_pending = false;
+    if (t->cfg->transport == MT_TRANSPORT_UDP) {
+        mt__udp_flush(t);
+        return;
+    }
     struct mt_tpeer *next;
     for (struct mt_tpeer *p = t->peers; p; p = next) {
         next = p->next; /* flushing may close p */

@@ -24,6 +24,7 @@
 
 struct mt_tunnel;
 struct mt_udp_rx;
+struct mt_udp_tx;
 
 /* A peer as the core sees it: the public part first, so a struct mt_peer * from a script
  * converts back with a cast. */
@@ -59,6 +60,7 @@ struct mt_tunnel {
     ev_io sock_w;
     ev_timer tick_w;          /* UDP keepalives and idle timeouts; TCP stalled frames */
     struct mt_udp_rx *udp_rx; /* UDP receive batch buffers */
+    struct mt_udp_tx *udp_tx; /* UDP send batch (sendmmsg) */
 
     /* client */
     struct sockaddr_storage server_sa;
@@ -124,6 +126,7 @@ void mt__tcp_close_peer(struct mt_tpeer *p);
 void mt__tcp_stop(struct mt_tunnel *t);
 int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz);
 int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len);
+void mt__udp_flush(struct mt_tunnel *t);
 void mt__udp_stop(struct mt_tunnel *t);
 
 /* Resolves host:port for the client, or the -l address for the server (NULL: any). */
