@@ -1,0 +1,55 @@
+/* Offloads: the virtio-net header a tun/tap device opened with IFF_VNET_HDR puts before every
+ * packet (and expects before every write), and the software fallbacks for a peer that cannot
+ * take offloaded packets: completing a partial checksum and segmenting a GSO super-packet. */
+#ifndef MOONTUN_VNET_H
+#define MOONTUN_VNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moontun/packet.h"
+
+#define MT_VNET_HDR_LEN 10 /* struct virtio_net_hdr, without num_buffers */
+
+/* flags */
+#define MT_VNET_F_NEEDS_CSUM 1 /* the L4 checksum field holds only the pseudo-header sum */
+#define MT_VNET_F_DATA_VALID 2
+/* gso_type */
+#define MT_VNET_GSO_NONE  0
+#define MT_VNET_GSO_TCPV4 1
+#define MT_VNET_GSO_UDP   3
+#define MT_VNET_GSO_TCPV6 4
+#define MT_VNET_GSO_UDP_L4 5
+#define MT_VNET_GSO_ECN   0x80
+
+/* The header in host order. On the wire and at the device it is little-endian (the tun
+ * default on little-endian hosts; moontun always writes it little-endian). */
+struct mt_vnet_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;     /* length of the headers to copy to every segment */
+    uint16_t gso_size;    /* payload bytes per segment */
+    uint16_t csum_start;  /* where checksumming starts (from the first byte of the packet) */
+    uint16_t csum_offset; /* where the checksum goes, from csum_start */
+};
+
+void mt_vnet_read(const uint8_t *src, struct mt_vnet_hdr *h);
+void mt_vnet_write(uint8_t *dst, const struct mt_vnet_hdr *h);
+
+/* Completes the checksum of a NEEDS_CSUM packet in place (sums from csum_start to the end into
+ * the field at csum_start + csum_offset) and clears the flag. Returns 0, or -EINVAL when the
+ * offsets lie outside the packet (a liar's header). */
+int mt_vnet_complete_csum(uint8_t *pkt, size_t len, struct mt_vnet_hdr *h);
+
+/* Splits a TCP GSO super-packet (IPv4 or IPv6, tun or tap) into ordinary packets carrying at
+ * most gso_size payload bytes each, with IP lengths, IPv4 ids and header checksums, TCP
+ * sequence numbers, flags (FIN/PSH only on the last, CWR only on the first) and full TCP
+ * checksums right, and calls emit for each. A packet without GSO is passed through emit once,
+ * its checksum completed if NEEDS_CSUM. scratch holds one segment (>= hdr_len + gso_size).
+ * Returns the number of packets emitted, or a negative errno (-EINVAL for a malformed or
+ * unsupported super-packet: nothing is emitted then). */
+int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h,
+                    enum mt_link link, uint8_t *scratch, size_t scratchsz,
+                    int (*emit)(void *ctx, const uint8_t *seg, size_t seglen), void *ctx);
+
+#endif
