@@ -92,9 +92,10 @@ local function report()
     end
     table.sort(rows, function(a, b) return a.bytes > b.bytes end)
     local n = math.min(#rows, cfg.top)
+    local note = untracked == 0 and ""
+        or string.format(" (%d packets untracked so far, max=%d)", untracked, cfg.max)
     mt.log("%d flows, %d bytes in the last %gs%s; top %d by bytes:", #rows, total, cfg.interval,
-        untracked > 0 and string.format(" (%d packets untracked so far, max=%d)", untracked, cfg.max) or "",
-        n)
+        note, n)
     mt.log("  %-6s %-22s %-22s %9s %11s %8s", "proto", "source", "destination", "packets",
         "bytes", "kbit/s")
     for i = 1, n do

@@ -12,7 +12,7 @@
 --   limit=1000    packets waiting per direction; more are dropped (as netem's limit)
 --
 -- Example: a lossy 50 ms link on this end's way out:
---   moontun -c 198.51.100.1 --addr 10.9.0.2/24 -S "examples/netem.lua delay=50ms jitter=5ms loss=2%"
+--   moontun -c 192.0.2.1 --addr 10.9.0.2/24 -S "examples/netem.lua delay=50ms jitter=5ms loss=2%"
 -- On a server with several peers, an egress packet goes (late) to the peer its destination
 -- was last seen from; one whose destination was never seen from a peer passes undelayed.
 local mt = require "moontun"
