@@ -20,6 +20,7 @@ void mt_packet_init(struct mt_packet *pkt, uint8_t *buf, size_t cap, size_t head
     pkt->link = MT_LINK_IP;
     pkt->dir = MT_DIR_EGRESS;
     pkt->peer = NULL;
+    memset(&pkt->vnet, 0, sizeof(pkt->vnet));
 }
 
 int mt_packet_push(struct mt_packet *pkt, size_t n)

@@ -23,14 +23,27 @@ enum mt_dir {
 
 struct mt_peer;
 
+/* Offload state of a packet: the virtio-net header of a device opened with IFF_VNET_HDR
+ * (include/moontun/vnet.h), in host order. All zero for an ordinary packet. On the wire and
+ * at the device it is little-endian. */
+struct mt_vnet_hdr {
+    uint8_t flags;     /* MT_VNET_F_NEEDS_CSUM: the L4 checksum holds only the pseudo-header sum */
+    uint8_t gso_type;  /* MT_VNET_GSO_*: a super-packet to be cut into gso_size segments */
+    uint16_t hdr_len;  /* length of the headers to copy to every segment */
+    uint16_t gso_size; /* payload bytes per segment */
+    uint16_t csum_start;  /* where checksumming starts (from the first byte of the packet) */
+    uint16_t csum_offset; /* where the checksum goes, from csum_start */
+};
+
 struct mt_packet {
-    uint8_t *data;        /* rw: first byte of the packet */
-    size_t len;           /* rw: bytes from data */
-    uint8_t *base;        /* ro: start of the buffer */
-    size_t cap;           /* ro: size of the buffer */
-    enum mt_link link;    /* ro: what the first byte is */
-    enum mt_dir dir;      /* ro */
-    struct mt_peer *peer; /* ro: ingress: who sent it; egress: NULL until routed */
+    uint8_t *data;           /* rw: first byte of the packet */
+    size_t len;              /* rw: bytes from data */
+    uint8_t *base;           /* ro: start of the buffer */
+    size_t cap;              /* ro: size of the buffer */
+    enum mt_link link;       /* ro: what the first byte is */
+    enum mt_dir dir;         /* ro */
+    struct mt_peer *peer;    /* ro: ingress: who sent it; egress: NULL until routed */
+    struct mt_vnet_hdr vnet; /* rw: offloads (super-packet, partial checksum) */
 };
 
 /* Points the packet at an empty area of buf that leaves `headroom` bytes in front. */

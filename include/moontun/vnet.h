@@ -15,23 +15,12 @@
 #define MT_VNET_F_NEEDS_CSUM 1 /* the L4 checksum field holds only the pseudo-header sum */
 #define MT_VNET_F_DATA_VALID 2
 /* gso_type */
-#define MT_VNET_GSO_NONE  0
-#define MT_VNET_GSO_TCPV4 1
-#define MT_VNET_GSO_UDP   3
-#define MT_VNET_GSO_TCPV6 4
+#define MT_VNET_GSO_NONE   0
+#define MT_VNET_GSO_TCPV4  1
+#define MT_VNET_GSO_UDP    3
+#define MT_VNET_GSO_TCPV6  4
 #define MT_VNET_GSO_UDP_L4 5
-#define MT_VNET_GSO_ECN   0x80
-
-/* The header in host order. On the wire and at the device it is little-endian (the tun
- * default on little-endian hosts; moontun always writes it little-endian). */
-struct mt_vnet_hdr {
-    uint8_t flags;
-    uint8_t gso_type;
-    uint16_t hdr_len;     /* length of the headers to copy to every segment */
-    uint16_t gso_size;    /* payload bytes per segment */
-    uint16_t csum_start;  /* where checksumming starts (from the first byte of the packet) */
-    uint16_t csum_offset; /* where the checksum goes, from csum_start */
-};
+#define MT_VNET_GSO_ECN    0x80
 
 void mt_vnet_read(const uint8_t *src, struct mt_vnet_hdr *h);
 void mt_vnet_write(uint8_t *dst, const struct mt_vnet_hdr *h);
@@ -48,8 +37,8 @@ int mt_vnet_complete_csum(uint8_t *pkt, size_t len, struct mt_vnet_hdr *h);
  * its checksum completed if NEEDS_CSUM. scratch holds one segment (>= hdr_len + gso_size).
  * Returns the number of packets emitted, or a negative errno (-EINVAL for a malformed or
  * unsupported super-packet: nothing is emitted then). */
-int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h,
-                    enum mt_link link, uint8_t *scratch, size_t scratchsz,
+int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h, enum mt_link link,
+                    uint8_t *scratch, size_t scratchsz,
                     int (*emit)(void *ctx, const uint8_t *seg, size_t seglen), void *ctx);
 
 #endif
