@@ -1,8 +1,9 @@
 -- ratelimit.lua: a token bucket per source address; packets over the limit are dropped
 -- (a policer, like `tc ... police`). Each source gets `burst` bytes of credit, refilled at
--- `rate`; a packet that finds too little credit is dropped. A bucket left idle until it is
--- full again is forgotten (it would be the same as a new one), so memory follows the active
--- sources only.
+-- `rate`; a packet passes while there is credit left and takes its length off, possibly into
+-- debt (so a packet larger than the burst, such as an offload super-packet, is limited
+-- rather than blocked forever); while in debt, packets are dropped. A bucket is forgotten
+-- once it would be full again (the same as a new one), so memory follows active sources.
 --
 -- Settings (-S "examples/ratelimit.lua key=value ..."):
 --   rate=2mbit       refill rate per source (bit/s; kbit, mbit, gbit, or kbps, mbps bytes/s)
@@ -36,8 +37,7 @@ if not ok then
 end
 
 local bytes_per_sec = cfg.rate / 8
-local refill_time = cfg.burst / bytes_per_sec -- an idle bucket is full again after this
-local buckets = util.conntrack { sweep = math.max(1, refill_time) }
+local buckets = util.conntrack { sweep = math.max(1, cfg.burst / bytes_per_sec) }
 
 local function police(pkt)
     local ip = pkt.ip
@@ -45,22 +45,19 @@ local function police(pkt)
         return mt.PASS
     end
     local now = mt.now()
-    local b = buckets:get(ip.src)
-    if b then
-        b.tokens = math.min(cfg.burst, b.tokens + (now - b.t) * bytes_per_sec)
-        b.t = now
-    else
-        b = { tokens = cfg.burst, t = now }
+    local b = buckets:get(ip.src) or { tokens = cfg.burst, t = now }
+    b.tokens = math.min(cfg.burst, b.tokens + (now - b.t) * bytes_per_sec)
+    b.t = now
+    local verdict = mt.DROP
+    if b.tokens > 0 then
+        b.tokens = b.tokens - #pkt
+        verdict = mt.PASS
     end
-    if not buckets:put(ip.src, b, refill_time) then
-        return mt.DROP -- table full (a flood of sources): fail closed
+    -- Kept until it would be full again (after that a new bucket is the same).
+    if not buckets:put(ip.src, b, (cfg.burst - b.tokens) / bytes_per_sec) then
+        return mt.DROP -- the table is full (a flood of sources): fail closed
     end
-    local len = #pkt
-    if b.tokens < len then
-        return mt.DROP
-    end
-    b.tokens = b.tokens - len
-    return mt.PASS
+    return verdict
 end
 
 local M = {}
