@@ -49,17 +49,9 @@ for _, rule in ipairs(cfg.allow) do
     end
 end
 
-local function may_start(proto, port)
-    for _, r in ipairs(allowed[proto]) do
-        if port >= r[1] and port <= r[2] then
-            return true
-        end
-    end
-    return false
-end
-
 local TIMEOUT = { tcp = cfg.timeout_tcp, udp = cfg.timeout_udp, icmp = cfg.timeout_icmp }
 local SYN, RST, ACK, FIN = 0x02, 0x04, 0x10, 0x01
+local NONE = {}
 local ECHO_REQUEST = { [8] = true, [128] = true }
 -- ICMP errors (dest unreachable, time exceeded, parameter problem, ICMPv6 packet too big) and
 -- neighbour discovery (ICMPv6 133-137).
@@ -162,13 +154,28 @@ local function ttl_after(proto, flags, old)
     return old or cfg.timeout_tcp
 end
 
+-- Whether a packet of no known connection may start one from the tunnel side.
+local function may_start(proto, port, what)
+    if proto == "icmp" then
+        return allowed.icmp and ECHO_REQUEST[what] == true
+    elseif proto == "tcp" and what & (SYN | ACK | RST) ~= SYN then
+        return false
+    end
+    for _, r in ipairs(allowed[proto] or NONE) do
+        if port >= r[1] and port <= r[2] then
+            return true
+        end
+    end
+    return false
+end
+
 local M = {}
 
 function M.egress(pkt)
     local proto, src, sport, dst, dport, what = flow(pkt)
     if proto then
         local k = conn_key(proto, src, sport, dst, dport)
-        local ttl = ttl_after(proto, what, conns:get(k))
+        local ttl = ttl_after(proto, what, proto == "tcp" and conns:get(k) or nil)
         conns:put(k, ttl, ttl) -- when the table is full the replies will not come in
     end
     return mt.PASS
@@ -181,13 +188,11 @@ function M.ingress(pkt)
     end
     local k = conn_key(proto, dst, dport, src, sport)
     local ttl = conns:get(k)
-    if ttl == nil then -- a new connection from the tunnel side
-        local syn = proto == "tcp" and what & (SYN | ACK | RST) == SYN
-        local ok = syn and may_start("tcp", dport) or proto == "udp" and may_start("udp", dport)
-            or proto == "icmp" and allowed.icmp and ECHO_REQUEST[what]
-        if not ok then
-            return (syn and cfg.reject) and refuse(pkt) or mt.DROP
+    if ttl == nil and not may_start(proto, dport, what) then
+        if cfg.reject and proto == "tcp" and what & (SYN | ACK | RST) == SYN then
+            return refuse(pkt)
         end
+        return mt.DROP
     end
     ttl = ttl_after(proto, what, ttl)
     if not conns:put(k, ttl, ttl) then
