@@ -38,6 +38,7 @@ enum {
     OPT_MAX_PEERS,
     OPT_KEEPALIVE,
     OPT_IDLE,
+    OPT_NO_OFFLOAD,
 };
 
 static const struct option long_options[] = {
@@ -61,6 +62,7 @@ static const struct option long_options[] = {
     {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
     {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
     {"debug", no_argument, NULL, 'd'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -97,6 +99,8 @@ void mt_config_usage(FILE *out)
           "      --keepalive SEC   UDP: keepalive interval (default 10)\n"
           "      --idle-timeout SEC\n"
           "                        UDP: forget a silent peer after this long (default 60)\n"
+          "      --no-offload      TCP/tun: do not read 64 KiB super-packets from the device\n"
+          "                        nor offer them to moontun peers\n"
           "  -d, --debug           log every packet\n"
           "  -q, --quiet           log errors only\n"
           "  -h, --help            this text\n"
@@ -348,6 +352,9 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
         case OPT_IDLE:
             if (parse_seconds(optarg, 0.5, 86400, &cfg->idle_timeout) < 0)
                 return fail(err, errsz, "--idle-timeout: '%s' is not seconds (0.5-86400)", optarg);
+            break;
+        case OPT_NO_OFFLOAD:
+            cfg->no_offload = true;
             break;
         case 'd':
             cfg->log_level = MT_LOG_DEBUG;

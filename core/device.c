@@ -1,12 +1,14 @@
 /* The tun/tap device: open, name, MTU, addresses and link state, all by ioctl on the
  * device's name (IPv4 through an AF_INET socket, IPv6 through an AF_INET6 one). */
 #include "moontun/device.h"
+#include "moontun/vnet.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -20,16 +22,16 @@ struct mt_in6_ifreq {
     int ifindex;
 };
 
-int mt_device_open(const char *name, bool tap, char ifname[IFNAMSIZ])
+int mt_device_open(const char *name, bool tap, bool vnet, char ifname[IFNAMSIZ])
 {
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     struct ifreq ifr;
     memset(&ifr, 0, sizeof(ifr));
-    ifr.ifr_flags = (short)((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI);
+    ifr.ifr_flags = (short)((tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0));
     if (name && *name)
-        strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+        snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int e = -errno;
         close(fd);
@@ -37,7 +39,19 @@ int mt_device_open(const char *name, bool tap, char ifname[IFNAMSIZ])
     }
     memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
     ifname[IFNAMSIZ - 1] = '\0';
+    int hdrsz = MT_VNET_HDR_LEN;
+    if (vnet && ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
     return fd;
+}
+
+int mt_device_enable_offload(int fd)
+{
+    unsigned flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    return ioctl(fd, TUNSETOFFLOAD, flags) < 0 ? -errno : 0;
 }
 
 /* Runs one interface ioctl on a throwaway socket of the given family. */
@@ -54,7 +68,7 @@ static int if_ioctl(int family, unsigned long req, void *arg)
 static void ifreq_for(struct ifreq *ifr, const char *ifname)
 {
     memset(ifr, 0, sizeof(*ifr));
-    strncpy(ifr->ifr_name, ifname, IFNAMSIZ - 1);
+    snprintf(ifr->ifr_name, IFNAMSIZ, "%s", ifname);
 }
 
 int mt_device_set_mtu(const char *ifname, int mtu)
@@ -76,8 +90,17 @@ int mt_device_set_up(const char *ifname)
     return if_ioctl(AF_INET, SIOCSIFFLAGS, &ifr);
 }
 
-static int add_ipv4(const char *ifname, const struct mt_prefix *p)
+static int add_ipv4(const char *ifname, const struct mt_prefix *p, unsigned alias)
 {
+    /* SIOCSIFADDR replaces the address of the name it is given: a second IPv4 address goes
+     * on an alias label ("tun0:1"), the ioctl way of adding rather than replacing. */
+    char label[IFNAMSIZ];
+    if (alias > 0) {
+        int n = snprintf(label, sizeof(label), "%s:%u", ifname, alias);
+        if (n < 0 || (size_t)n >= sizeof(label))
+            return -ENAMETOOLONG;
+        ifname = label;
+    }
     struct ifreq ifr;
     struct sockaddr_in sin = {.sin_family = AF_INET};
     memcpy(&sin.sin_addr, p->addr.b, 4);
@@ -105,7 +128,7 @@ static int add_ipv6(const char *ifname, const struct mt_prefix *p)
     return if_ioctl(AF_INET6, SIOCSIFADDR, &req);
 }
 
-int mt_device_add_addr(const char *ifname, const struct mt_prefix *addr)
+int mt_device_add_addr(const char *ifname, const struct mt_prefix *addr, unsigned alias)
 {
-    return addr->addr.kind == MT_ADDR_IP4 ? add_ipv4(ifname, addr) : add_ipv6(ifname, addr);
+    return addr->addr.kind == MT_ADDR_IP4 ? add_ipv4(ifname, addr, alias) : add_ipv6(ifname, addr);
 }

@@ -24,3 +24,21 @@ ssize_t mt_frame_decode(const uint8_t *buf, size_t len, size_t max, const uint8_
     *plen = n;
     return (ssize_t)(n + MT_FRAME_HDR);
 }
+
+ssize_t mt_xframe_decode(const uint8_t *buf, size_t len, size_t max, const uint8_t **payload,
+                         size_t *plen)
+{
+    if (len < MT_XFRAME_HDR)
+        return 0;
+    size_t n = ((size_t)buf[0] << 24) | ((size_t)buf[1] << 16) | ((size_t)buf[2] << 8) | buf[3];
+    /* Every extended frame carries a virtio-net header and at least one byte of packet. */
+    if (n <= MT_XFRAME_VNET)
+        return -EPROTO;
+    if (n > max)
+        return -EMSGSIZE;
+    if (n > len - MT_XFRAME_HDR)
+        return 0;
+    *payload = buf + MT_XFRAME_HDR;
+    *plen = n;
+    return (ssize_t)(n + MT_XFRAME_HDR);
+}

@@ -9,6 +9,7 @@
 
 #include "moontun/frame.h"
 #include "moontun/log.h"
+#include "moontun/vnet.h"
 #include "tunnel.h"
 
 #define BACKOFF_FIRST    0.5
@@ -41,6 +42,43 @@ static void tune_socket(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
+}
+
+/* The offload handshake. An end that reads super-packets from its device (vnet.h) sends HELLO
+ * as its first frame; an end that gets HELLO and can take super-packets answers SWITCH and
+ * from then on sends extended frames (frame.h); an end that gets SWITCH reads what follows as
+ * extended frames. Both are ordinary frames holding an IPv4 packet every kernel drops
+ * (protocol 253, RFC 3692's experiment number, 0.0.0.0 to 0.0.0.0, a wrong header checksum),
+ * so a simpletun peer that writes them to its device loses nothing and keeps running. */
+#define HANDSHAKE_LEN    44
+#define HANDSHAKE_HELLO  1
+#define HANDSHAKE_SWITCH 2
+static const uint8_t handshake_ip[20] = {0x45, 0, 0, HANDSHAKE_LEN, 0, 0, 0, 0, 1, 253};
+static const char handshake_magic[16] = "moontun-offload";
+
+static void send_handshake(struct mt_tpeer *p, uint8_t type)
+{
+    uint8_t msg[HANDSHAKE_LEN] = {0};
+    memcpy(msg, handshake_ip, sizeof(handshake_ip));
+    memcpy(msg + 20, handshake_magic, sizeof(handshake_magic));
+    msg[36] = type;
+    mt__tcp_send(p, msg, sizeof(msg));
+}
+
+/* True (and acted upon) when the frame is a handshake message rather than a packet. */
+static bool handle_handshake(struct mt_tpeer *p, const uint8_t *f, size_t len)
+{
+    if (len != HANDSHAKE_LEN || memcmp(f, handshake_ip, sizeof(handshake_ip)) != 0 ||
+        memcmp(f + 20, handshake_magic, sizeof(handshake_magic)) != 0)
+        return false;
+    if (f[36] == HANDSHAKE_HELLO && p->tun->vnet && !p->xsend) {
+        send_handshake(p, HANDSHAKE_SWITCH); /* the last ordinary frame we send */
+        p->xsend = true;
+        mt_info("peer %s: offloads on (super-packets up to 64 KiB)", p->pub.addr);
+    } else if (f[36] == HANDSHAKE_SWITCH) {
+        p->xrecv = true;
+    }
+    return true;
 }
 
 static void schedule_reconnect(struct mt_tunnel *t);
@@ -86,6 +124,8 @@ static struct mt_tpeer *attach(struct mt_tunnel *t, int fd, const struct sockadd
     ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
     ev_io_start(t->loop, &p->rio);
     mt_info("peer %s up (tcp)", p->pub.addr);
+    if (t->vnet)
+        send_handshake(p, HANDSHAKE_HELLO);
     return p;
 }
 
@@ -109,24 +149,37 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         for (;;) {
             const uint8_t *payload;
             size_t plen;
+            /* The handshake may switch the framing between two frames of one read. */
+            bool x = p->xrecv;
+            size_t max = x ? MT_XFRAME_VNET + MT_MAX_PACKET + MT_TAILROOM : t->frame_max;
             ssize_t used =
-                mt_frame_decode(p->rxbuf + off, p->rxlen - off, t->frame_max, &payload, &plen);
+                x ? mt_xframe_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen)
+                  : mt_frame_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen);
             if (used == 0)
                 break;
             if (used < 0) {
                 /* A zero or too-long length means the stream is not ours or is out of
                  * step; nothing after it can be trusted. */
                 char reason[96];
-                unsigned claimed = (unsigned)p->rxbuf[off] << 8 | p->rxbuf[off + 1];
-                snprintf(reason, sizeof(reason), "bad frame length %u (allowed 1-%zu)", claimed,
-                         t->frame_max);
+                const uint8_t *h = p->rxbuf + off;
+                unsigned long claimed = x ? (unsigned long)h[0] << 24 | (unsigned long)h[1] << 16 |
+                                                (unsigned long)h[2] << 8 | h[3]
+                                          : (unsigned long)h[0] << 8 | h[1];
+                snprintf(reason, sizeof(reason), "bad frame length %lu (allowed %d-%zu)", claimed,
+                         x ? MT_XFRAME_VNET + 1 : 1, max);
                 t->stats.bad_frames++;
                 mt_warn("peer %s: %s, closing", p->pub.addr, reason);
                 close_peer(p, reason);
                 return;
             }
-            mt__tunnel_from_peer(t, p, payload, plen);
             off += (size_t)used;
+            if (x) {
+                struct mt_vnet_hdr vnet;
+                mt_vnet_read(payload, &vnet);
+                mt__tunnel_from_peer(t, p, payload + MT_XFRAME_VNET, plen - MT_XFRAME_VNET, &vnet);
+            } else if (!handle_handshake(p, payload, plen)) {
+                mt__tunnel_from_peer(t, p, payload, plen, NULL);
+            }
         }
         /* Keep the partial frame at the front; at most one frame's worth is left. */
         memmove(p->rxbuf, p->rxbuf + off, p->rxlen - off);
@@ -180,6 +233,30 @@ int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
     uint8_t *dst = p->txbuf + p->txoff + p->txlen;
     mt_frame_header(dst, len);
     memcpy(dst + MT_FRAME_HDR, data, len);
+    p->txlen += need;
+    p->tun->tx_pending = true;
+    return 0;
+}
+
+int mt__tcp_send_x(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uint8_t *data,
+                   size_t len)
+{
+    static const struct mt_vnet_hdr none;
+    if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET + MT_TAILROOM)
+        return -EINVAL;
+    size_t need = MT_XFRAME_HDR + MT_XFRAME_VNET + len;
+    if (need > MT_TX_QUEUE - p->txoff - p->txlen) {
+        if (p->txoff > 0) {
+            memmove(p->txbuf, p->txbuf + p->txoff, p->txlen);
+            p->txoff = 0;
+        }
+        if (need > MT_TX_QUEUE - p->txlen)
+            return -ENOBUFS;
+    }
+    uint8_t *dst = p->txbuf + p->txoff + p->txlen;
+    mt_xframe_header(dst, MT_XFRAME_VNET + len);
+    mt_vnet_write(dst + MT_XFRAME_HDR, vnet ? vnet : &none);
+    memcpy(dst + MT_XFRAME_HDR + MT_XFRAME_VNET, data, len);
     p->txlen += need;
     p->tun->tx_pending = true;
     return 0;

@@ -123,7 +123,7 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         mt_debug("peer %s: %zu-byte datagram exceeds %zu, dropped", p->pub.addr, len, t->frame_max);
         return;
     }
-    mt__tunnel_from_peer(t, p, data, len);
+    mt__tunnel_from_peer(t, p, data, len, NULL);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)

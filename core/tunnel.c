@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "moontun/device.h"
 #include "moontun/log.h"
 #include "moontun/proto.h"
+#include "moontun/vnet.h"
 
 static inline struct mt_tunnel *tunnel_of(void *w, size_t off)
 {
@@ -25,16 +27,28 @@ static void log_packet(const char *what, const struct mt_packet *pkt)
     mt_debug("%s %s", what, line);
 }
 
-static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len)
+/* Writes a packet to the device; vnet is its offload header (NULL: an ordinary packet). */
+static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
+                     const struct mt_vnet_hdr *vnet)
 {
     if (t->dev_fd < 0)
         return -ENODEV;
-    ssize_t n = write(t->dev_fd, data, len);
+    ssize_t n;
+    if (t->vnet) {
+        static const struct mt_vnet_hdr none;
+        uint8_t hdr[MT_VNET_HDR_LEN];
+        mt_vnet_write(hdr, vnet ? vnet : &none);
+        struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
+        n = writev(t->dev_fd, iov, 2);
+        n = n >= (ssize_t)sizeof(hdr) ? n - (ssize_t)sizeof(hdr) : n;
+    } else {
+        n = write(t->dev_fd, data, len);
+    }
     if (n < 0) {
         int e = errno;
         t->stats.dev_tx_errors++;
-        /* EIO: the link is down; EAGAIN: the kernel's queue is full. Neither is fatal, and
-         * neither should flood the log. */
+        /* EIO: the link is down; EAGAIN: the kernel's queue is full; EINVAL: a peer's offload
+         * header the kernel refused. None is fatal, and none should flood the log. */
         double now = ev_now(t->loop);
         if (now - t->dev_err_logged >= 5.0) {
             t->dev_err_logged = now;
@@ -48,14 +62,21 @@ static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Bytes that are final (encode already ran, or there is none) to the peer's transport. */
-static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len)
+/* Bytes that are final (encode already ran, or there is none) to the peer's transport. vnet is
+ * the offload header, for a peer that takes extended frames (NULL: none). */
+static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
+                    const struct mt_vnet_hdr *vnet)
 {
     struct mt_tunnel *t = p->tun;
     if (!p->pub.up)
         return -ENOTCONN;
-    int rc = t->cfg->transport == MT_TRANSPORT_TCP ? mt__tcp_send(p, data, len)
-                                                   : mt__udp_send(p, data, len);
+    int rc;
+    if (t->cfg->transport == MT_TRANSPORT_UDP)
+        rc = mt__udp_send(p, data, len);
+    else if (p->xsend)
+        rc = mt__tcp_send_x(p, vnet, data, len);
+    else
+        rc = mt__tcp_send(p, data, len);
     if (rc < 0) {
         p->pub.stats.drops++;
         t->stats.queue_drops++;
@@ -68,23 +89,60 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Runs the encode hooks on pkt (which they may rewrite) and sends the result to p. */
+static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt);
+
+struct segment_ctx {
+    struct mt_tunnel *t;
+    struct mt_tpeer *p;
+    const struct mt_packet *super;
+};
+
+/* One segment of a super-packet cut in software, built in seg_buf after its headroom. */
+static int emit_segment(void *ctx, const uint8_t *seg, size_t len)
+{
+    struct segment_ctx *c = ctx;
+    struct mt_packet pkt;
+    mt_packet_init(&pkt, c->t->seg_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+    if (seg != pkt.data)
+        memmove(pkt.data, seg, len);
+    pkt.len = len;
+    pkt.link = c->super->link;
+    pkt.dir = c->super->dir;
+    pkt.peer = c->super->peer;
+    to_peer(c->t, c->p, &pkt); /* an ordinary packet now: no recursion past this */
+    return 0;
+}
+
+/* Runs the encode hooks on pkt (which they may rewrite) and sends the result to p. A peer
+ * that does not take offloaded packets (a simpletun peer, UDP) gets a super-packet cut into
+ * ordinary packets, each through encode, and partial checksums completed. */
 static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
 {
+    bool offloaded =
+        pkt->vnet.gso_type != MT_VNET_GSO_NONE || (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM);
+    if (offloaded && !p->xsend) {
+        struct segment_ctx c = {t, p, pkt};
+        if (mt_vnet_segment(pkt->data, pkt->len, &pkt->vnet, pkt->link, t->seg_buf + MT_HEADROOM,
+                            MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0)
+            t->stats.bad_frames++; /* an offload header we cannot honour */
+        return;
+    }
     if (t->hooks & MT_HOOK_ENCODE) {
         if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
             t->stats.script_drops++;
             return;
         }
     }
-    send_raw(p, pkt->data, pkt->len);
+    send_raw(p, pkt->data, pkt->len, &pkt->vnet);
 }
 
 /* Sends to p a copy of pkt when encode may rewrite it and the original is still needed. */
 static void to_peer_copy(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
 {
-    if (!(t->hooks & MT_HOOK_ENCODE)) {
-        send_raw(p, pkt->data, pkt->len);
+    bool offloaded =
+        pkt->vnet.gso_type != MT_VNET_GSO_NONE || (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM);
+    if (!(t->hooks & MT_HOOK_ENCODE) && !offloaded) {
+        send_raw(p, pkt->data, pkt->len, NULL);
         return;
     }
     struct mt_packet copy;
@@ -94,6 +152,7 @@ static void to_peer_copy(struct mt_tunnel *t, struct mt_tpeer *p, const struct m
     copy.link = pkt->link;
     copy.dir = pkt->dir;
     copy.peer = pkt->peer;
+    copy.vnet = pkt->vnet;
     to_peer(t, p, &copy);
 }
 
@@ -159,7 +218,7 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
         break;
     case MT_VERDICT_REPLY:
         t->stats.script_replies++;
-        to_device(t, pkt->data, pkt->len);
+        to_device(t, pkt->data, pkt->len, &pkt->vnet);
         break;
     default:
         route_verdict(t, v, route, pkt);
@@ -199,10 +258,11 @@ static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_
             }
         }
     }
-    to_device(t, pkt->data, pkt->len);
+    to_device(t, pkt->data, pkt->len, &pkt->vnet);
 }
 
-void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len)
+void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len,
+                          const struct mt_vnet_hdr *vnet)
 {
     t->stats.net_rx_packets++;
     t->stats.net_rx_bytes += len;
@@ -220,6 +280,10 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
         pkt.base = pkt.data = (uint8_t *)data;
         pkt.len = pkt.cap = len;
     }
+    if (vnet)
+        pkt.vnet = *vnet;
+    else
+        memset(&pkt.vnet, 0, sizeof(pkt.vnet));
     pkt.link = t->link;
     pkt.dir = MT_DIR_INGRESS;
     pkt.peer = &p->pub;
@@ -271,7 +335,9 @@ static void dev_cb(struct ev_loop *loop, ev_io *w, int revents)
     for (int i = 0; i < MT_DEV_BATCH && !t->dev_paused; i++) {
         struct mt_packet pkt;
         mt_packet_init(&pkt, t->dev_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
-        ssize_t n = read(t->dev_fd, pkt.data, MT_MAX_PACKET);
+        /* With offloads the virtio-net header lands just before the packet, in headroom. */
+        size_t hdr = t->vnet ? MT_VNET_HDR_LEN : 0;
+        ssize_t n = read(t->dev_fd, pkt.data - hdr, MT_MAX_PACKET + hdr);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -285,7 +351,11 @@ static void dev_cb(struct ev_loop *loop, ev_io *w, int revents)
             ev_break(loop, EVBREAK_ALL);
             return;
         }
-        pkt.len = (size_t)n;
+        if ((size_t)n <= hdr)
+            continue; /* nothing behind the header: not a packet */
+        if (hdr)
+            mt_vnet_read(pkt.data - hdr, &pkt.vnet);
+        pkt.len = (size_t)n - hdr;
         pkt.link = t->link;
         pkt.dir = MT_DIR_EGRESS;
         pkt.peer = NULL;
@@ -337,13 +407,13 @@ static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 /* What scripts may ask for (struct mt_host). */
 static int host_inject(void *ctx, const uint8_t *data, size_t len)
 {
-    return to_device(ctx, data, len);
+    return to_device(ctx, data, len, NULL);
 }
 
 static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = ctx;
-    int rc = send_raw((struct mt_tpeer *)peer, data, len);
+    int rc = send_raw((struct mt_tpeer *)peer, data, len, NULL);
     t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
     return rc;
 }
@@ -372,7 +442,9 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     t->dev_buf = malloc(MT_PKT_BUFSIZE);
     t->net_buf = malloc(MT_PKT_BUFSIZE);
     t->out_buf = malloc(MT_PKT_BUFSIZE);
-    if (!t->dev_buf || !t->net_buf || !t->out_buf || mt_route_init(&t->routes, MT_ROUTES) < 0) {
+    t->seg_buf = malloc(MT_PKT_BUFSIZE);
+    if (!t->dev_buf || !t->net_buf || !t->out_buf || !t->seg_buf ||
+        mt_route_init(&t->routes, MT_ROUTES) < 0) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -408,13 +480,19 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
                                                 : mt__udp_start(t, err, errsz);
     if (rc < 0)
         return rc;
-    rc = mt_device_open(cfg->ifname, cfg->tap, t->ifname);
+    /* Offloads (64 KiB super-packets per read) pay off between moontun peers over TCP, which
+     * carry them whole; tap and UDP keep ordinary packets (see README, offloads). */
+    bool want_vnet = cfg->transport == MT_TRANSPORT_TCP && !cfg->tap && !cfg->no_offload;
+    rc = mt_device_open(cfg->ifname, cfg->tap, want_vnet, t->ifname);
     if (rc < 0) {
         snprintf(err, errsz, "cannot open %s device%s%s: %s", cfg->tap ? "tap" : "tun",
                  cfg->ifname[0] ? " " : "", cfg->ifname, strerror(-rc));
         return rc;
     }
     t->dev_fd = rc;
+    t->vnet = want_vnet;
+    if (want_vnet && mt_device_enable_offload(t->dev_fd) < 0)
+        mt_warn("%s: the kernel refused offloads; reading ordinary packets", t->ifname);
     rc = mt_device_set_mtu(t->ifname, cfg->mtu);
     if (rc < 0) {
         snprintf(err, errsz, "cannot set MTU %d on %s: %s", cfg->mtu, t->ifname, strerror(-rc));
@@ -422,8 +500,11 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
     }
     if (cfg->naddrs > 0) {
         rc = mt_device_set_up(t->ifname);
-        for (int i = 0; i < cfg->naddrs && rc >= 0; i++)
-            rc = mt_device_add_addr(t->ifname, &cfg->addrs[i]);
+        unsigned ipv4s = 0;
+        for (int i = 0; i < cfg->naddrs && rc >= 0; i++) {
+            bool v4 = cfg->addrs[i].addr.kind == MT_ADDR_IP4;
+            rc = mt_device_add_addr(t->ifname, &cfg->addrs[i], v4 ? ipv4s++ : 0);
+        }
         if (rc < 0) {
             snprintf(err, errsz, "cannot configure %s: %s", t->ifname, strerror(-rc));
             return rc;
@@ -478,5 +559,6 @@ void mt_tunnel_close(struct mt_tunnel *t)
     free(t->dev_buf);
     free(t->net_buf);
     free(t->out_buf);
-    t->dev_buf = t->net_buf = t->out_buf = NULL;
+    free(t->seg_buf);
+    t->dev_buf = t->net_buf = t->out_buf = t->seg_buf = NULL;
 }

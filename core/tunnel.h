@@ -44,6 +44,8 @@ struct mt_tpeer {
     uint8_t *txbuf; /* MT_TX_QUEUE bytes: frames waiting for the socket */
     size_t txoff, txlen;
     bool connecting; /* client: non-blocking connect in progress */
+    bool xsend;      /* offload handshake done our way: we send extended frames */
+    bool xrecv;      /* the peer switched: what follows in its stream is extended frames */
 };
 
 struct mt_tunnel {
@@ -55,6 +57,7 @@ struct mt_tunnel {
     ev_io dev_w;
     bool dev_paused;  /* back-pressure: a peer's queue is over MT_TX_HIGH */
     size_t frame_max; /* largest packet accepted from the network */
+    bool vnet;        /* the device reads and writes a virtio-net header (offloads on) */
 
     int sock_fd; /* TCP server: listener; UDP: the one socket */
     ev_io sock_w;
@@ -81,6 +84,7 @@ struct mt_tunnel {
     uint8_t *dev_buf; /* MT_PKT_BUFSIZE: a packet read from the device */
     uint8_t *net_buf; /* MT_PKT_BUFSIZE: a packet from a peer, copied here for the hooks */
     uint8_t *out_buf; /* MT_PKT_BUFSIZE: a packet on its way out that must not be altered */
+    uint8_t *seg_buf; /* MT_PKT_BUFSIZE: one segment of a super-packet cut in software */
 
     ev_prepare flush_w; /* flushes TCP queues once per loop iteration, before blocking */
     bool tx_pending;    /* some TCP queue has unflushed frames */
@@ -104,8 +108,10 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz);
 int mt_tunnel_load_scripts(struct mt_tunnel *t, char *err, size_t errsz);
 void mt_tunnel_run(struct mt_tunnel *t);
 void mt_tunnel_close(struct mt_tunnel *t);
-/* A packet arrived from a peer (already deframed); data is not modified. */
-void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len);
+/* A packet arrived from a peer (already deframed); data is not modified. vnet: its offload
+ * header from an extended frame, or NULL. */
+void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len,
+                          const struct mt_vnet_hdr *vnet);
 /* Flushes transports after a batch (TCP queues); re-evaluates back-pressure. */
 void mt__tunnel_update_pressure(struct mt_tunnel *t);
 
@@ -121,6 +127,9 @@ void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz);
 /* transport_tcp.c / transport_udp.c */
 int mt__tcp_start(struct mt_tunnel *t, char *err, size_t errsz);
 int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len);
+/* An extended frame (only once p->xsend): the offload header (NULL: none) and the packet. */
+int mt__tcp_send_x(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uint8_t *data,
+                   size_t len);
 void mt__tcp_flush(struct mt_tpeer *p);
 void mt__tcp_close_peer(struct mt_tpeer *p);
 void mt__tcp_stop(struct mt_tunnel *t);

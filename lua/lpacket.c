@@ -13,6 +13,7 @@
 
 #include "binding.h"
 #include "moontun/proto.h"
+#include "moontun/vnet.h"
 
 #define MT_LVIEW_META "moontun.header"
 
@@ -376,10 +377,45 @@ static int pkt_append(lua_State *L)
     return 0;
 }
 
+/* Offloaded packets keep their partial checksum: after a full recompute, the transport field
+ * goes back to the pseudo-header sum the kernel (or the segmenter) expects to complete. */
+static void restore_partial(struct lpacket *lp)
+{
+    struct mt_packet *pkt = lp->pkt;
+    if (!(pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM))
+        return;
+    if (pkt->vnet.gso_type == MT_VNET_GSO_NONE) {
+        pkt->vnet.flags &= (uint8_t)~MT_VNET_F_NEEDS_CSUM; /* now it is simply complete */
+        return;
+    }
+    parse(lp);
+    enum view k = lp->off[V_TCP] >= 0 ? V_TCP : V_UDP;
+    if (lp->off[k] < 0 || lp->off[V_IP] < 0)
+        return;
+    const uint8_t *ip = pkt->data + lp->off[V_IP];
+    size_t alen = lp->ipver == 4 ? 4 : 16;
+    const uint8_t *src = lp->ipver == 4 ? ip + 12 : ip + 8;
+    uint32_t l4len = (uint32_t)(pkt->len - (size_t)lp->off[k]);
+    uint8_t tail[8] = {0,
+                       0,
+                       (uint8_t)(l4len >> 24),
+                       (uint8_t)(l4len >> 16),
+                       (uint8_t)(l4len >> 8),
+                       (uint8_t)l4len,
+                       0,
+                       lp->l4proto};
+    uint32_t sum = mt_csum_add(0, src, 2 * alen); /* src and dst are adjacent in both */
+    sum = mt_csum_add(sum, tail, sizeof(tail));
+    uint8_t *field = pkt->data + lp->off[k] + (k == V_TCP ? 16 : 6);
+    wr16(field, (uint16_t)~mt_csum_fold(sum));
+}
+
 static int pkt_checksum(lua_State *L)
 {
     struct lpacket *lp = check_packet(L, 1);
-    lua_pushboolean(L, mt_proto_fix_checksums(lp->pkt->data, lp->pkt->len, lp->pkt->link) == 0);
+    bool ok = mt_proto_fix_checksums(lp->pkt->data, lp->pkt->len, lp->pkt->link) == 0;
+    restore_partial(lp);
+    lua_pushboolean(L, ok);
     return 1;
 }
 
@@ -652,15 +688,18 @@ static int view_index(lua_State *L)
 /* --- header views: writing ---------------------------------------------------------------- */
 
 enum csum_kind {
-    CS_PLAIN, /* a checksum field: fold the change in */
-    CS_UDP,   /* UDP's: 0 means "none" and stays 0; a computed 0 is sent as 0xffff */
+    CS_PLAIN,   /* a checksum field: fold the change in */
+    CS_UDP,     /* UDP's: 0 means "none" and stays 0; a computed 0 is sent as 0xffff */
+    CS_PARTIAL, /* an offloaded (NEEDS_CSUM) field: the pseudo-header sum, not complemented */
 };
 
 /* Rewrites n bytes (n even, at an even offset within the checksummed data) at field with nb,
  * folding the change into the checksum at csum (NULL: none covers it). */
 static void rewrite(uint8_t *field, const uint8_t *nb, size_t n, uint8_t *csum, enum csum_kind ck)
 {
-    if (csum != NULL) {
+    if (csum != NULL && ck == CS_PARTIAL) {
+        wr16(csum, (uint16_t)~mt_csum_update((uint16_t)~rd16(csum), field, nb, n));
+    } else if (csum != NULL) {
         uint16_t c = rd16(csum);
         if (!(ck == CS_UDP && c == 0)) {
             c = mt_csum_update(c, field, nb, n);
@@ -691,11 +730,12 @@ static void rewrite8(uint8_t *word, bool hi, uint8_t v, uint8_t *csum, enum csum
 static uint8_t *pseudo_csum(struct lpacket *lp, enum csum_kind *ck)
 {
     uint8_t *p = lp->pkt->data;
-    *ck = CS_PLAIN;
+    bool partial = lp->pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM;
+    *ck = partial ? CS_PARTIAL : CS_PLAIN;
     if (lp->off[V_TCP] >= 0)
         return p + lp->off[V_TCP] + 16;
     if (lp->off[V_UDP] >= 0) {
-        *ck = CS_UDP;
+        *ck = partial ? CS_PARTIAL : CS_UDP;
         return p + lp->off[V_UDP] + 6;
     }
     if (lp->off[V_ICMP] >= 0 && lp->ipver == 6)
@@ -706,6 +746,12 @@ static uint8_t *pseudo_csum(struct lpacket *lp, enum csum_kind *ck)
 /* The transport checksum of view k (TCP, UDP, ICMP or ICMPv6). */
 static uint8_t *l4_csum(struct lpacket *lp, enum view k, enum csum_kind *ck)
 {
+    /* An offloaded checksum covers only the pseudo-header so far: whoever completes it (the
+     * kernel, or the segmenter) sums the transport header as it is then. */
+    if (lp->pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM && k != V_ICMP) {
+        *ck = CS_PLAIN;
+        return NULL;
+    }
     uint8_t *t = lp->pkt->data + lp->off[k];
     *ck = k == V_UDP ? CS_UDP : CS_PLAIN;
     return t + (k == V_TCP ? 16 : k == V_UDP ? 6 : 2);
@@ -748,7 +794,9 @@ static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *nam
     uint8_t *a = ver == 4 ? ip + (dst ? 16 : 12) : ip + (dst ? 24 : 8);
     enum csum_kind ck;
     uint8_t *l4 = pseudo_csum(lp, &ck);
-    if (l4 != NULL) { /* the address is in the pseudo-header; the IP header keeps the bytes */
+    if (l4 != NULL && ck == CS_PARTIAL) {
+        wr16(l4, (uint16_t)~mt_csum_update((uint16_t)~rd16(l4), a, nb, alen));
+    } else if (l4 != NULL) { /* the address is in the pseudo-header; the IP header keeps it */
         uint16_t c = rd16(l4);
         if (!(ck == CS_UDP && c == 0)) {
             c = mt_csum_update(c, a, nb, alen);

@@ -58,6 +58,7 @@ struct mt_config {
     int log_level;       /* enum mt_log_level */
     double keepalive;    /* UDP: send a keepalive after this long without sending */
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
+    bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
 };
 
 /* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */

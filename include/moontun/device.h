@@ -9,12 +9,16 @@
 #include "moontun/config.h"
 
 /* Opens /dev/net/tun as a tun (IFF_TUN|IFF_NO_PI) or tap device named name (empty: the
- * kernel picks) and stores the actual name in ifname. Non-blocking. Returns the fd or a
- * negative errno. */
-int mt_device_open(const char *name, bool tap, char ifname[IFNAMSIZ]);
+ * kernel picks) and stores the actual name in ifname. Non-blocking. With vnet, every read and
+ * write carries a virtio-net header first (IFF_VNET_HDR). Returns the fd or a negative errno. */
+int mt_device_open(const char *name, bool tap, bool vnet, char ifname[IFNAMSIZ]);
+/* Asks the kernel for checksum and TCP segmentation offload (TSO4/TSO6/ECN) on a vnet device:
+ * reads may then return 64 KiB super-packets with partial checksums. 0 or a negative errno. */
+int mt_device_enable_offload(int fd);
 int mt_device_set_mtu(const char *ifname, int mtu);
 int mt_device_set_up(const char *ifname);
-/* Assigns an IPv4 or IPv6 address with its prefix length. */
-int mt_device_add_addr(const char *ifname, const struct mt_prefix *addr);
+/* Adds an IPv4 or IPv6 address with its prefix length. alias numbers the IPv4 addresses after
+ * the first (0 for the first): the kernel's ioctl keeps one address per label. */
+int mt_device_add_addr(const char *ifname, const struct mt_prefix *addr, unsigned alias);
 
 #endif
