@@ -281,9 +281,26 @@ static int pkt_set_u32(lua_State *L)
     return 0;
 }
 
+/* The bytes of an offloaded packet are not a packet anyone else can use yet: the transport
+ * checksum holds only the pseudo-header sum. Before a script copies them out (to send or
+ * inject later), finish it: a super-packet becomes one large ordinary packet (the core cuts
+ * it to the MTU again for peers that need that). */
+static void make_ordinary(struct mt_packet *pkt)
+{
+    if (pkt->vnet.gso_type != MT_VNET_GSO_NONE) {
+        mt_proto_fix_checksums(pkt->data, pkt->len, pkt->link);
+        memset(&pkt->vnet, 0, sizeof(pkt->vnet));
+    } else if (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM) {
+        if (mt_vnet_complete_csum(pkt->data, pkt->len, &pkt->vnet) < 0)
+            mt_proto_fix_checksums(pkt->data, pkt->len, pkt->link);
+        memset(&pkt->vnet, 0, sizeof(pkt->vnet));
+    }
+}
+
 static int pkt_bytes(lua_State *L)
 {
     struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    make_ordinary(pkt);
     lua_Integer off = luaL_optinteger(L, 2, 0);
     if (off < 0 || (lua_Unsigned)off > pkt->len)
         luaL_argerror(L, 2,
