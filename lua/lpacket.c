@@ -198,14 +198,21 @@ static struct lpacket *check_packet(lua_State *L, int idx)
     return lp;
 }
 
-static struct lview *check_view(lua_State *L, int idx)
+/* The receiver of a metamethod. Lua calls __index, __newindex, __len and __tostring only for
+ * objects that have our metatable, and scripts cannot reach the metamethods themselves (the
+ * metatable is hidden behind __metatable and there is no debug library), so the type needs
+ * no check here: only expiry does. Saves four API calls on every field access. */
+static struct lpacket *self_packet(lua_State *L)
 {
-    struct lview *v = lua_touserdata(L, idx);
-    if (v == NULL || !lua_getmetatable(L, idx))
-        luaL_typeerror(L, idx, MT_LVIEW_META);
-    if (!lua_rawequal(L, -1, lua_upvalueindex(1)))
-        luaL_typeerror(L, idx, MT_LVIEW_META);
-    lua_pop(L, 1);
+    struct lpacket *lp = lua_touserdata(L, 1);
+    if (lp->pkt == NULL)
+        luaL_error(L, EXPIRED_MSG);
+    return lp;
+}
+
+static struct lview *self_view(lua_State *L)
+{
+    struct lview *v = lua_touserdata(L, 1);
     if (v->lp->pkt == NULL)
         luaL_error(L, EXPIRED_MSG);
     return v;
@@ -441,7 +448,7 @@ static int pkt_checksum(lua_State *L)
 /* upvalues: 1 the metatable, 2 the name table (methods, and field codes) */
 static int pkt_index(lua_State *L)
 {
-    struct lpacket *lp = check_packet(L, 1);
+    struct lpacket *lp = self_packet(L);
     lua_settop(L, 2);
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return 1; /* a method, or nil */
@@ -469,20 +476,20 @@ static int pkt_index(lua_State *L)
 
 static int pkt_newindex(lua_State *L)
 {
-    check_packet(L, 1);
+    self_packet(L);
     return luaL_error(L, "cannot assign pkt.%s: packet fields are read-only",
                       lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
 }
 
 static int pkt_len(lua_State *L)
 {
-    lua_pushinteger(L, (lua_Integer)check_packet(L, 1)->pkt->len);
+    lua_pushinteger(L, (lua_Integer)self_packet(L)->pkt->len);
     return 1;
 }
 
 static int pkt_tostring(lua_State *L)
 {
-    struct mt_packet *pkt = check_packet(L, 1)->pkt;
+    struct mt_packet *pkt = self_packet(L)->pkt;
     char buf[256];
     mt_proto_summary(pkt->data, pkt->len, pkt->link, buf, sizeof buf);
     lua_pushstring(L, buf);
@@ -499,14 +506,9 @@ static void push_mac(lua_State *L, const uint8_t *m)
 }
 
 /* IPv4 by hand: glibc's inet_ntop goes through sprintf, a third of a firewall rule's cost. */
-static void push_addr(lua_State *L, int ver, const uint8_t *a)
+static size_t format_ipv4(const uint8_t *a, char *out)
 {
-    char s[INET6_ADDRSTRLEN], *o = s;
-    if (ver == 6) {
-        inet_ntop(AF_INET6, a, s, sizeof s);
-        lua_pushstring(L, s);
-        return;
-    }
+    char *o = out;
     for (int i = 0; i < 4; i++) {
         unsigned v = a[i];
         if (v >= 100)
@@ -516,7 +518,63 @@ static void push_addr(lua_State *L, int ver, const uint8_t *a)
         *o++ = (char)('0' + v % 10);
         *o++ = '.';
     }
-    lua_pushlstring(L, s, (size_t)(o - s - 1));
+    return (size_t)(o - out - 1);
+}
+
+/* RFC 5952 text of an IPv6 address exactly as glibc's inet_ntop writes it (the longest run of
+ * two or more zero groups becomes "::", the first on a tie; IPv4-mapped and -compatible
+ * addresses end in dotted quad), without its sprintf per group: addresses are formatted on
+ * every read. */
+static size_t format_ipv6(const uint8_t *a, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned g[8];
+    int best = -1, bestlen = 1, run = -1;
+    for (int i = 0; i < 8; i++) {
+        g[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+        if (g[i] == 0) {
+            if (run < 0)
+                run = i;
+            if (i - run + 1 > bestlen) {
+                best = run;
+                bestlen = i - run + 1;
+            }
+        } else {
+            run = -1;
+        }
+    }
+    char *o = out;
+    if (best == 0 && (bestlen == 6 || (bestlen == 5 && g[5] == 0xffff))) {
+        memcpy(o, bestlen == 6 ? "::" : "::ffff:", bestlen == 6 ? 2 : 7);
+        o += bestlen == 6 ? 2 : 7;
+        return (size_t)(o - out) + format_ipv4(a + 12, o);
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            *o++ = ':';
+            if (i == 0)
+                *o++ = ':';
+            i += bestlen - 1;
+            continue;
+        }
+        bool lead = true;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            unsigned d = (g[i] >> shift) & 0xF;
+            if (d == 0 && lead && shift > 0)
+                continue;
+            lead = false;
+            *o++ = hex[d];
+        }
+        if (i < 7)
+            *o++ = ':';
+    }
+    return (size_t)(o - out);
+}
+
+static void push_addr(lua_State *L, int ver, const uint8_t *a)
+{
+    char s[INET6_ADDRSTRLEN];
+    lua_pushlstring(L, s, ver == 6 ? format_ipv6(a, s) : format_ipv4(a, s));
 }
 
 static bool is_echo(const struct lpacket *lp, const uint8_t *t)
@@ -689,7 +747,7 @@ static void view_get(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
 /* upvalues: 1 the view metatable, 2 the field-name table */
 static int view_index(lua_State *L)
 {
-    struct lview *v = check_view(L, 1);
+    struct lview *v = self_view(L);
     lua_settop(L, 2);
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return 1; /* unknown names read as nil */
@@ -982,7 +1040,7 @@ static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
 
 static int view_newindex(lua_State *L)
 {
-    struct lview *v = check_view(L, 1);
+    struct lview *v = self_view(L);
     const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
@@ -998,7 +1056,7 @@ static int view_newindex(lua_State *L)
 
 static int view_tostring(lua_State *L)
 {
-    struct lview *v = check_view(L, 1);
+    struct lview *v = self_view(L);
     lua_pushfstring(L, "moontun %s header", view_names[v->kind]);
     return 1;
 }
