@@ -27,6 +27,7 @@ local NAME = "obfuscate.lua"
 local MAGIC = "MTOB"
 local HEADER = 4 + 8 -- magic and nonce, in the clear
 local CHECK = "ok" -- first bytes under X: only the right key turns them back into "ok"
+local INNER = 2 + 2 -- CHECK and the length, under X
 local MAX_PAD = 192
 local MAX_PACKET = 65535 -- what a packet can grow to (pkt:resize)
 
@@ -71,7 +72,7 @@ local M = {}
 
 function M.encode(pkt)
     -- A super-packet may leave less room than the padding wants, or none for the header.
-    local room = MAX_PACKET - (HEADER + 4) - #pkt
+    local room = MAX_PACKET - HEADER - INNER - #pkt
     if room < 0 then
         mt.warn("a %d-byte packet leaves no room for the header: dropped", #pkt)
         return mt.DROP
@@ -86,17 +87,17 @@ end
 
 function M.decode(pkt)
     -- Anyone can send us anything: check the magic and that the length fits what arrived.
-    if #pkt < HEADER + 4 or pkt:bytes(0, 4) ~= MAGIC then
+    if #pkt < HEADER + INNER or pkt:bytes(0, 4) ~= MAGIC then
         return mt.DROP
     end
     local body = xor_stream(pkt:bytes(HEADER), string.unpack("<i8", pkt:bytes(4, 8)))
     local len = string.unpack(">I2", body, 3)
-    local room = #body - 4
+    local room = #body - INNER
     if body:sub(1, 2) ~= CHECK or len == 0 or len > room or room - len > MAX_PAD then
         return mt.DROP
     end
     pkt:resize(len)
-    pkt:set_bytes(0, body:sub(5, 4 + len))
+    pkt:set_bytes(0, body:sub(INNER + 1, INNER + len))
 end
 
 return M
