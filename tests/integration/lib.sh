@@ -7,7 +7,6 @@ MT_ROOT=${MT_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 MOONTUN=${MOONTUN:-$MT_ROOT/build/moontun}
 MT_TAG=${MT_TAG:-$$}
 MT_TMP=$(mktemp -d "/tmp/moontun-test.XXXXXX")
-MT_NAMESPACES=()
 MT_PIDS=()
 MT_FAILED=0
 MT_TEST_NAME=${MT_TEST_NAME:-$(basename "$0" .sh)}
@@ -23,7 +22,8 @@ mt_cleanup() {
         kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
-    for ns in "${MT_NAMESPACES[@]}"; do
+    # Namespaces are recorded in a file: mt_ns runs in $(...) subshells, whose variables die.
+    for ns in $(cat "$MT_TMP/namespaces" 2>/dev/null); do
         ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
         ip netns del "$ns" 2>/dev/null
     done
@@ -57,7 +57,7 @@ mt_fail() {
 mt_ns() {
     local ns="mt${1}${MT_TAG}"
     ip netns add "$ns" || mt_fail "cannot create namespace $ns"
-    MT_NAMESPACES+=("$ns")
+    echo "$ns" >>"$MT_TMP/namespaces"
     ip -n "$ns" link set lo up
     echo "$ns"
 }

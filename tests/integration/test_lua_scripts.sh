@@ -55,7 +55,7 @@ mt_pass "rewrite_dst.lua: 8 MiB to 10.9.0.99 delivered to 10.9.0.1, sha256 ok (c
 
 # 4. encode/decode: a 4-byte "MTUN" header on every datagram, visible on the veth.
 up --udp -S "$S/wire_header.lua" -- --udp -S "$S/wire_header.lua"
-ip netns exec "$NS_A" tcpdump -i "$VETH_A" -U -n -w "$MT_TMP/wire.pcap" udp port 55555 \
+ip netns exec "$NS_A" tcpdump -i "$VETH_A" -U --immediate-mode -B 16384 -n -w "$MT_TMP/wire.pcap" udp port 55555 \
     >"$MT_TMP/tcpdump.log" 2>&1 &
 TCPDUMP=$!
 MT_PIDS+=("$TCPDUMP")
