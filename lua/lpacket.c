@@ -450,6 +450,10 @@ static int pkt_index(lua_State *L)
 {
     struct lpacket *lp = self_packet(L);
     lua_settop(L, 2);
+    if (lua_type(L, 2) != LUA_TSTRING) { /* the name table also keeps internal values */
+        lua_pushnil(L);
+        return 1;
+    }
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return 1; /* a method, or nil */
     int code = (int)lua_tointeger(L, -1);
