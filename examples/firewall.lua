@@ -36,16 +36,19 @@ local cfg = util.settings(..., NAME, {
 -- allowed.tcp / allowed.udp: lists of {lo, hi} port ranges; allowed.icmp: true.
 local allowed = { tcp = {}, udp = {} }
 for _, rule in ipairs(cfg.allow) do
-    local proto, lo, hi = rule:match("^(%a+)/(%d+)%-?(%d*)$")
-    lo, hi = tonumber(lo), tonumber(hi) or tonumber(lo)
+    local proto, lo, hi = rule:match("^(%a+)/(%d+)%-(%d+)$")
+    if not proto then
+        proto, lo = rule:match("^(%a+)/(%d+)$")
+        hi = lo
+    end
+    lo, hi = math.tointeger(tonumber(lo)), math.tointeger(tonumber(hi))
     if rule == "icmp" then
         allowed.icmp = true
-    elseif not (allowed[proto] and lo >= 1 and lo <= hi and hi <= 65535) then
-        error(string.format("%s: setting allow=%s: '%s' is not tcp/PORT, udp/PORT, "
-            .. "tcp/LO-HI, udp/LO-HI or icmp (ports 1-65535)", NAME, table.concat(cfg.allow, ","),
-            rule), 0)
-    else
+    elseif allowed[proto] and lo and hi and lo >= 1 and lo <= hi and hi <= 65535 then
         table.insert(allowed[proto], { lo, hi })
+    else
+        error(string.format("%s: setting allow=%s: '%s' is not tcp/PORT, udp/PORT, tcp/LO-HI, "
+            .. "udp/LO-HI or icmp (ports 1-65535)", NAME, table.concat(cfg.allow, ","), rule), 0)
     end
 end
 

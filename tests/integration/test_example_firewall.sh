@@ -119,11 +119,13 @@ sleep 0.3
 net_bg "$NS_A" udp-ask 10.9.0.2 5310 5311 >"$MT_TMP/ask.out"
 ASK=$!
 for _ in $(seq 40); do grep -q reply "$MT_TMP/ask.out" && break; sleep 0.1; done
-grep -q 'reply received' "$MT_TMP/ask.out" || mt_fail "UDP reply to A's flow: $(cat "$MT_TMP/ask.out")"
+grep -q 'reply received' "$MT_TMP/ask.out" ||
+    mt_fail "UDP reply to A's flow: $(cat "$MT_TMP/ask.out")"
 sleep 3 # the flow expires (2 s idle; entries die on their deadline)
 net "$NS_B" udp-send 10.9.0.1 5311 5310
 wait "$ASK"
-grep -q 'late timeout' "$MT_TMP/ask.out" || mt_fail "UDP after expiry got in: $(cat "$MT_TMP/ask.out")"
+grep -q 'late timeout' "$MT_TMP/ask.out" ||
+    mt_fail "UDP after expiry got in: $(cat "$MT_TMP/ask.out")"
 net_bg "$NS_A" udp-recv 10.9.0.1 5320 2 >"$MT_TMP/recv.out"
 RECV=$!
 sleep 0.3

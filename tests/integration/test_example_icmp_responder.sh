@@ -22,7 +22,8 @@ mt_wait_link "$NS_B" mt0
 mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
 
 for ns in "$NS_A" "$NS_B"; do
-    ip -n "$ns" addr | grep -qE '10\.9\.0\.77|fd09::77' && mt_fail "an interface in $ns has the phantom"
+    ip -n "$ns" addr | grep -qE '10\.9\.0\.77|fd09::77' &&
+        mt_fail "an interface in $ns has the phantom"
 done
 for addr in 10.9.0.77 fd09::77; do
     mt_ping "$NS_A" "$addr" 5 || mt_fail "ping $addr from A (local side): $(cat "$MT_TMP/ping.out")"
@@ -38,5 +39,6 @@ mt_pass "10.9.0.78 and fd09::78 stay unanswered"
 kill "$PID_srv" "$PID_cli"
 wait "$PID_srv" || mt_fail "server exit status $?"
 wait "$PID_cli" || mt_fail "client exit status $?"
-grep -qE 'replies 20,' "$MT_TMP/srv.log" || mt_fail "expected 20 replies: $(grep stopped "$MT_TMP/srv.log")"
+grep -qE 'replies 20,' "$MT_TMP/srv.log" ||
+    mt_fail "expected 20 replies: $(grep stopped "$MT_TMP/srv.log")"
 mt_pass "the server counted 20 script replies"
