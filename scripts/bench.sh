@@ -175,9 +175,6 @@ problem() {
 
 say "topology"
 mt_topology
-# mt_ns runs in a command substitution inside mt_topology, so its MT_NAMESPACES+= is lost in
-# the subshell: register both namespaces here so the EXIT trap deletes them.
-MT_NAMESPACES+=("$NS_A" "$NS_B")
 ip -n "$NS_A" link set dev "$VETH_A" mtu 1500
 ip -n "$NS_B" link set dev "$VETH_B" mtu 1500
 # The NAT rows' "LAN" address on B, 192.168.77.1, on its loopback (the dummy module may be
@@ -465,7 +462,7 @@ BENCH_MODE=$([ "$QUICK" -eq 1 ] && echo quick || echo full) \
     BENCH_PPS=$PPS BENCH_PKT_LEN=$PKT_LEN BENCH_PINGS=$PINGS BENCH_TUN_MTU=$TUN_MTU \
     BENCH_ELAPSED=$(elapsed) BENCH_HOOK_FILE=$HOOK_OUT BENCH_HOOK_N=$HOOK_N \
     BENCH_OVPN_FLAGS="${OVPN_COMMON[*]} --ifconfig LOCAL REMOTE (udp: --proto udp --lport/--remote; tcp: --proto tcp-server / tcp-client)" \
-    BENCH_VERSIONS="$("$MOONTUN" -V 2>&1 | head -n1); $(iperf3 --version | head -n1); $(openvpn --version | head -n1 | cut -d' ' -f1-2)" \
+    BENCH_VERSIONS="$("$MOONTUN" -V 2>&1 | head -n1) (tree $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)); $(iperf3 --version | head -n1); $(openvpn --version | head -n1 | cut -d' ' -f1-2)" \
     python3 - "$RES" "$JSON" <<'PYEOF'
 import json, os, re, statistics, sys
 
