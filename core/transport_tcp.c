@@ -217,6 +217,14 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
     mt__tunnel_update_pressure(t);
 }
 
+/* Stops the device at once when a queue passes the high-water mark, not after the batch: a
+ * batch of 64 super-packets would otherwise overflow any queue and drop what TCP resends. */
+static void note_pressure(struct mt_tpeer *p)
+{
+    if (p->txlen > MT_TX_HIGH && !p->tun->dev_paused)
+        mt__tunnel_update_pressure(p->tun);
+}
+
 int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
 {
     if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET)
@@ -235,6 +243,7 @@ int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
     memcpy(dst + MT_FRAME_HDR, data, len);
     p->txlen += need;
     p->tun->tx_pending = true;
+    note_pressure(p);
     return 0;
 }
 
@@ -259,6 +268,7 @@ int mt__tcp_send_x(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uin
     memcpy(dst + MT_XFRAME_HDR + MT_XFRAME_VNET, data, len);
     p->txlen += need;
     p->tun->tx_pending = true;
+    note_pressure(p);
     return 0;
 }
 

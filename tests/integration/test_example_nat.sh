@@ -143,7 +143,8 @@ wait "$TCPDUMP"
 grep -q '192\.168\.77\.' "$MT_TMP/mt0.txt" &&
     mt_fail "a LAN address showed on F's mt0: $(grep -m3 '192\.168\.77\.' "$MT_TMP/mt0.txt")"
 n=$(grep -c 'IP 10\.9\.0\.2\.' "$MT_TMP/mt0.txt")
-[ "$n" -gt 1000 ] || mt_fail "tcpdump on F saw only $n packets from 10.9.0.2"
+# Offloads (the default over TCP) carry up to 64 KiB per packet: count packets, not segments.
+[ "$n" -gt 100 ] || mt_fail "tcpdump on F saw only $n packets from 10.9.0.2"
 grep -q 'IP 10\.9\.0\.2\.8080 > 10\.9\.0\.1\.' "$MT_TMP/mt0.txt" || mt_fail "forward replies"
 mt_pass "tcpdump on F's mt0: $n packets from 10.9.0.2, none from 192.168.77.x"
 
