@@ -7,10 +7,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "gro.h"
 #include "moontun/log.h"
 #include "tunnel.h"
 
-#define RX_BATCH 16 /* datagrams per recvmmsg */
+#define RX_BATCH 64 /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
 #define TX_BATCH 64 /* datagrams per sendmmsg: one device batch's worth */
 
 /* Receive buffers for one recvmmsg batch, allocated once. */
@@ -95,6 +96,40 @@ int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
     return 0;
 }
 
+/* Hands the coalesced segments (if any) on as one packet. */
+static void gro_flush(struct mt_tunnel *t)
+{
+    struct mt_gro *g = t->gro;
+    if (!g || g->len == 0)
+        return;
+    struct mt_tpeer *p = (struct mt_tpeer *)g->owner;
+    struct mt_vnet_hdr vnet;
+    unsigned segs = g->segs;
+    size_t len = mt_gro_finish(g, &vnet);
+    /* Counted as what arrived: the segments, not the one packet they became. */
+    t->stats.net_rx_packets += segs - 1;
+    p->pub.stats.rx_packets += segs - 1;
+    mt__tunnel_from_peer(t, p, g->buf, len, segs > 1 ? &vnet : NULL);
+}
+
+/* A packet from a peer: joined to the super-packet being built when it can be (offloads on,
+ * tun mode, no decode hook that must see each datagram), else delivered as it is. */
+static void deliver(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len)
+{
+    struct mt_gro *g = t->gro;
+    if (!g || !t->vnet || t->link != MT_LINK_IP || (t->hooks & MT_HOOK_DECODE)) {
+        mt__tunnel_from_peer(t, p, data, len, NULL);
+        return;
+    }
+    if (mt_gro_fits(g, p, data, len)) {
+        mt_gro_append(g, data, len);
+        return;
+    }
+    gro_flush(t);
+    if (!mt_gro_start(g, p, data, len))
+        mt__tunnel_from_peer(t, p, data, len, NULL);
+}
+
 static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, socklen_t fromlen,
                             const uint8_t *data, size_t len)
 {
@@ -123,7 +158,7 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         mt_debug("peer %s: %zu-byte datagram exceeds %zu, dropped", p->pub.addr, len, t->frame_max);
         return;
     }
-    mt__tunnel_from_peer(t, p, data, len, NULL);
+    deliver(t, p, data, len);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -145,7 +180,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             /* ECONNREFUSED on a client: an earlier send found nobody; not fatal. */
             if (errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
                 mt_warn("udp receive: %s", strerror(errno));
-            return;
+            break;
         }
         for (int i = 0; i < n; i++) {
             if (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -156,8 +191,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                             rx->bufs + (size_t)i * MT_MAX_PACKET, rx->msgs[i].msg_len);
         }
         if (n < RX_BATCH)
-            return;
+            break;
     }
+    gro_flush(t); /* never hold segments across a wait: they would gain latency */
 }
 
 /* Keepalives and idle timeouts, checked on one tunnel-wide tick. */
@@ -193,7 +229,11 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         t->udp_rx->bufs = malloc((size_t)RX_BATCH * MT_MAX_PACKET);
     if (t->udp_tx)
         t->udp_tx->bufs = malloc((size_t)TX_BATCH * MT_MAX_PACKET);
-    if (!t->udp_rx || !t->udp_rx->bufs || !t->udp_tx || !t->udp_tx->bufs) {
+    t->gro = calloc(1, sizeof(*t->gro));
+    if (t->gro)
+        t->gro->buf = malloc(MT_MAX_PACKET);
+    if (!t->udp_rx || !t->udp_rx->bufs || !t->udp_tx || !t->udp_tx->bufs || !t->gro ||
+        !t->gro->buf) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -259,6 +299,11 @@ void mt__udp_stop(struct mt_tunnel *t)
         free(t->udp_tx->bufs);
         free(t->udp_tx);
         t->udp_tx = NULL;
+    }
+    if (t->gro) {
+        free(t->gro->buf);
+        free(t->gro);
+        t->gro = NULL;
     }
     if (t->udp_rx) {
         free(t->udp_rx->bufs);

@@ -482,7 +482,7 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
         return rc;
     /* Offloads (64 KiB super-packets per read) pay off between moontun peers over TCP, which
      * carry them whole; tap and UDP keep ordinary packets (see README, offloads). */
-    bool want_vnet = cfg->transport == MT_TRANSPORT_TCP && !cfg->tap && !cfg->no_offload;
+    bool want_vnet = !cfg->tap && !cfg->no_offload;
     rc = mt_device_open(cfg->ifname, cfg->tap, want_vnet, t->ifname);
     if (rc < 0) {
         snprintf(err, errsz, "cannot open %s device%s%s: %s", cfg->tap ? "tap" : "tun",

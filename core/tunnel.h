@@ -25,6 +25,7 @@
 struct mt_tunnel;
 struct mt_udp_rx;
 struct mt_udp_tx;
+struct mt_gro;
 
 /* A peer as the core sees it: the public part first, so a struct mt_peer * from a script
  * converts back with a cast. */
@@ -64,6 +65,7 @@ struct mt_tunnel {
     ev_timer tick_w;          /* UDP keepalives and idle timeouts; TCP stalled frames */
     struct mt_udp_rx *udp_rx; /* UDP receive batch buffers */
     struct mt_udp_tx *udp_tx; /* UDP send batch (sendmmsg) */
+    struct mt_gro *gro;       /* UDP: segments being joined into a super-packet */
 
     /* client */
     struct sockaddr_storage server_sa;
