@@ -99,7 +99,7 @@ void mt_config_usage(FILE *out)
           "      --keepalive SEC   UDP: keepalive interval (default 10)\n"
           "      --idle-timeout SEC\n"
           "                        UDP: forget a silent peer after this long (default 60)\n"
-          "      --no-offload      TCP/tun: do not read 64 KiB super-packets from the device\n"
+          "      --no-offload      do not read 64 KiB super-packets from the device\n"
           "                        nor offer them to moontun peers\n"
           "  -d, --debug           log every packet\n"
           "  -q, --quiet           log errors only\n"

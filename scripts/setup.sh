@@ -25,6 +25,7 @@ if [ "${1:-}" = "--test" ]; then
         "dnsutils:/usr/bin/dig"
         "valgrind:/usr/bin/valgrind"
         "clang:/usr/bin/clang"
+        "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
     )
 fi
 
