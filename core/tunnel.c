@@ -95,12 +95,17 @@ struct segment_ctx {
     struct mt_tunnel *t;
     struct mt_tpeer *p;
     const struct mt_packet *super;
+    bool encoded; /* the bytes went through encode already (mt.send): send as they are */
 };
 
 /* One segment of a super-packet cut in software, built in seg_buf after its headroom. */
 static int emit_segment(void *ctx, const uint8_t *seg, size_t len)
 {
     struct segment_ctx *c = ctx;
+    if (c->encoded) {
+        send_raw(c->p, seg, len, NULL); /* a full queue drops it, counted there */
+        return 0;
+    }
     struct mt_packet pkt;
     mt_packet_init(&pkt, c->t->seg_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
     if (seg != pkt.data)
@@ -113,6 +118,24 @@ static int emit_segment(void *ctx, const uint8_t *seg, size_t len)
     return 0;
 }
 
+/* A TCP packet too large for a plain peer's frames: describe it as a super-packet cut at the
+ * MTU, so the segmenter can make ordinary packets of it. False when it is not TCP. */
+static bool as_super_packet(struct mt_tunnel *t, struct mt_packet *pkt)
+{
+    struct mt_hdrs h;
+    mt_proto_parse(pkt->data, pkt->len, pkt->link, &h);
+    if (h.l4 < 0 || h.l4proto != MT_IPPROTO_TCP)
+        return false;
+    size_t l4 = (size_t)h.l4, thl = (size_t)(pkt->data[l4 + 12] >> 4) * 4;
+    size_t headers = l4 - (size_t)h.l3 + thl; /* what the MTU must hold besides payload */
+    if (headers >= (size_t)t->cfg->mtu)
+        return false;
+    pkt->vnet.gso_type = h.ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6;
+    pkt->vnet.gso_size = (uint16_t)((size_t)t->cfg->mtu - headers);
+    pkt->vnet.hdr_len = (uint16_t)(l4 + thl);
+    return true;
+}
+
 /* Runs the encode hooks on pkt (which they may rewrite) and sends the result to p. A peer
  * that does not take offloaded packets (a simpletun peer, UDP) gets a super-packet cut into
  * ordinary packets, each through encode, and partial checksums completed. */
@@ -120,8 +143,10 @@ static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *p
 {
     bool offloaded =
         pkt->vnet.gso_type != MT_VNET_GSO_NONE || (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM);
+    if (!offloaded && !p->xsend && pkt->len > t->frame_max)
+        offloaded = as_super_packet(t, pkt); /* e.g. a script's copy of a super-packet */
     if (offloaded && !p->xsend) {
-        struct segment_ctx c = {t, p, pkt};
+        struct segment_ctx c = {t, p, pkt, false};
         if (mt_vnet_segment(pkt->data, pkt->len, &pkt->vnet, pkt->link, t->seg_buf + MT_HEADROOM,
                             MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0)
             t->stats.bad_frames++; /* an offload header we cannot honour */
@@ -413,7 +438,25 @@ static int host_inject(void *ctx, const uint8_t *data, size_t len)
 static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = ctx;
-    int rc = send_raw((struct mt_tpeer *)peer, data, len, NULL);
+    struct mt_tpeer *p = (struct mt_tpeer *)peer;
+    if (!p->xsend && len > t->frame_max && len <= MT_MAX_PACKET) {
+        /* A script's copy of a super-packet, for a peer that takes only MTU-sized packets:
+         * cut it (its encode hooks already ran on the whole). */
+        struct mt_packet pkt;
+        mt_packet_init(&pkt, t->out_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+        memcpy(pkt.data, data, len);
+        pkt.len = len;
+        pkt.link = t->link;
+        if (as_super_packet(t, &pkt)) {
+            struct segment_ctx c = {t, p, &pkt, true};
+            t->tx_pending = true;
+            return mt_vnet_segment(pkt.data, pkt.len, &pkt.vnet, pkt.link, t->seg_buf + MT_HEADROOM,
+                                   MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0
+                       ? -EINVAL
+                       : 0;
+        }
+    }
+    int rc = send_raw(p, data, len, NULL);
     t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
     return rc;
 }
