@@ -69,3 +69,17 @@ kill "$srv"
 wait "$srv" || mt_fail "server exit status $? after SIGTERM"
 grep -qE 'stopped: .*tx 0/0 B \(errors [1-9]' "$MT_TMP/srv.log" || mt_fail "EIO writes not counted"
 mt_pass "writes to a down device are dropped and counted; SIGTERM exits 0 with a summary"
+
+# Repeated --addr: every address ends up on the device (a second IPv4 one used to replace the
+# first: the ioctl keeps one per label, so the others go on alias labels).
+mt_start addrs "$NS" -i mtaddr -s -p 55601 --addr 10.9.0.1/24 --addr 10.9.1.1/24 \
+    --addr 10.9.2.1/32 --addr fd09::1/64
+ADDRS=$MT_LAST_PID
+mt_wait_link "$NS" mtaddr
+have=$(ip -n "$NS" addr show dev mtaddr)
+for a in 10.9.0.1/24 10.9.1.1/24 10.9.2.1/32 fd09::1/64; do
+    echo "$have" | grep -q "inet6\? $a" || mt_fail "--addr $a missing: $have"
+done
+kill "$ADDRS"
+wait "$ADDRS"
+mt_pass "four --addr (three IPv4, one IPv6) all on the device"

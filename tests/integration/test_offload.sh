@@ -38,6 +38,11 @@ run_case() { # NAME SERVER_EXTRA CLIENT_EXTRA...
 run_case both ""
 grep -q 'offloads on' "$MT_TMP/srv_both.log" || mt_fail "both: the server did not switch"
 grep -q 'offloads on' "$MT_TMP/cli_both.log" || mt_fail "both: the client did not switch"
+# Back-pressure must stop the device before a queue overflows (a batch of 64 super-packets
+# once dropped thousands, and TCP resent them).
+for end in srv_both cli_both; do
+    grep -qE 'queue drops 0,' "$MT_TMP/$end.log" || mt_fail "both: $end dropped packets at its queue"
+done
 mt_pass "offload on both ends: extended frames, 32 MiB each way through an address rewrite, sha256 ok ($MT_CASE_RATES)"
 
 run_case plain "" --no-offload

@@ -111,6 +111,37 @@ static void check_prefix(const struct mt_prefix *p, const char *text)
     assert_memory_equal(p->addr.b, want.addr.b, sizeof(want.addr.b));
 }
 
+/* ---- regressions ---- */
+
+/* getopt keeps its place inside a "-hs" cluster between calls unless optind is reset to 0:
+ * a second parse then read the first one's leftover 's' and skipped past -c. */
+static void test_reparse_after_cluster(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_quietly((char *[]){"moontun", "-hs", NULL}), MT_CONFIG_EXIT);
+    mt_config_free(&cfg);
+    PARSE_OK("-c", "h");
+    assert_int_equal(cfg.role, MT_ROLE_CLIENT);
+    assert_string_equal(cfg.host, "h");
+    mt_config_free(&cfg);
+}
+
+/* An unknown short flag at the start of a cluster was reported as the program's name. */
+static void test_unknown_flag_in_cluster(void **state)
+{
+    (void)state;
+    PARSE_FAILS("'-x'", "-xs");
+}
+
+/* strtol takes leading blanks and a sign: " 80" and "+80" are not ports. */
+static void test_numbers_without_blanks_or_plus(void **state)
+{
+    (void)state;
+    PARSE_FAILS("-p", "-s", "-p", " 80");
+    PARSE_FAILS("-p", "-s", "-p", "+80");
+    PARSE_FAILS("--addr", "-s", "--addr", "10.0.0.1/ 8");
+}
+
 /* ---- defaults and flags ---- */
 
 static void test_defaults(void **state)
@@ -647,6 +678,9 @@ static void test_contains_family_mismatch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reparse_after_cluster),
+        cmocka_unit_test(test_unknown_flag_in_cluster),
+        cmocka_unit_test(test_numbers_without_blanks_or_plus),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_server),
         cmocka_unit_test(test_client),

@@ -285,6 +285,9 @@ static void test_len_dir_tostring(void **state)
     assert_string_equal(run_str(f, "return pkt.dir"), "ingress");
     assert_true(run_nil(f, "return pkt.nosuchfield"));
     assert_true(run_nil(f, "return pkt[1]"));
+    /* regression: the name table also holds the pkt.dir strings under -1 and -2 */
+    assert_true(run_nil(f, "return pkt[-1]"));
+    assert_true(run_nil(f, "return pkt[-2]"));
     run_err(f, "pkt.dir = 'x'", "cannot assign pkt.dir");
     assert_string_equal(run_str(f, "return getmetatable(pkt)"), MT_LPACKET_META);
     assert_string_equal(run_str(f, "return type(pkt.u8)"), "function");
