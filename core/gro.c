@@ -4,6 +4,7 @@
  * contiguous sequence numbers, identical headers (options included) but for lengths and the
  * IPv4 id, equal-sized segments with only the last allowed to be shorter. */
 #include "gro.h"
+#include "bytes.h"
 
 #include <string.h>
 
@@ -12,17 +13,6 @@
 
 #define TCP_PSH 0x08
 #define TCP_ACK 0x10
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 /* A TCP data segment we may join: IPv4 without fragments or IPv6 without extension headers,
  * only ACK/PSH set, some payload, a checksum that verifies. Fills the header geometry. */

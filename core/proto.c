@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "moontun/proto.h"
+#include "bytes.h"
 
 #define ETHERTYPE_ARP  0x0806
 #define ETHERTYPE_QINQ 0x88A8
@@ -27,22 +28,6 @@
 #define IP6_AH       51
 #define IP6_NONEXT   59
 #define IP6_DSTOPTS  60
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
 
 /* Walks the Ethernet header and up to two VLAN tags (802.1Q or 802.1ad outer tag).
  * Returns the offset of the L2 payload, or 0 when the frame is too short for what it

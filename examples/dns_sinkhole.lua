@@ -43,19 +43,6 @@ local function is_blocked(name)
     return false
 end
 
--- Where the IP header starts: 0 on a tun device; on a tap, after the Ethernet header and its
--- VLAN tags (pkt.ip is only there when the core parsed that far, so the reads are in bounds).
-local function ip_offset(pkt)
-    if not pkt.eth then
-        return 0
-    end
-    local off = 12
-    while pkt:u16(off) == 0x8100 or pkt:u16(off) == 0x88a8 do
-        off = off + 4
-    end
-    return off + 2
-end
-
 -- Reads the question's name at off, up to the end of the message at stop. Returns the name
 -- (lowercase, dotted) and the offset after it, or nil when it is malformed: the labels are the
 -- sender's word, so each length is checked against what is left before it is used.
@@ -85,7 +72,7 @@ function M.egress(pkt)
     if not udp or udp.dport ~= 53 then
         return
     end
-    local l3 = ip_offset(pkt)
+    local l3 = util.l3_offset(pkt)
     local l4 = l3 + ip.hlen
     local dns, stop = l4 + 8, l4 + udp.len
     -- A standard query (QR=0, opcode 0) with exactly one question.

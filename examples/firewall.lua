@@ -77,23 +77,11 @@ end
 -- is the idle timeout in force, so a closing TCP connection keeps its short linger.
 local conns = util.conntrack { sweep = 1 }
 
--- Where the IP header starts: after the Ethernet header and its VLAN tags in tap mode.
-local function l3_offset(pkt)
-    if not pkt.eth then
-        return 0
-    end
-    local off = 14
-    while off <= 18 and (pkt:u16(off - 2) == 0x8100 or pkt:u16(off - 2) == 0x88a8) do
-        off = off + 4
-    end
-    return off
-end
-
 -- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,
 -- ack = its sequence space used (SYN, data) + its seq, no options, no payload.
 local function refuse(pkt)
     local ip, tcp = pkt.ip, pkt.tcp
-    local l3, hlen, v4 = l3_offset(pkt), ip.hlen, ip.version == 4
+    local l3, hlen, v4 = util.l3_offset(pkt), ip.hlen, ip.version == 4
     local th = l3 + hlen
     local seglen = ip.len - hlen - (pkt:u8(th + 12) >> 4) * 4 + 1
     local ack = (tcp.seq + seglen) & 0xffffffff

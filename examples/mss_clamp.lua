@@ -21,18 +21,6 @@ end
 local SYN = 0x02
 local KIND_END, KIND_NOP, KIND_MSS = 0, 1, 2
 
--- Where the IP header starts: after the Ethernet header and its VLAN tags in tap mode.
-local function l3_offset(pkt)
-    if not pkt.eth then
-        return 0
-    end
-    local off = 14
-    while off <= 18 and (pkt:u16(off - 2) == 0x8100 or pkt:u16(off - 2) == 0x88a8) do
-        off = off + 4
-    end
-    return off
-end
-
 local function clamp(pkt)
     local tcp = pkt.tcp
     if not tcp or tcp.flags & SYN == 0 then
@@ -41,7 +29,7 @@ local function clamp(pkt)
     -- The options lie between the fixed header and the data offset; the view checked that
     -- the data offset stays inside the packet. Each option's length is checked before it is
     -- followed: a liar's zero or oversized length ends the walk.
-    local th = l3_offset(pkt) + pkt.ip.hlen
+    local th = util.l3_offset(pkt) + pkt.ip.hlen
     local off, stop = th + 20, th + (pkt:u8(th + 12) >> 4) * 4
     while off < stop do
         local kind = pkt:u8(off)

@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "binding.h"
+#include "bytes.h"
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
 
@@ -66,30 +67,6 @@ enum vfield {
 static const char *const vfield_names[F_COUNT] = {
     NULL,  "src",   "dst",   "type",  "version", "hlen", "tos",   "len",    "id",
     "ttl", "proto", "sport", "dport", "seq",     "ack",  "flags", "window", "code"};
-
-static inline uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* --- parsing ------------------------------------------------------------------------------ */
 

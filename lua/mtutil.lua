@@ -4,6 +4,7 @@
 --   local set = util.prefix_set("10.0.0.0/8,fd00::/8")      set:contains("10.1.2.3")
 --   local ct = util.conntrack{ sweep = 1 }                   ct:put(key, value, ttl) ct:get(key)
 --   util.flow(pkt) -> proto, src, sport, dst, dport ; util.flow_key(...) ; util.reverse_key(...)
+--   util.l3_offset(pkt) -> where the IP header starts (tap: after Ethernet and VLAN tags)
 -- Settings errors are raised at load time as one line naming the script and the setting.
 local mt = require "moontun"
 
@@ -187,6 +188,20 @@ end
 -- The key of the same flow seen in the other direction.
 function util.reverse_key(proto, src, sport, dst, dport)
     return util.flow_key(proto, dst, dport, src, sport)
+end
+
+-- Where the IP header starts: 0 on a tun device; on a tap, after the Ethernet header and up to
+-- two VLAN tags (802.1Q, 802.1ad), as the core's parser allows. Call it only when pkt.ip is
+-- there: then the reads are inside the packet.
+function util.l3_offset(pkt)
+    if not pkt.eth then
+        return 0
+    end
+    local off = 14
+    while off <= 18 and (pkt:u16(off - 2) == 0x8100 or pkt:u16(off - 2) == 0x88a8) do
+        off = off + 4
+    end
+    return off
 end
 
 -- Connection tracking ------------------------------------------------------------------------
