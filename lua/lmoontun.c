@@ -513,7 +513,7 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
 {
     const struct mt_config *cfg = s->cfg;
 
-    lua_createtable(L, 0, 12);
+    lua_createtable(L, 0, 13);
     lua_pushstring(L, cfg->ifname);
     lua_setfield(L, -2, "iface");
     lua_pushboolean(L, cfg->tap);
@@ -538,6 +538,10 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
     lua_setfield(L, -2, "lua_mem");
     lua_pushinteger(L, cfg->max_peers);
     lua_setfield(L, -2, "max_peers");
+    /* Whether the device gives super-packets (what moontun asks for; a kernel that refuses is
+     * logged at start-up): scripts that copy whole packets may want to know. */
+    lua_pushboolean(L, !cfg->tap && !cfg->no_offload);
+    lua_setfield(L, -2, "offload");
 }
 
 static const luaL_Reg module_funcs[] = {

@@ -791,7 +791,7 @@ static void test_prefix_config_stats(void **state)
                  "  local c = mt.config\n"
                  "  r[#r+1] = c.role .. ',' .. c.transport .. ',' .. c.mtu .. ',' .. c.on_error\n"
                  "    .. ',' .. c.port .. ',' .. tostring(c.tap) .. ',' .. c.lua_budget\n"
-                 "    .. ',' .. c.lua_mem\n"
+                 "    .. ',' .. c.lua_mem .. ',' .. tostring(c.offload)\n"
                  "  local st = mt.stats()\n"
                  "  r[#r+1] = st.script_drops .. ',' .. tostring(st.lua_mem > 0)\n"
                  "  r[#r+1] = type(mt.now())\n"
@@ -802,7 +802,7 @@ static void test_prefix_config_stats(void **state)
     egress_n(s, 1);
     assert_string_equal(F.injected,
                         "true false true false false false false 10.0.0.0/8 "
-                        "server,udp,1400,drop,55555,false,1000000,16 5,true number false");
+                        "server,udp,1400,drop,55555,false,1000000,16,true 5,true number false");
     assert_int_equal(ST.script_errors, 0);
     mt_scripts_free(s);
 }
