@@ -284,7 +284,6 @@ static void make_ordinary(struct mt_packet *pkt)
 static int pkt_bytes(lua_State *L)
 {
     struct mt_packet *pkt = check_packet(L, 1)->pkt;
-    make_ordinary(pkt);
     lua_Integer off = luaL_optinteger(L, 2, 0);
     if (off < 0 || (lua_Unsigned)off > pkt->len)
         luaL_argerror(L, 2,
@@ -295,6 +294,14 @@ static int pkt_bytes(lua_State *L)
         luaL_argerror(L, 3,
                       lua_pushfstring(L, "length %I out of bounds (%I bytes from offset %I)", n,
                                       (lua_Integer)(pkt->len - (size_t)off), off));
+    /* Only the transport checksum differs between an offloaded packet and its finished form:
+     * finish it (up to 64 KiB summed) only when the copy includes that field. */
+    const struct mt_vnet_hdr *v = &pkt->vnet;
+    size_t field = (size_t)v->csum_start + v->csum_offset;
+    bool partial = v->flags & MT_VNET_F_NEEDS_CSUM;
+    bool covers = (size_t)off < field + 2 && field < (size_t)off + (size_t)n;
+    if ((partial && covers) || (!partial && v->gso_type != MT_VNET_GSO_NONE))
+        make_ordinary(pkt);
     lua_pushlstring(L, (const char *)pkt->data + off, (size_t)n);
     return 1;
 }

@@ -21,6 +21,7 @@
 #include "moontun/packet.h"
 #include "moontun/script.h"
 #include "moontun/stats.h"
+#include "moontun/vnet.h"
 
 /* --- an independent checksum: byte by byte, no tricks ---------------------------------------- */
 
@@ -805,6 +806,29 @@ static void test_ipv4_icmp_writes(void **state)
     run_err(f, "pkt.icmp.seq = 1", "cannot assign icmp.seq: only echo");
 }
 
+/* An offloaded packet (NEEDS_CSUM: the TCP field holds only the pseudo-header sum) is finished
+ * by pkt:bytes() only when the copy includes that field: a header slice leaves the offload on,
+ * a whole copy is a packet anyone can send. */
+static void test_bytes_of_offloaded_packet(void **state)
+{
+    FX;
+    uint8_t b[160];
+    size_t n = mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG);
+    uint8_t *p = load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
+    f->pkt.vnet.flags = MT_VNET_F_NEEDS_CSUM;
+    f->pkt.vnet.csum_start = 20;
+    f->pkt.vnet.csum_offset = 16;
+    uint16_t partial =
+        (uint16_t)~naive_fold(pseudo(p, sizeof TCP_SEG, 6)); /* as a kernel leaves it */
+    put16(p + 36, partial);
+    assert_int_equal(run_int(f, "return #pkt:bytes(12, 8)"), 8);
+    assert_int_equal(f->pkt.vnet.flags, MT_VNET_F_NEEDS_CSUM);
+    assert_int_equal(get16(p + 36), partial);
+    assert_int_equal(run_int(f, "return #pkt:bytes()"), (lua_Integer)n);
+    assert_int_equal(f->pkt.vnet.flags, 0);
+    naive_check(p, 20, 6);
+}
+
 static void test_ipv6_writes(void **state)
 {
     FX;
@@ -1267,6 +1291,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ipv4_udp_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv4_icmp_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_of_offloaded_packet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eth_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_views_reused, setup, teardown),
