@@ -806,6 +806,38 @@ static void test_ipv4_icmp_writes(void **state)
     run_err(f, "pkt.icmp.seq = 1", "cannot assign icmp.seq: only echo");
 }
 
+/* pkt:flow() gives in one call what the views give field by field. */
+static void test_flow(void **state)
+{
+    FX;
+    uint8_t b[200];
+    static const char *const same =
+        "local p, s, sp, d, dp = pkt:flow()\n"
+        "local ip = pkt.ip\n"
+        "local l4 = pkt.tcp or pkt.udp\n"
+        "local want_p = pkt.tcp and 'tcp' or pkt.udp and 'udp' or pkt.icmp and 'icmp' or ip.proto\n"
+        "local want_sp = l4 and l4.sport or pkt.icmp and (pkt.icmp.id or 0) or 0\n"
+        "local want_dp = l4 and l4.dport or pkt.icmp and (pkt.icmp.id or 0) or 0\n"
+        "return p == want_p and s == ip.src and d == ip.dst and sp == want_sp and dp == want_dp";
+    load(f, b, mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG), MT_LINK_IP, MT_DIR_EGRESS);
+    assert_true(run_true(f, same));
+    assert_string_equal(run_str(f, "return (pkt:flow())"), "tcp");
+    load(f, b, mk_ip4(b, 17, UDP_SEG, sizeof UDP_SEG), MT_LINK_IP, MT_DIR_EGRESS);
+    assert_true(run_true(f, same));
+    load(f, b, mk_ip4(b, 1, ICMP_ECHO, sizeof ICMP_ECHO), MT_LINK_IP, MT_DIR_EGRESS);
+    assert_true(run_true(f, same));
+    assert_int_equal(run_int(f, "local _, _, sp = pkt:flow() return sp"), 0x4242);
+    load(f, b, mk_ip6(b, 6, TCP_SEG, sizeof TCP_SEG, true), MT_LINK_IP, MT_DIR_EGRESS);
+    assert_true(run_true(f, same));
+    load(f, b, mk_ip4(b, 47, TCP_SEG, sizeof TCP_SEG), MT_LINK_IP, MT_DIR_EGRESS); /* GRE */
+    assert_true(run_true(f, same));
+    assert_int_equal(run_int(f, "return (pkt:flow())"), 47);
+    load(f, b, mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG), MT_LINK_IP, MT_DIR_EGRESS);
+    b[2] = 0xff; /* a total length past the packet: no IP view, no flow */
+    load(f, b, 44, MT_LINK_IP, MT_DIR_EGRESS);
+    assert_true(run_nil(f, "return pkt:flow()"));
+}
+
 /* An offloaded packet (NEEDS_CSUM: the TCP field holds only the pseudo-header sum) is finished
  * by pkt:bytes() only when the copy includes that field: a header slice leaves the offload on,
  * a whole copy is a packet anyone can send. */
@@ -1292,6 +1324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ipv4_icmp_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ipv6_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_of_offloaded_packet, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eth_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_views_reused, setup, teardown),
