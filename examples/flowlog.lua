@@ -26,12 +26,9 @@ local cfg = util.settings(..., "flowlog.lua", {
     interval = { "duration", "5s" },
     top = { "integer", 10 },
     idle = { "duration", "30s" },
-    dir = { "string", "both" },
+    dir = { "dir", "both" },
     max = { "integer", 4096 },
 })
-if cfg.dir ~= "ingress" and cfg.dir ~= "egress" and cfg.dir ~= "both" then
-    error("flowlog.lua: setting dir=" .. cfg.dir .. " is not ingress, egress or both", 0)
-end
 for _, key in ipairs { "interval", "top", "idle", "max" } do
     if cfg[key] <= 0 then
         error("flowlog.lua: setting " .. key .. " must be above 0", 0)

@@ -22,12 +22,9 @@ local cfg = util.settings(..., "netem.lua", {
     delay = { "duration", "50ms" },
     jitter = { "duration", "0ms" },
     loss = { "percent", "0%" },
-    dir = { "string", "egress" },
+    dir = { "dir", "egress" },
     limit = { "integer", 1000 },
 })
-if cfg.dir ~= "ingress" and cfg.dir ~= "egress" and cfg.dir ~= "both" then
-    error("netem.lua: setting dir=" .. cfg.dir .. " is not ingress, egress or both", 0)
-end
 if cfg.limit < 1 then
     error("netem.lua: setting limit must be at least 1", 0)
 end

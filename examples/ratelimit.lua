@@ -20,12 +20,9 @@ local util = require "mtutil"
 local cfg = util.settings(..., "ratelimit.lua", {
     rate = { "rate", "2mbit" },
     burst = { "size", "64kb" },
-    dir = { "string", "ingress" },
+    dir = { "dir", "ingress" },
     limit = { "string", "0.0.0.0/0,::/0" },
 })
-if cfg.dir ~= "ingress" and cfg.dir ~= "egress" and cfg.dir ~= "both" then
-    error("ratelimit.lua: setting dir=" .. cfg.dir .. " is not ingress, egress or both", 0)
-end
 for _, key in ipairs { "rate", "burst" } do
     if cfg[key] <= 0 then
         error("ratelimit.lua: setting " .. key .. " must be above 0", 0)

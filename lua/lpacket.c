@@ -999,14 +999,16 @@ static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
         }
         break;
     case V_TCP:
+    case V_UDP:
         csum = l4_csum(lp, k, &ck);
+        if (f == F_SPORT || f == F_DPORT) { /* the first four bytes of both headers */
+            rewrite16(p + (f == F_DPORT ? 2 : 0), (uint16_t)field_int(L, k, name, 0xffff), csum,
+                      ck);
+            return;
+        }
+        if (k == V_UDP)
+            break;
         switch (f) {
-        case F_SPORT:
-            rewrite16(p, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
-            return;
-        case F_DPORT:
-            rewrite16(p + 2, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
-            return;
         case F_SEQ:
         case F_ACK: {
             uint8_t nb[4];
@@ -1019,19 +1021,6 @@ static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
             return;
         case F_WINDOW:
             rewrite16(p + 14, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
-            return;
-        default:
-            break;
-        }
-        break;
-    case V_UDP:
-        csum = l4_csum(lp, k, &ck);
-        switch (f) {
-        case F_SPORT:
-            rewrite16(p, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
-            return;
-        case F_DPORT:
-            rewrite16(p + 2, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
             return;
         default:
             break;

@@ -61,6 +61,10 @@ local parsers = {
         local ok, m = pcall(mt.prefix, v)
         return ok and m or nil, "a prefix such as 10.0.0.0/8 or fd00::/8"
     end,
+    dir = function(v)
+        return (v == "ingress" or v == "egress" or v == "both") and v or nil,
+            "ingress, egress or both"
+    end,
     list = function(v)
         local items = {}
         for item in v:gmatch("[^,]+") do
