@@ -329,6 +329,17 @@ int mt_proto_fix_checksums(uint8_t *p, size_t len, enum mt_link link)
     return done ? 0 : -EINVAL;
 }
 
+int mt_proto_set_partial_csum(uint8_t *p, size_t len, enum mt_link link)
+{
+    struct mt_hdrs h;
+    mt_proto_parse(p, len, link, &h);
+    if (!l4_checksummable(&h) || (h.l4proto != MT_IPPROTO_TCP && h.l4proto != MT_IPPROTO_UDP))
+        return -EINVAL;
+    /* Not complemented: the completion sums over it and complements the total. */
+    wr16(p + h.l4 + l4_csum_off(h.l4proto), (uint16_t)~mt_csum_fold(pseudo_sum(p, &h)));
+    return 0;
+}
+
 bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link)
 {
     struct mt_hdrs h;

@@ -108,8 +108,9 @@ static int gso_check(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *v
          * GSO_NONE with the ECN bit or an unknown type is a header we do not understand. */
         return -EINVAL;
     }
-    /* A gso_size of 0 would loop forever, or divide by zero. */
-    if (vh->gso_size == 0)
+    /* A gso_size of 0 would loop forever, or divide by zero; a tiny one fans one packet out
+     * into tens of thousands of segments. */
+    if (vh->gso_size < MT_VNET_GSO_MIN)
         return -EINVAL;
 
     struct mt_hdrs h;
@@ -241,4 +242,82 @@ int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h,
             return rc;
     }
     return (int)n;
+}
+
+int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
+                  size_t max_seg)
+{
+    /* A flag we do not know may mean something to a later kernel; refuse rather than pass
+     * it on. DATA_VALID would make the kernel skip checking a checksum nobody checked. */
+    if (h->flags & (uint8_t) ~(MT_VNET_F_NEEDS_CSUM | MT_VNET_F_DATA_VALID))
+        return -EINVAL;
+    h->flags &= (uint8_t)~MT_VNET_F_DATA_VALID;
+    if (h->gso_type == MT_VNET_GSO_NONE) {
+        if (!(h->flags & MT_VNET_F_NEEDS_CSUM)) {
+            memset(h, 0, sizeof(*h));
+            return 0;
+        }
+        struct mt_hdrs hd;
+        mt_proto_parse(pkt, len, link, &hd);
+        /* A partial checksum is the TCP or UDP field of a whole, unfragmented header: a
+         * csum_start anywhere else makes the kernel write two bytes where a liar chose. */
+        size_t field = hd.l4proto == MT_IPPROTO_TCP ? 16 : 6;
+        if (hd.l4 < 0 || hd.fragment ||
+            (hd.l4proto != MT_IPPROTO_TCP && hd.l4proto != MT_IPPROTO_UDP) ||
+            h->csum_start != (size_t)hd.l4 || h->csum_offset != field)
+            return -EINVAL;
+        h->hdr_len = 0;
+        h->gso_size = 0;
+        return 0;
+    }
+    /* Every super-packet moontun makes (the device's, GRO's) carries a partial checksum; one
+     * without is a liar's or a kernel path we never open (UFO). */
+    if (!(h->flags & MT_VNET_F_NEEDS_CSUM))
+        return -EINVAL;
+    struct gso_plan plan;
+    if (gso_check(pkt, len, h, link, &plan) < 0)
+        return -EINVAL;
+    size_t headers = plan.hdrlen - plan.l3; /* what each segment repeats, from the IP header */
+    if (headers >= max_seg || plan.mss > max_seg - headers)
+        return -EINVAL;
+    h->hdr_len = (uint16_t)plan.hdrlen;
+    return 0;
+}
+
+int mt_vnet_make_super(uint8_t *pkt, size_t len, enum mt_link link, size_t mtu,
+                       struct mt_vnet_hdr *h)
+{
+    struct mt_hdrs hd;
+    mt_proto_parse(pkt, len, link, &hd);
+    if (hd.l4 < 0 || hd.l4proto != MT_IPPROTO_TCP || hd.fragment)
+        return -EINVAL;
+    size_t l4 = (size_t)hd.l4, thl = (size_t)(pkt[l4 + 12] >> 4) * 4;
+    size_t headers = l4 - (size_t)hd.l3 + thl;
+    if (headers >= mtu || mtu - headers < MT_VNET_GSO_MIN || mtu - headers > 0xffff)
+        return -EINVAL;
+    if (mt_proto_set_partial_csum(pkt, len, link) < 0)
+        return -EINVAL;
+    h->flags = MT_VNET_F_NEEDS_CSUM;
+    h->gso_type = hd.ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6;
+    h->gso_size = (uint16_t)(mtu - headers);
+    h->hdr_len = (uint16_t)(l4 + thl);
+    h->csum_start = (uint16_t)l4;
+    h->csum_offset = 16;
+    return 0;
+}
+
+void mt_vnet_fit_mtu(const uint8_t *pkt, size_t len, enum mt_link link, size_t mtu,
+                     struct mt_vnet_hdr *h)
+{
+    uint8_t type = h->gso_type & (uint8_t)~MT_VNET_GSO_ECN;
+    if (type != MT_VNET_GSO_TCPV4 && type != MT_VNET_GSO_TCPV6)
+        return;
+    struct mt_hdrs hd;
+    mt_proto_parse(pkt, len, link, &hd);
+    if (hd.l4 < 0 || hd.l4proto != MT_IPPROTO_TCP)
+        return; /* the segmenter refuses it anyway */
+    size_t l4 = (size_t)hd.l4, thl = (size_t)(pkt[l4 + 12] >> 4) * 4;
+    size_t headers = l4 - (size_t)hd.l3 + thl;
+    if (headers < mtu && h->gso_size > mtu - headers && mtu - headers >= MT_VNET_GSO_MIN)
+        h->gso_size = (uint16_t)(mtu - headers);
 }

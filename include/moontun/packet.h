@@ -59,10 +59,17 @@ static inline size_t mt_packet_tailroom(const struct mt_packet *pkt)
     return pkt->cap - mt_packet_headroom(pkt) - pkt->len;
 }
 
-/* Each returns 0, or -ENOSPC / -EINVAL and leaves the packet unchanged. */
+/* Each returns 0, or -ENOSPC / -EINVAL and leaves the packet unchanged. push and pull move
+ * an offloaded packet's csum_start and hdr_len with its front (pull past the transport
+ * header forgets the offload state, which no longer describes the bytes). */
 int mt_packet_push(struct mt_packet *pkt, size_t n);   /* grow at the front by n bytes */
 int mt_packet_pull(struct mt_packet *pkt, size_t n);   /* strip n bytes from the front */
 int mt_packet_put(struct mt_packet *pkt, size_t n);    /* grow at the back by n bytes */
 int mt_packet_resize(struct mt_packet *pkt, size_t n); /* set the length, zeroing new bytes */
+
+/* Copies src (bytes, link, direction, peer, offload state) into buf, after MT_HEADROOM bytes
+ * of headroom. Returns 0, or -EMSGSIZE (dst empty) when src does not fit: src is longer than
+ * MT_MAX_PACKET or than the buffer's room behind the headroom. */
+int mt_packet_copy(struct mt_packet *dst, uint8_t *buf, size_t cap, const struct mt_packet *src);
 
 #endif

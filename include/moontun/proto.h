@@ -50,6 +50,11 @@ uint16_t mt_csum_update16(uint16_t csum, uint16_t old_word, uint16_t new_word);
 uint16_t mt_csum_update(uint16_t csum, const uint8_t *old_bytes, const uint8_t *new_bytes,
                         size_t len);
 
+/* Writes into the TCP or UDP checksum field the pseudo-header sum that a partial (offloaded)
+ * checksum holds: what the kernel, or the segmenter, completes over the transport bytes.
+ * Returns 0, or -EINVAL when the packet has no whole TCP/UDP header (or is a fragment). */
+int mt_proto_set_partial_csum(uint8_t *p, size_t len, enum mt_link link);
+
 /* Recomputes every checksum the packet has (IPv4 header, TCP, UDP, ICMP, ICMPv6) from
  * scratch. Returns 0, or -EINVAL when there is nothing it can checksum. */
 int mt_proto_fix_checksums(uint8_t *p, size_t len, enum mt_link link);

@@ -22,6 +22,10 @@
 #define MT_VNET_GSO_UDP_L4 5
 #define MT_VNET_GSO_ECN    0x80
 
+/* The smallest gso_size taken from a peer: Linux's TCP_MIN_MSS. A liar's gso_size of 1 would
+ * fan one frame out into 65,000 segments. */
+#define MT_VNET_GSO_MIN 88
+
 void mt_vnet_read(const uint8_t *src, struct mt_vnet_hdr *h);
 void mt_vnet_write(uint8_t *dst, const struct mt_vnet_hdr *h);
 
@@ -40,5 +44,29 @@ int mt_vnet_complete_csum(uint8_t *pkt, size_t len, struct mt_vnet_hdr *h);
 int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h, enum mt_link link,
                     uint8_t *scratch, size_t scratchsz,
                     int (*emit)(void *ctx, const uint8_t *seg, size_t seglen), void *ctx);
+
+/* Judges an offload header that came from the network against the packet it describes,
+ * before the packet reaches the device or another peer: known flags and GSO types only, a
+ * partial checksum exactly at the TCP/UDP checksum field, a GSO type that matches the
+ * headers, an IP length that is the whole packet, and a gso_size in [MT_VNET_GSO_MIN,
+ * max_seg - headers] so every segment (IP header on) is at most max_seg bytes. What the
+ * kernel treats as hints is normalised in h: hdr_len becomes the real header length, the
+ * unused fields of an ordinary packet 0, and DATA_VALID (a peer's word that the checksum was
+ * verified) is dropped. Returns 0, or -EINVAL for a header to refuse. */
+int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
+                  size_t max_seg);
+
+/* Describes an ordinary TCP packet longer than mtu (a script's copy of a super-packet) as a
+ * TCP GSO super-packet whose segments fit mtu (IP header on): its checksum field gets the
+ * partial sum and h the offload header, so the device or an offloading peer cuts it.
+ * Returns 0, or -EINVAL when it is not TCP or its headers alone fill the MTU. */
+int mt_vnet_make_super(uint8_t *pkt, size_t len, enum mt_link link, size_t mtu,
+                       struct mt_vnet_hdr *h);
+
+/* Lowers a TCP super-packet's gso_size so that each segment (IP header on) fits mtu: a peer
+ * with a smaller MTU than the sender's takes segments cut at its own size. UDP datagrams
+ * cannot be re-cut; they and non-GSO packets are left alone. */
+void mt_vnet_fit_mtu(const uint8_t *pkt, size_t len, enum mt_link link, size_t mtu,
+                     struct mt_vnet_hdr *h);
 
 #endif

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "moontun/packet.h"
+#include "moontun/vnet.h"
 
 static uint8_t buf[MT_PKT_BUFSIZE];
 
@@ -150,6 +151,78 @@ static void test_resize_past_tailroom(void **state)
     assert_int_equal(mt_packet_resize(&pkt, 48), 0);
 }
 
+/* Fault: a packet that arrived longer than the ceiling (an extended frame of 65,791 bytes)
+ * made "MT_MAX_PACKET - len" wrap, so push and put let it grow past its buffer. */
+static void test_overlong_packet_cannot_grow(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    pkt.len = MT_MAX_PACKET + 256; /* as a liar's frame once filled the buffer */
+    assert_int_equal(mt_packet_push(&pkt, 4), -ENOSPC);
+    assert_int_equal(mt_packet_put(&pkt, 1), -ENOSPC);
+    assert_ptr_equal(pkt.data, buf + MT_HEADROOM);
+    assert_int_equal(pkt.len, MT_MAX_PACKET + 256);
+}
+
+/* Every copy between buffers is bounded by the destination's room. */
+static void test_copy_is_bounded(void **state)
+{
+    static uint8_t dstbuf[MT_PKT_BUFSIZE];
+    struct mt_packet src, dst;
+    fresh(&src);
+    assert_int_equal(mt_packet_put(&src, 100), 0);
+    memset(src.data, 0x5a, 100);
+    src.dir = MT_DIR_INGRESS;
+    src.vnet.flags = MT_VNET_F_NEEDS_CSUM;
+    src.vnet.csum_start = 20;
+    src.vnet.csum_offset = 16;
+    assert_int_equal(mt_packet_copy(&dst, dstbuf, sizeof(dstbuf), &src), 0);
+    assert_int_equal(dst.len, 100);
+    assert_ptr_equal(dst.data, dstbuf + MT_HEADROOM);
+    assert_memory_equal(dst.data, src.data, 100);
+    assert_int_equal(dst.dir, MT_DIR_INGRESS);
+    assert_int_equal(dst.vnet.csum_start, 20);
+
+    src.len = MT_MAX_PACKET + 4; /* longer than any packet may be */
+    assert_int_equal(mt_packet_copy(&dst, dstbuf, sizeof(dstbuf), &src), -EMSGSIZE);
+    assert_int_equal(dst.len, 0);
+    src.len = 1000; /* fits the ceiling, not this small buffer */
+    uint8_t small[MT_HEADROOM + 999];
+    assert_int_equal(mt_packet_copy(&dst, small, sizeof(small), &src), -EMSGSIZE);
+}
+
+/* Fault: a header pushed in front of an offloaded packet left csum_start and hdr_len at the
+ * old offsets, so the kernel (or the segmenter) put the checksum in the wrong place. */
+static void test_push_pull_move_offload_offsets(void **state)
+{
+    struct mt_packet pkt;
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 1000), 0);
+    pkt.vnet.flags = MT_VNET_F_NEEDS_CSUM;
+    pkt.vnet.gso_type = MT_VNET_GSO_TCPV4;
+    pkt.vnet.gso_size = 500;
+    pkt.vnet.hdr_len = 40;
+    pkt.vnet.csum_start = 20;
+    pkt.vnet.csum_offset = 16;
+    assert_int_equal(mt_packet_push(&pkt, 8), 0);
+    assert_int_equal(pkt.vnet.csum_start, 28);
+    assert_int_equal(pkt.vnet.hdr_len, 48);
+    assert_int_equal(pkt.vnet.csum_offset, 16);
+    assert_int_equal(mt_packet_pull(&pkt, 8), 0);
+    assert_int_equal(pkt.vnet.csum_start, 20);
+    assert_int_equal(pkt.vnet.hdr_len, 40);
+    /* Pulling away the transport header leaves nothing the offload header can describe. */
+    assert_int_equal(mt_packet_pull(&pkt, 30), 0);
+    assert_int_equal(pkt.vnet.gso_type, MT_VNET_GSO_NONE);
+    assert_int_equal(pkt.vnet.flags, 0);
+    /* An ordinary packet's (meaningless) offsets are left alone. */
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 100), 0);
+    pkt.vnet.csum_start = 7;
+    assert_int_equal(mt_packet_push(&pkt, 4), 0);
+    assert_int_equal(pkt.vnet.csum_start, 7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +234,9 @@ int main(void)
         cmocka_unit_test(test_max_packet_ceiling),
         cmocka_unit_test(test_resize_zeroes_new_bytes),
         cmocka_unit_test(test_resize_past_tailroom),
+        cmocka_unit_test(test_overlong_packet_cannot_grow),
+        cmocka_unit_test(test_copy_is_bounded),
+        cmocka_unit_test(test_push_pull_move_offload_offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

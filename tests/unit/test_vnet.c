@@ -810,6 +810,201 @@ static void test_liars(void **state)
     expect_liar(v4, lie_csum_only_hdr_len);
 }
 
+/* mt_vnet_check: what a peer's offload header must be before it reaches a device or another
+ * peer. Every liar the segmenter refuses is refused here too, and then some. */
+static int check(const struct built *b, bool tap, struct mt_vnet_hdr *vh, size_t max_seg)
+{
+    *vh = b->vh;
+    return mt_vnet_check(pkt, b->len, vh, tap ? MT_LINK_ETH : MT_LINK_IP, max_seg);
+}
+
+static void expect_check_liar(struct spec s, void (*lie)(struct built *b))
+{
+    struct built b;
+    struct mt_vnet_hdr vh;
+    build(&s, pkt, &b);
+    lie(&b);
+    assert_int_equal(check(&b, s.tap, &vh, 1500), -EINVAL);
+}
+
+static void lie_gso_size_one(struct built *b)
+{
+    b->vh.gso_size = 1; /* one frame, 65,000 segments */
+}
+static void lie_gso_size_below_floor(struct built *b)
+{
+    b->vh.gso_size = MT_VNET_GSO_MIN - 1;
+}
+static void lie_gso_size_past_mtu(struct built *b)
+{
+    b->vh.gso_size = 4000; /* segments larger than anything this end accepts */
+}
+static void lie_unknown_flag(struct built *b)
+{
+    b->vh.flags |= 0x80;
+}
+static void lie_gso_without_csum(struct built *b)
+{
+    b->vh.flags = 0;
+}
+static void lie_csum_only_on_ip_header(struct built *b)
+{
+    b->vh.gso_type = MT_VNET_GSO_NONE;
+    b->vh.csum_start = 10; /* the kernel would write two bytes into the IP header */
+}
+
+static void test_check_refuses_liars(void **state)
+{
+    (void)state;
+    struct spec v4 = big(), v6 = big(), tap4 = big(), udp = big(), tiny = big();
+    v6.ipver = 6;
+    tap4.tap = tap4.vlan = true;
+    udp.udp = true;
+    udp.paylen = 3000;
+    tiny.tcpopt = 0;
+    tiny.paylen = 10;
+    void (*segmenter_liars[])(struct built *) = {
+        lie_csum_start_beyond,
+        lie_csum_start_in_ip,
+        lie_csum_offset,
+        lie_gso_size_zero,
+        lie_hdr_len_beyond,
+        lie_ihl_beyond,
+        lie_ihl_small,
+        lie_tot_len_long,
+        lie_tot_len_short,
+        lie_tot_len_zero,
+        lie_tcp_doff_small,
+        lie_truncated,
+        lie_tcpv6_on_v4,
+        lie_unknown_type,
+        lie_ecn_alone,
+        lie_fragment,
+        lie_not_ip,
+        lie_csum_only_beyond,
+        lie_gso_size_one,
+        lie_gso_size_below_floor,
+        lie_gso_size_past_mtu,
+        lie_unknown_flag,
+        lie_gso_without_csum,
+        lie_csum_only_on_ip_header,
+    };
+    for (size_t i = 0; i < sizeof(segmenter_liars) / sizeof(segmenter_liars[0]); i++) {
+        expect_check_liar(v4, segmenter_liars[i]);
+        if (segmenter_liars[i] != lie_not_ip) /* in tap, byte 0 is a MAC address */
+            expect_check_liar(tap4, segmenter_liars[i]);
+    }
+    expect_check_liar(v6, lie_plen_long);
+    expect_check_liar(v6, lie_plen_zero);
+    expect_check_liar(v6, lie_tcpv4_on_v6);
+    expect_check_liar(v6, lie_gso_size_one);
+    expect_check_liar(udp, lie_udp_as_tcpv4);
+    expect_check_liar(udp, lie_ufo);
+    expect_check_liar(udp, lie_udp_l4_ecn);
+    expect_check_liar(tiny, lie_tcp_doff_beyond);
+
+    /* Seen from a hostile peer: TCPv4 GSO, hdr_len 65535, gso_size 0, csum_start 60000 on a
+     * 28-byte UDP packet. */
+    uint8_t udp28[28] = {0x45, 0, 0,  28, 0, 0, 0,    0,    64, 17, 0, 0, 10, 0,
+                         0,    1, 10, 0,  0, 2, 0x9c, 0x40, 0,  53, 0, 8, 0,  0};
+    struct mt_vnet_hdr vh = {.flags = MT_VNET_F_NEEDS_CSUM,
+                             .gso_type = MT_VNET_GSO_TCPV4,
+                             .hdr_len = 65535,
+                             .gso_size = 0,
+                             .csum_start = 60000,
+                             .csum_offset = 6};
+    assert_int_equal(mt_vnet_check(udp28, sizeof(udp28), &vh, MT_LINK_IP, 1500), -EINVAL);
+}
+
+static void test_check_accepts_and_normalises(void **state)
+{
+    (void)state;
+    struct spec v4 = big(), v6 = big(), tap4 = big(), udp = big();
+    v6.ipver = 6;
+    tap4.tap = tap4.vlan = true;
+    udp.udp = true;
+    udp.paylen = 3000;
+    struct spec *good[] = {&v4, &v6, &tap4, &udp};
+    for (size_t i = 0; i < 4; i++) {
+        struct built b;
+        struct mt_vnet_hdr vh;
+        build(good[i], pkt, &b);
+        b.vh.hdr_len = 3;                   /* a hint, and a wrong one */
+        b.vh.flags |= MT_VNET_F_DATA_VALID; /* a peer's word is not a verified checksum */
+        assert_int_equal(check(&b, good[i]->tap, &vh, 1500), 0);
+        assert_int_equal(vh.hdr_len, b.hdrlen);
+        assert_int_equal(vh.flags, MT_VNET_F_NEEDS_CSUM);
+        assert_int_equal(vh.gso_size, 1388);
+        /* The same packet against a smaller segment limit is refused, not cut blindly. */
+        assert_int_equal(check(&b, good[i]->tap, &vh, 1000), -EINVAL);
+    }
+    /* An ordinary packet: unused fields are zeroed, whatever a peer put there. */
+    struct built b;
+    struct mt_vnet_hdr vh;
+    build(&v4, pkt, &b);
+    b.vh = (struct mt_vnet_hdr){.hdr_len = 9, .gso_size = 7, .csum_start = 5, .csum_offset = 3};
+    assert_int_equal(check(&b, false, &vh, 1500), 0);
+    struct mt_vnet_hdr zero = {0};
+    assert_memory_equal(&vh, &zero, sizeof(vh));
+    /* A partial checksum alone, at the TCP field. */
+    build(&v4, pkt, &b);
+    b.vh.gso_type = MT_VNET_GSO_NONE;
+    assert_int_equal(check(&b, false, &vh, 1500), 0);
+    assert_int_equal(vh.gso_size, 0);
+    assert_int_equal(vh.hdr_len, 0);
+}
+
+/* mt_vnet_make_super: a script's finished copy of a super-packet becomes a super-packet
+ * again, whose segments are right (checked by the segmenter and the naive checksum). */
+static void test_make_super(void **state)
+{
+    (void)state;
+    struct spec s = big();
+    struct built b;
+    build(&s, pkt, &b);
+    /* Finish it as pkt:bytes() does: a full checksum over the whole. */
+    uint8_t *ip = pkt + b.l3, *l4 = pkt + b.l4;
+    size_t l4len = b.len - b.l4;
+    wr16(l4 + 16, 0);
+    wr16(l4 + 16, (uint16_t)~naive_fold(naive_sum(naive_pseudo(ip, 4, 6, l4len), l4, l4len)));
+    struct mt_vnet_hdr vh;
+    assert_int_equal(mt_vnet_make_super(pkt, b.len, MT_LINK_IP, 1440, &vh), 0);
+    assert_int_equal(vh.gso_type, MT_VNET_GSO_TCPV4);
+    assert_int_equal(vh.flags, MT_VNET_F_NEEDS_CSUM);
+    assert_int_equal(vh.gso_size, 1440 - (b.hdrlen - b.l3));
+    assert_int_equal(vh.csum_start, b.l4);
+    assert_int_equal(mt_vnet_check(pkt, b.len, &vh, MT_LINK_IP, 1440), 0);
+    struct built nb = b;
+    nb.vh = vh;
+    check_segments(&s, &nb, segment(&nb, false));
+    /* Not TCP: nothing to describe. */
+    struct spec u = big();
+    u.udp = true;
+    build(&u, pkt, &b);
+    assert_int_equal(mt_vnet_make_super(pkt, b.len, MT_LINK_IP, 1440, &vh), -EINVAL);
+}
+
+/* Fault: a super-packet whose gso_size made segments larger than a plain peer's MTU was cut
+ * twice, the second time in place, corrupting sequence numbers and flags. It is re-planned
+ * at the peer's MTU instead, and one pass of the segmenter gives right segments. */
+static void test_fit_mtu(void **state)
+{
+    (void)state;
+    struct spec s = big();
+    struct built b;
+    build(&s, pkt, &b);
+    b.vh.gso_size = 4000;
+    mt_vnet_fit_mtu(pkt, b.len, MT_LINK_IP, 1400, &b.vh);
+    assert_int_equal(b.vh.gso_size, 1400 - (b.hdrlen - b.l3));
+    check_segments(&s, &b, segment(&b, false));
+    for (int i = 0; i < got.n; i++)
+        assert_true(got.len[i] - b.l3 <= 1400);
+    /* Already small enough: untouched. */
+    b.vh.gso_size = 500;
+    mt_vnet_fit_mtu(pkt, b.len, MT_LINK_IP, 1400, &b.vh);
+    assert_int_equal(b.vh.gso_size, 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -836,6 +1031,10 @@ int main(void)
         cmocka_unit_test(test_complete_csum),
         cmocka_unit_test(test_complete_csum_liars),
         cmocka_unit_test(test_liars),
+        cmocka_unit_test(test_check_refuses_liars),
+        cmocka_unit_test(test_check_accepts_and_normalises),
+        cmocka_unit_test(test_make_super),
+        cmocka_unit_test(test_fit_mtu),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
