@@ -36,7 +36,8 @@ static void print_summary(const struct mt_stats *s)
 {
     mt_info("stopped: device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu "
             "B tx %llu/%llu B, no route %llu, script drops %llu, replies %llu, queue drops "
-            "%llu, bad frames %llu, script errors %llu (budget %llu, memory %llu), reloads %llu "
+            "%llu, bad frames %llu, too big %llu, bad offloads %llu, script errors %llu (budget "
+            "%llu, memory %llu), reloads %llu "
             "(failed %llu)",
             (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
             (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
@@ -45,6 +46,7 @@ static void print_summary(const struct mt_stats *s)
             (unsigned long long)s->net_tx_bytes, (unsigned long long)s->no_route,
             (unsigned long long)s->script_drops, (unsigned long long)s->script_replies,
             (unsigned long long)s->queue_drops, (unsigned long long)s->bad_frames,
+            (unsigned long long)s->too_big, (unsigned long long)s->bad_offloads,
             (unsigned long long)s->script_errors, (unsigned long long)s->budget_aborts,
             (unsigned long long)s->memory_aborts, (unsigned long long)s->reloads,
             (unsigned long long)s->reload_failures);

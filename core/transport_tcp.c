@@ -151,7 +151,9 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             size_t plen;
             /* The handshake may switch the framing between two frames of one read. */
             bool x = p->xrecv;
-            size_t max = x ? MT_XFRAME_VNET + MT_MAX_PACKET + MT_TAILROOM : t->frame_max;
+            /* An extended frame carries at most a 64 KiB packet: the buffers behind it hold no
+             * more (a liar's 65,791-byte frame once overflowed one). */
+            size_t max = x ? MT_XFRAME_VNET + MT_MAX_PACKET : t->frame_max;
             ssize_t used =
                 x ? mt_xframe_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen)
                   : mt_frame_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen);
@@ -251,7 +253,7 @@ int mt__tcp_send_x(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uin
                    size_t len)
 {
     static const struct mt_vnet_hdr none;
-    if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET + MT_TAILROOM)
+    if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET)
         return -EINVAL;
     size_t need = MT_XFRAME_HDR + MT_XFRAME_VNET + len;
     if (need > MT_TX_QUEUE - p->txoff - p->txlen) {

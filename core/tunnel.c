@@ -27,28 +27,61 @@ static void log_packet(const char *what, const struct mt_packet *pkt)
     mt_debug("%s %s", what, line);
 }
 
-/* Writes a packet to the device; vnet is its offload header (NULL: an ordinary packet). */
+/* True once in every 5 s per *last: what a peer can trigger must not flood the log. */
+static bool log_ok(struct mt_tunnel *t, double *last)
+{
+    double now = ev_now(t->loop);
+    if (now - *last < 5.0)
+        return false;
+    *last = now;
+    return true;
+}
+
+static bool is_offloaded(const struct mt_vnet_hdr *v)
+{
+    return v->gso_type != MT_VNET_GSO_NONE || (v->flags & MT_VNET_F_NEEDS_CSUM);
+}
+
+static ssize_t write_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
+                            const struct mt_vnet_hdr *vnet)
+{
+    if (!t->vnet)
+        return write(t->dev_fd, data, len);
+    static const struct mt_vnet_hdr none;
+    uint8_t hdr[MT_VNET_HDR_LEN];
+    mt_vnet_write(hdr, vnet ? vnet : &none);
+    struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
+    ssize_t n = writev(t->dev_fd, iov, 2);
+    return n >= (ssize_t)sizeof(hdr) ? n - (ssize_t)sizeof(hdr) : n;
+}
+
+static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
+                     const struct mt_vnet_hdr *vnet);
+
+static int emit_to_device(void *ctx, const uint8_t *seg, size_t len)
+{
+    to_device(ctx, seg, len, NULL);
+    return 0;
+}
+
+/* Writes a packet to the device; vnet is its offload header (NULL: an ordinary packet). A
+ * device without offloads gets an offloaded packet finished and cut in software. */
 static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
                      const struct mt_vnet_hdr *vnet)
 {
     if (t->dev_fd < 0)
         return -ENODEV;
-    ssize_t n;
-    if (t->vnet) {
-        static const struct mt_vnet_hdr none;
-        uint8_t hdr[MT_VNET_HDR_LEN];
-        mt_vnet_write(hdr, vnet ? vnet : &none);
-        struct iovec iov[2] = {{hdr, sizeof(hdr)}, {(void *)data, len}};
-        n = writev(t->dev_fd, iov, 2);
-        n = n >= (ssize_t)sizeof(hdr) ? n - (ssize_t)sizeof(hdr) : n;
-    } else {
-        n = write(t->dev_fd, data, len);
-    }
+    if (!t->vnet && vnet && is_offloaded(vnet))
+        return mt_vnet_segment(data, len, vnet, t->link, t->seg_buf + MT_HEADROOM,
+                               MT_PKT_BUFSIZE - MT_HEADROOM, emit_to_device, t) < 0
+                   ? -EINVAL
+                   : 0;
+    ssize_t n = write_device(t, data, len, vnet);
     if (n < 0) {
         int e = errno;
         t->stats.dev_tx_errors++;
-        /* EIO: the link is down; EAGAIN: the kernel's queue is full; EINVAL: a peer's offload
-         * header the kernel refused. None is fatal, and none should flood the log. */
+        /* EIO: the link is down; EAGAIN: the kernel's queue is full; EINVAL: a packet the
+         * kernel refused. None is fatal, and none should flood the log. */
         double now = ev_now(t->loop);
         if (now - t->dev_err_logged >= 5.0) {
             t->dev_err_logged = now;
@@ -63,13 +96,24 @@ static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
 }
 
 /* Bytes that are final (encode already ran, or there is none) to the peer's transport. vnet is
- * the offload header, for a peer that takes extended frames (NULL: none). */
+ * the offload header, for a peer that takes extended frames (NULL: none). A plain peer (a
+ * simpletun peer, UDP) never gets a frame longer than it accepts: it would close the
+ * connection, or overflow a simpletun peer's 2000-byte buffer. */
 static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
                     const struct mt_vnet_hdr *vnet)
 {
     struct mt_tunnel *t = p->tun;
     if (!p->pub.up)
         return -ENOTCONN;
+    if (!p->xsend && len > t->frame_max) {
+        p->pub.stats.drops++;
+        t->stats.too_big++;
+        if (log_ok(t, &t->oversize_logged))
+            mt_warn("peer %s: %zu-byte packet exceeds its %zu-byte frames and cannot be cut, "
+                    "dropped (%llu so far)",
+                    p->pub.addr, len, t->frame_max, (unsigned long long)t->stats.too_big);
+        return -EMSGSIZE;
+    }
     int rc;
     if (t->cfg->transport == MT_TRANSPORT_UDP)
         rc = mt__udp_send(p, data, len);
@@ -89,69 +133,10 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
     return 0;
 }
 
-static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt);
-
-struct segment_ctx {
-    struct mt_tunnel *t;
-    struct mt_tpeer *p;
-    const struct mt_packet *super;
-    bool encoded; /* the bytes went through encode already (mt.send): send as they are */
-};
-
-/* One segment of a super-packet cut in software, built in seg_buf after its headroom. */
-static int emit_segment(void *ctx, const uint8_t *seg, size_t len)
+/* The last step of every packet to a peer: the encode hooks (which may rewrite it), then the
+ * transport. Never cuts: a packet arrives here at a size the peer takes, or is dropped. */
+static void encode_and_send(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
 {
-    struct segment_ctx *c = ctx;
-    if (c->encoded) {
-        send_raw(c->p, seg, len, NULL); /* a full queue drops it, counted there */
-        return 0;
-    }
-    struct mt_packet pkt;
-    mt_packet_init(&pkt, c->t->seg_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
-    if (seg != pkt.data)
-        memmove(pkt.data, seg, len);
-    pkt.len = len;
-    pkt.link = c->super->link;
-    pkt.dir = c->super->dir;
-    pkt.peer = c->super->peer;
-    to_peer(c->t, c->p, &pkt); /* an ordinary packet now: no recursion past this */
-    return 0;
-}
-
-/* A TCP packet too large for a plain peer's frames: describe it as a super-packet cut at the
- * MTU, so the segmenter can make ordinary packets of it. False when it is not TCP. */
-static bool as_super_packet(struct mt_tunnel *t, struct mt_packet *pkt)
-{
-    struct mt_hdrs h;
-    mt_proto_parse(pkt->data, pkt->len, pkt->link, &h);
-    if (h.l4 < 0 || h.l4proto != MT_IPPROTO_TCP)
-        return false;
-    size_t l4 = (size_t)h.l4, thl = (size_t)(pkt->data[l4 + 12] >> 4) * 4;
-    size_t headers = l4 - (size_t)h.l3 + thl; /* what the MTU must hold besides payload */
-    if (headers >= (size_t)t->cfg->mtu)
-        return false;
-    pkt->vnet.gso_type = h.ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6;
-    pkt->vnet.gso_size = (uint16_t)((size_t)t->cfg->mtu - headers);
-    pkt->vnet.hdr_len = (uint16_t)(l4 + thl);
-    return true;
-}
-
-/* Runs the encode hooks on pkt (which they may rewrite) and sends the result to p. A peer
- * that does not take offloaded packets (a simpletun peer, UDP) gets a super-packet cut into
- * ordinary packets, each through encode, and partial checksums completed. */
-static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
-{
-    bool offloaded =
-        pkt->vnet.gso_type != MT_VNET_GSO_NONE || (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM);
-    if (!offloaded && !p->xsend && pkt->len > t->frame_max)
-        offloaded = as_super_packet(t, pkt); /* e.g. a script's copy of a super-packet */
-    if (offloaded && !p->xsend) {
-        struct segment_ctx c = {t, p, pkt, false};
-        if (mt_vnet_segment(pkt->data, pkt->len, &pkt->vnet, pkt->link, t->seg_buf + MT_HEADROOM,
-                            MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0)
-            t->stats.bad_frames++; /* an offload header we cannot honour */
-        return;
-    }
     if (t->hooks & MT_HOOK_ENCODE) {
         if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
             t->stats.script_drops++;
@@ -161,23 +146,80 @@ static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *p
     send_raw(p, pkt->data, pkt->len, &pkt->vnet);
 }
 
-/* Sends to p a copy of pkt when encode may rewrite it and the original is still needed. */
+struct segment_ctx {
+    struct mt_tunnel *t;
+    struct mt_tpeer *p;
+    const struct mt_packet *super;
+    uint8_t *buf; /* where the segment is built: its packet view starts after the headroom */
+    bool encoded; /* the bytes went through encode already (mt.send): send as they are */
+};
+
+/* One segment of a super-packet cut in software, built in c->buf after its headroom. It goes
+ * through encode as an ordinary packet and is never cut again: the super-packet was planned
+ * at the peer's MTU (mt_vnet_fit_mtu), and cutting in place would rewrite the headers that the
+ * next segment's are computed from. */
+static int emit_segment(void *ctx, const uint8_t *seg, size_t len)
+{
+    struct segment_ctx *c = ctx;
+    if (c->encoded) {
+        send_raw(c->p, seg, len, NULL); /* a full queue drops it, counted there */
+        return 0;
+    }
+    struct mt_packet pkt;
+    mt_packet_init(&pkt, c->buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+    if (seg != pkt.data)
+        memmove(pkt.data, seg, len);
+    pkt.len = len;
+    pkt.link = c->super->link;
+    pkt.dir = c->super->dir;
+    pkt.peer = c->super->peer;
+    encode_and_send(c->t, c->p, &pkt);
+    return 0;
+}
+
+/* Cuts an offloaded packet into ordinary ones at the MTU, each to emit_segment. */
+static void segment_to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt,
+                            uint8_t *segbuf, bool encoded)
+{
+    struct segment_ctx c = {t, p, pkt, segbuf, encoded};
+    mt_vnet_fit_mtu(pkt->data, pkt->len, pkt->link, (size_t)t->cfg->mtu, &pkt->vnet);
+    if (mt_vnet_segment(pkt->data, pkt->len, &pkt->vnet, pkt->link, segbuf + MT_HEADROOM,
+                        MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0)
+        t->stats.bad_offloads++; /* an offload header we cannot honour */
+}
+
+/* Sends pkt to p. A peer that does not take offloaded packets (a simpletun peer, UDP) gets a
+ * super-packet (or an ordinary TCP packet too large for its frames, e.g. a script's copy of
+ * a super-packet) cut into ordinary packets, each through encode, checksums completed. */
+static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
+{
+    if (!p->xsend) {
+        bool offloaded = is_offloaded(&pkt->vnet);
+        if (!offloaded && pkt->len > t->frame_max)
+            offloaded = mt_vnet_make_super(pkt->data, pkt->len, pkt->link, (size_t)t->cfg->mtu,
+                                           &pkt->vnet) == 0;
+        if (offloaded) {
+            segment_to_peer(t, p, pkt, t->seg_buf, false);
+            return;
+        }
+    }
+    encode_and_send(t, p, pkt);
+}
+
+/* Sends to p a copy of pkt when encode (or cutting) may rewrite it and the original is still
+ * needed. */
 static void to_peer_copy(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
 {
-    bool offloaded =
-        pkt->vnet.gso_type != MT_VNET_GSO_NONE || (pkt->vnet.flags & MT_VNET_F_NEEDS_CSUM);
-    if (!(t->hooks & MT_HOOK_ENCODE) && !offloaded) {
+    if (!(t->hooks & MT_HOOK_ENCODE) && !is_offloaded(&pkt->vnet) &&
+        (p->xsend || pkt->len <= t->frame_max)) {
         send_raw(p, pkt->data, pkt->len, NULL);
         return;
     }
     struct mt_packet copy;
-    mt_packet_init(&copy, t->out_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
-    memcpy(copy.data, pkt->data, pkt->len);
-    copy.len = pkt->len;
-    copy.link = pkt->link;
-    copy.dir = pkt->dir;
-    copy.peer = pkt->peer;
-    copy.vnet = pkt->vnet;
+    if (mt_packet_copy(&copy, t->out_buf, MT_PKT_BUFSIZE, pkt) < 0) {
+        t->stats.too_big++;
+        return;
+    }
     to_peer(t, p, &copy);
 }
 
@@ -295,6 +337,12 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     p->pub.stats.rx_bytes += len;
     p->last_rx = ev_now(t->loop);
 
+    /* The transports bound what they accept; this is the line no packet crosses whatever a
+     * transport lets through: the buffers below hold MT_MAX_PACKET bytes behind headroom. */
+    if (len == 0 || len > MT_MAX_PACKET) {
+        t->stats.too_big++;
+        return;
+    }
     struct mt_packet pkt;
     if (t->scripts) {
         /* Hooks may rewrite, grow or shrink it: give them a buffer with head- and tailroom. */
@@ -318,6 +366,18 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
             t->stats.script_drops++;
             return;
         }
+    }
+    /* A peer's offload header reaches the kernel's GSO entry points (normally only
+     * CAP_NET_ADMIN's) and other peers' segmenters: judged here, after decode has restored the
+     * packet it describes, before any script or route sees it. */
+    if (is_offloaded(&pkt.vnet) &&
+        mt_vnet_check(pkt.data, pkt.len, &pkt.vnet, pkt.link, t->frame_max) < 0) {
+        t->stats.bad_offloads++;
+        if (log_ok(t, &t->offload_logged))
+            mt_warn("peer %s: offload header does not describe its packet, dropped (%llu so "
+                    "far)",
+                    p->pub.addr, (unsigned long long)t->stats.bad_offloads);
+        return;
     }
     learn_source(t, p, &pkt);
     if (mt_log_level >= MT_LOG_DEBUG)
@@ -429,36 +489,50 @@ static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
     mt_info("scripts reloaded");
 }
 
+/* A script's bytes, longer than the MTU, for a receiver that cuts offloaded packets (the
+ * device, an offloading peer): a TCP packet is described as a super-packet in xmit_buf, so
+ * it is cut at the MTU instead of travelling as one 64 KiB packet that no gateway forwards.
+ * NULL when it stays as it is. */
+static const struct mt_packet *script_super(struct mt_tunnel *t, const uint8_t *data, size_t len,
+                                            struct mt_packet *pkt)
+{
+    if (len <= (size_t)t->cfg->mtu || len > MT_MAX_PACKET)
+        return NULL;
+    mt_packet_init(pkt, t->xmit_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
+    memcpy(pkt->data, data, len);
+    pkt->len = len;
+    pkt->link = t->link;
+    if (mt_vnet_make_super(pkt->data, len, t->link, (size_t)t->cfg->mtu, &pkt->vnet) < 0)
+        return NULL;
+    return pkt;
+}
+
 /* What scripts may ask for (struct mt_host). */
 static int host_inject(void *ctx, const uint8_t *data, size_t len)
 {
-    return to_device(ctx, data, len, NULL);
+    struct mt_tunnel *t = ctx;
+    struct mt_packet pkt;
+    const struct mt_packet *super = t->vnet ? script_super(t, data, len, &pkt) : NULL;
+    if (super)
+        return to_device(t, super->data, super->len, &super->vnet);
+    return to_device(t, data, len, NULL);
 }
 
 static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = ctx;
     struct mt_tpeer *p = (struct mt_tpeer *)peer;
-    if (!p->xsend && len > t->frame_max && len <= MT_MAX_PACKET) {
-        /* A script's copy of a super-packet, for a peer that takes only MTU-sized packets:
-         * cut it (its encode hooks already ran on the whole). */
-        struct mt_packet pkt;
-        mt_packet_init(&pkt, t->out_buf, MT_PKT_BUFSIZE, MT_HEADROOM);
-        memcpy(pkt.data, data, len);
-        pkt.len = len;
-        pkt.link = t->link;
-        if (as_super_packet(t, &pkt)) {
-            struct segment_ctx c = {t, p, &pkt, true};
-            t->tx_pending = true;
-            return mt_vnet_segment(pkt.data, pkt.len, &pkt.vnet, pkt.link, t->seg_buf + MT_HEADROOM,
-                                   MT_PKT_BUFSIZE - MT_HEADROOM, emit_segment, &c) < 0
-                       ? -EINVAL
-                       : 0;
-        }
-    }
-    int rc = send_raw(p, data, len, NULL);
     t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
-    return rc;
+    /* Its encode hooks already ran on the whole: what is left is cutting it to size. */
+    struct mt_packet pkt;
+    const struct mt_packet *super =
+        p->xsend || len > t->frame_max ? script_super(t, data, len, &pkt) : NULL;
+    if (!super)
+        return send_raw(p, data, len, NULL);
+    if (p->xsend)
+        return send_raw(p, super->data, super->len, &super->vnet);
+    segment_to_peer(t, p, &pkt, t->xmit_seg_buf, true);
+    return 0;
 }
 
 static size_t host_peers(void *ctx, struct mt_peer **out, size_t max)
@@ -486,8 +560,10 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     t->net_buf = malloc(MT_PKT_BUFSIZE);
     t->out_buf = malloc(MT_PKT_BUFSIZE);
     t->seg_buf = malloc(MT_PKT_BUFSIZE);
-    if (!t->dev_buf || !t->net_buf || !t->out_buf || !t->seg_buf ||
-        mt_route_init(&t->routes, MT_ROUTES) < 0) {
+    t->xmit_buf = malloc(MT_PKT_BUFSIZE);
+    t->xmit_seg_buf = malloc(MT_PKT_BUFSIZE);
+    if (!t->dev_buf || !t->net_buf || !t->out_buf || !t->seg_buf || !t->xmit_buf ||
+        !t->xmit_seg_buf || mt_route_init(&t->routes, MT_ROUTES) < 0) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -603,5 +679,7 @@ void mt_tunnel_close(struct mt_tunnel *t)
     free(t->net_buf);
     free(t->out_buf);
     free(t->seg_buf);
-    t->dev_buf = t->net_buf = t->out_buf = t->seg_buf = NULL;
+    free(t->xmit_buf);
+    free(t->xmit_seg_buf);
+    t->dev_buf = t->net_buf = t->out_buf = t->seg_buf = t->xmit_buf = t->xmit_seg_buf = NULL;
 }

@@ -87,6 +87,13 @@ struct mt_tunnel {
     uint8_t *net_buf; /* MT_PKT_BUFSIZE: a packet from a peer, copied here for the hooks */
     uint8_t *out_buf; /* MT_PKT_BUFSIZE: a packet on its way out that must not be altered */
     uint8_t *seg_buf; /* MT_PKT_BUFSIZE: one segment of a super-packet cut in software */
+    /* MT_PKT_BUFSIZE: a script's mt.send/mt.inject bytes being made a super-packet, and its
+     * segments. Apart from the others: a script may call them from an encode hook while a
+     * packet sits in out_buf or seg_buf. */
+    uint8_t *xmit_buf;
+    uint8_t *xmit_seg_buf;
+    double oversize_logged; /* rate limit for packets too big for a peer */
+    double offload_logged;  /* rate limit for refused offload headers */
 
     ev_prepare flush_w; /* flushes TCP queues once per loop iteration, before blocking */
     bool tx_pending;    /* some TCP queue has unflushed frames */
