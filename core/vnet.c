@@ -244,7 +244,7 @@ int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h,
     return (int)n;
 }
 
-int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
+int mt_vnet_check(uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
                   size_t max_seg)
 {
     /* A flag we do not know may mean something to a later kernel; refuse rather than pass
@@ -270,10 +270,6 @@ int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt
         h->gso_size = 0;
         return 0;
     }
-    /* Every super-packet moontun makes (the device's, GRO's) carries a partial checksum; one
-     * without is a liar's or a kernel path we never open (UFO). */
-    if (!(h->flags & MT_VNET_F_NEEDS_CSUM))
-        return -EINVAL;
     struct gso_plan plan;
     if (gso_check(pkt, len, h, link, &plan) < 0)
         return -EINVAL;
@@ -281,6 +277,14 @@ int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt
     if (headers >= max_seg || plan.mss > max_seg - headers)
         return -EINVAL;
     h->hdr_len = (uint16_t)plan.hdrlen;
+    if (!(h->flags & MT_VNET_F_NEEDS_CSUM)) {
+        /* A script finished the checksum of the whole (pkt:bytes()); the kernel and the
+         * segmenter expect the partial form every super-packet from a device has. */
+        mt_proto_set_partial_csum(pkt, len, link);
+        h->flags |= MT_VNET_F_NEEDS_CSUM;
+        h->csum_start = (uint16_t)plan.l4;
+        h->csum_offset = plan.tcp ? 16 : 6;
+    }
     return 0;
 }
 

@@ -266,16 +266,18 @@ static int pkt_set_u32(lua_State *L)
 }
 
 /* The bytes of an offloaded packet are not a packet anyone else can use yet: the transport
- * checksum holds only the pseudo-header sum. A script's copy (to send or inject later) gets
- * the finished bytes; the packet itself keeps its offload state and goes on as the
- * super-packet it is, to be cut where it must be (finishing it in place once made a 64 KiB
- * super-packet travel as one packet that no gateway forwards). */
-static void finish_copy(const struct mt_packet *pkt, uint8_t *copy)
+ * checksum holds only the pseudo-header sum. Before a script copies them out (to send or
+ * inject later, or to rewrite and write back), the checksum is finished in place, so the copy
+ * and the packet agree. A super-packet stays one (its GSO type and size are kept; finishing
+ * it into one 64 KiB ordinary packet once made it travel as one that no gateway forwards):
+ * the core gives it the partial form back before a device or a segmenter sees it. */
+static void finish_checksum(struct mt_packet *pkt)
 {
-    memcpy(copy, pkt->data, pkt->len);
-    struct mt_vnet_hdr v = pkt->vnet;
-    if (v.gso_type != MT_VNET_GSO_NONE || mt_vnet_complete_csum(copy, pkt->len, &v) < 0)
-        mt_proto_fix_checksums(copy, pkt->len, pkt->link);
+    if (mt_vnet_complete_csum(pkt->data, pkt->len, &pkt->vnet) < 0) {
+        /* offsets a script's push/pull left outside the packet: recompute from the headers */
+        mt_proto_fix_checksums(pkt->data, pkt->len, pkt->link);
+        pkt->vnet.flags &= (uint8_t)~MT_VNET_F_NEEDS_CSUM;
+    }
 }
 
 static int pkt_bytes(lua_State *L)
@@ -292,20 +294,12 @@ static int pkt_bytes(lua_State *L)
                       lua_pushfstring(L, "length %I out of bounds (%I bytes from offset %I)", n,
                                       (lua_Integer)(pkt->len - (size_t)off), off));
     /* Only the transport checksum differs between an offloaded packet and its finished form:
-     * finish a copy (up to 64 KiB summed) only when the slice includes that field. */
+     * finish it (up to 64 KiB summed) only when the copy includes that field. */
     const struct mt_vnet_hdr *v = &pkt->vnet;
     size_t field = (size_t)v->csum_start + v->csum_offset;
-    bool partial = v->flags & MT_VNET_F_NEEDS_CSUM;
     bool covers = (size_t)off < field + 2 && field < (size_t)off + (size_t)n;
-    if ((partial && covers) || (!partial && v->gso_type != MT_VNET_GSO_NONE)) {
-        luaL_Buffer b;
-        uint8_t *copy = (uint8_t *)luaL_buffinitsize(L, &b, pkt->len);
-        finish_copy(pkt, copy);
-        /* Keep only the slice: move it to the front of the buffer. */
-        memmove(copy, copy + off, (size_t)n);
-        luaL_pushresultsize(&b, (size_t)n);
-        return 1;
-    }
+    if ((v->flags & MT_VNET_F_NEEDS_CSUM) && covers)
+        finish_checksum(pkt);
     lua_pushlstring(L, (const char *)pkt->data + off, (size_t)n);
     return 1;
 }

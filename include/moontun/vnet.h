@@ -52,8 +52,9 @@ int mt_vnet_segment(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *h,
  * max_seg - headers] so every segment (IP header on) is at most max_seg bytes. What the
  * kernel treats as hints is normalised in h: hdr_len becomes the real header length, the
  * unused fields of an ordinary packet 0, and DATA_VALID (a peer's word that the checksum was
- * verified) is dropped. Returns 0, or -EINVAL for a header to refuse. */
-int mt_vnet_check(const uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
+ * verified) is dropped; a super-packet whose checksum a script finished gets the partial
+ * form back (in pkt too). Returns 0, or -EINVAL for a header to refuse. */
+int mt_vnet_check(uint8_t *pkt, size_t len, struct mt_vnet_hdr *h, enum mt_link link,
                   size_t max_seg);
 
 /* Describes an ordinary TCP packet longer than mtu (a script's copy of a super-packet) as a
