@@ -64,9 +64,11 @@ int mt_packet_pull(struct mt_packet *pkt, size_t n)
     if (n > pkt->len)
         return -EINVAL;
     if (offloaded(pkt)) {
-        if (n <= pkt->vnet.csum_start && n <= pkt->vnet.hdr_len) {
+        /* hdr_len 0 means "not given" (a partial checksum without GSO): it stays 0. */
+        if (n <= pkt->vnet.csum_start && (pkt->vnet.hdr_len == 0 || n <= pkt->vnet.hdr_len)) {
             pkt->vnet.csum_start = (uint16_t)(pkt->vnet.csum_start - n);
-            pkt->vnet.hdr_len = (uint16_t)(pkt->vnet.hdr_len - n);
+            if (pkt->vnet.hdr_len)
+                pkt->vnet.hdr_len = (uint16_t)(pkt->vnet.hdr_len - n);
         } else {
             /* The bytes the offload header described (the transport header) are gone: what
              * is left is no packet the kernel or a segmenter could finish. Forget the

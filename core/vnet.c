@@ -299,14 +299,19 @@ int mt_vnet_make_super(uint8_t *pkt, size_t len, enum mt_link link, size_t mtu,
     size_t headers = l4 - (size_t)hd.l3 + thl;
     if (headers >= mtu || mtu - headers < MT_VNET_GSO_MIN || mtu - headers > 0xffff)
         return -EINVAL;
-    if (mt_proto_set_partial_csum(pkt, len, link) < 0)
+    struct mt_vnet_hdr v = {
+        .flags = MT_VNET_F_NEEDS_CSUM,
+        .gso_type = hd.ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6,
+        .hdr_len = (uint16_t)(l4 + thl),
+        .gso_size = (uint16_t)(mtu - headers),
+        .csum_start = (uint16_t)l4,
+        .csum_offset = 16,
+    };
+    /* Only a packet the segmenter (and the kernel) would cut: IP lengths for the whole. */
+    struct gso_plan plan;
+    if (gso_check(pkt, len, &v, link, &plan) < 0 || mt_proto_set_partial_csum(pkt, len, link) < 0)
         return -EINVAL;
-    h->flags = MT_VNET_F_NEEDS_CSUM;
-    h->gso_type = hd.ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6;
-    h->gso_size = (uint16_t)(mtu - headers);
-    h->hdr_len = (uint16_t)(l4 + thl);
-    h->csum_start = (uint16_t)l4;
-    h->csum_offset = 16;
+    *h = v;
     return 0;
 }
 

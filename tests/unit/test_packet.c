@@ -215,6 +215,17 @@ static void test_push_pull_move_offload_offsets(void **state)
     assert_int_equal(mt_packet_pull(&pkt, 30), 0);
     assert_int_equal(pkt.vnet.gso_type, MT_VNET_GSO_NONE);
     assert_int_equal(pkt.vnet.flags, 0);
+    /* A partial checksum without GSO has no hdr_len: push and pull move csum_start alone
+     * (found by fuzz_vnet: pull once forgot the offload because hdr_len 0 < n). */
+    fresh(&pkt);
+    assert_int_equal(mt_packet_put(&pkt, 100), 0);
+    pkt.vnet =
+        (struct mt_vnet_hdr){.flags = MT_VNET_F_NEEDS_CSUM, .csum_start = 20, .csum_offset = 16};
+    assert_int_equal(mt_packet_push(&pkt, 4), 0);
+    assert_int_equal(mt_packet_pull(&pkt, 4), 0);
+    assert_int_equal(pkt.vnet.flags, MT_VNET_F_NEEDS_CSUM);
+    assert_int_equal(pkt.vnet.csum_start, 20);
+    assert_int_equal(pkt.vnet.hdr_len, 0);
     /* An ordinary packet's (meaningless) offsets are left alone. */
     fresh(&pkt);
     assert_int_equal(mt_packet_put(&pkt, 100), 0);
