@@ -168,7 +168,9 @@ end
 -- plain data crosses (tables, strings, numbers, booleans; shared subtables keep their shape):
 -- functions and userdata (peers, timers, prefixes) are dropped, and timers must be armed
 -- again by the new script. The key is the script's name and its settings, so the scripts of
--- a chain (or one script twice with different settings) do not see each other's state.
+-- a chain do not see each other's state; the same script twice with the same settings gets a
+-- table each (the second "#2"), in chain order, which a reload keeps.
+local claimed = {} -- keys handed out in this Lua state: this module loads once per state
 function util.state(name, args)
     local keys = {}
     for k in pairs(args or {}) do
@@ -180,6 +182,10 @@ function util.state(name, args)
         parts[#parts + 1] = k .. "=" .. tostring(args[k])
     end
     local key = table.concat(parts, " ")
+    claimed[key] = (claimed[key] or 0) + 1
+    if claimed[key] > 1 then
+        key = key .. " #" .. claimed[key]
+    end
     local t = mt.state[key]
     if type(t) ~= "table" then
         t = {}
