@@ -19,6 +19,7 @@
 #define MT_DEFAULT_MTU        1400
 #define MT_MIN_MTU            68    /* RFC 791: every IPv4 host must take 68 bytes */
 #define MT_MAX_MTU            65000 /* leaves room for headers under the 64 KiB frame limit */
+#define MT_IPV6_MIN_MTU       1280  /* RFC 8200: an IPv6 link carries at least 1280 bytes */
 #define MT_DEFAULT_LUA_BUDGET 1000000
 #define MT_DEFAULT_LUA_MEM    64
 #define MT_DEFAULT_MAX_PEERS  256
@@ -224,6 +225,24 @@ static int copy_string(char *dst, size_t dstsz, const char *src)
     return 0;
 }
 
+/* Below 1280 bytes the kernel takes IPv6 off the device and refuses an IPv6 address with a
+ * bare EINVAL, after the device exists: say which address and why, before anything is made. */
+static int check_ipv6_mtu(const struct mt_config *cfg, char *err, size_t errsz)
+{
+    for (int i = 0; i < cfg->naddrs; i++) {
+        const struct mt_prefix *p = &cfg->addrs[i];
+        if (p->addr.kind != MT_ADDR_IP6 || cfg->mtu >= MT_IPV6_MIN_MTU)
+            continue;
+        char text[INET6_ADDRSTRLEN];
+        if (inet_ntop(AF_INET6, p->addr.b, text, sizeof(text)) == NULL)
+            snprintf(text, sizeof(text), "?");
+        return fail(err, errsz,
+                    "--addr %s/%u is IPv6, which needs an MTU of at least %d; --mtu is %d", text,
+                    (unsigned)p->len, MT_IPV6_MIN_MTU, cfg->mtu);
+    }
+    return MT_CONFIG_RUN;
+}
+
 static void set_defaults(struct mt_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -387,7 +406,7 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
     if (cfg->idle_timeout <= cfg->keepalive)
         return fail(err, errsz, "--idle-timeout (%g s) must be longer than --keepalive (%g s)",
                     cfg->idle_timeout, cfg->keepalive);
-    return MT_CONFIG_RUN;
+    return check_ipv6_mtu(cfg, err, errsz);
 }
 
 void mt_config_free(struct mt_config *cfg)

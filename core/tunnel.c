@@ -2,6 +2,7 @@
  * of every packet. from_device() and mt__tunnel_from_peer() are the two places that decide
  * where a packet goes: script verdict first, then the learning table. */
 #include "tunnel.h"
+#include "addrwatch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -628,6 +629,7 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
             snprintf(err, errsz, "cannot configure %s: %s", t->ifname, strerror(-rc));
             return rc;
         }
+        mt__addrwatch_open(&t->addrwatch, t->loop, t->ifname, cfg); /* not fatal: logged */
     }
     ev_io_init(&t->dev_w, dev_cb, t->dev_fd, EV_READ);
     ev_io_start(t->loop, &t->dev_w);
@@ -668,6 +670,8 @@ void mt_tunnel_close(struct mt_tunnel *t)
         mt__udp_stop(t);
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");
+    mt__addrwatch_close(t->addrwatch);
+    t->addrwatch = NULL;
     if (t->dev_fd >= 0) {
         ev_io_stop(t->loop, &t->dev_w);
         close(t->dev_fd);

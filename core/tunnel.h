@@ -107,6 +107,7 @@ struct mt_tunnel {
     double dev_err_logged; /* rate limit for device write errors */
     double refusal_logged; /* rate limit for refused peers */
     uint64_t refusals_suppressed;
+    struct mt_addrwatch *addrwatch; /* core/addrwatch.c: IPv6 --addr back after down/up */
 };
 
 /* tunnel.c: set-up and the fate of every packet */

@@ -3,6 +3,7 @@
 -- 53) never leaves: it is turned into an NXDOMAIN answer in place (question kept, no records)
 -- and written back to the device with REPLY. Every other packet, including a query this script
 -- cannot parse (several questions, a compressed or overlong name), passes untouched.
+-- Keeps nothing between packets (the block list comes from the settings): a reload loses nothing.
 --
 -- Settings:
 --   block=NAME,...   names to sink, required; case does not matter, and subdomains are

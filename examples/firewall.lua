@@ -7,6 +7,7 @@
 -- Always passed: non-IP frames (ARP in tap mode), ICMP errors and IPv6 neighbour discovery
 -- (PMTU discovery and tap-mode IPv6 need them; the kernel matches errors to its own sockets),
 -- and IPv4/IPv6 fragments after the first (only the first carries ports: it is the one filtered).
+-- The connections live in mt.state: a reload (SIGHUP) keeps them, with their timeouts.
 --
 -- Settings:
 --   allow=icmp           what may start from the tunnel side: a comma list of tcp/PORT,
@@ -24,7 +25,8 @@ local mt = require "moontun"
 local util = require "mtutil"
 
 local NAME = "firewall.lua"
-local cfg = util.settings(..., NAME, {
+local args = ...
+local cfg = util.settings(args, NAME, {
     allow = { "list", "icmp" },
     reject = { "bool", false },
     timeout_tcp = { "duration", "300" },
@@ -74,8 +76,9 @@ local function conn_key(proto, a, aport, b, bport)
 end
 
 -- One entry per connection, keyed with this host's end first (the egress direction); its value
--- is the idle timeout in force, so a closing TCP connection keeps its short linger.
-local conns = util.conntrack { sweep = 1 }
+-- is the idle timeout in force, so a closing TCP connection keeps its short linger. Kept in
+-- mt.state: after a reload, replies to connections either side opened still come in.
+local conns = util.conntrack { sweep = 1, state = util.state(NAME, args) }
 
 -- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,
 -- ack = its sequence space used (SYN, data) + its seq, no options, no payload.

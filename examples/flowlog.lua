@@ -3,6 +3,7 @@
 -- two flows, data and ACKs); bytes are what the device carries, #pkt (the IP packet in tun
 -- mode, the Ethernet frame in tap mode). A flow idle for `idle` is forgotten, with a last line
 -- for those that made it into a table. Only IP packets are counted; all pass untouched.
+-- The flows live in mt.state: after a reload (SIGHUP) their counters go on from where they were.
 --
 -- Settings (-S "examples/flowlog.lua key=value ..."):
 --   interval=5s   how often the table is logged (only while there are flows)
@@ -22,7 +23,9 @@
 local mt = require "moontun"
 local util = require "mtutil"
 
-local cfg = util.settings(..., "flowlog.lua", {
+local NAME = "flowlog.lua"
+local args = ...
+local cfg = util.settings(args, NAME, {
     interval = { "duration", "5s" },
     top = { "integer", 10 },
     idle = { "duration", "30s" },
@@ -39,12 +42,15 @@ local function endpoint(addr, port)
     return string.format(addr:find(":", 1, true) and "[%s]:%s" or "%s:%s", addr, port)
 end
 
--- The live flows by key; the conntrack holds their deadlines and ends idle ones.
-local live, untracked = {}, 0
+-- The live flows by key (flows.entries); the conntrack holds their deadlines and ends idle
+-- ones. Both, and the count of untracked packets, are kept in mt.state across reloads.
+local keep = util.state(NAME, args)
+keep.flows = keep.flows or {}
+keep.untracked = keep.untracked or 0
 local flows = util.conntrack {
     max = cfg.max,
-    on_expire = function(key, f)
-        live[key] = nil
+    state = keep.flows,
+    on_expire = function(_, f)
         if not f.shown then -- a scan's thousand one-packet flows end quietly
             return
         end
@@ -61,15 +67,14 @@ local function count(pkt)
     end
     local key = util.flow_key(proto, src, sport, dst, dport)
     local now = mt.now()
-    local f = live[key]
+    local f = flows.entries[key]
     if not f then
         f = { proto = proto, src = src, sport = sport, dst = dst, dport = dport, first = now,
               packets = 0, bytes = 0, reported = 0 }
         if not flows:put(key, f, cfg.idle) then
-            untracked = untracked + 1
+            keep.untracked = keep.untracked + 1
             return
         end
-        live[key] = f
     else
         flows:put(key, f, cfg.idle)
     end
@@ -80,7 +85,7 @@ end
 
 local function report()
     local rows, total = {}, 0
-    for _, f in pairs(live) do
+    for _, f in pairs(flows.entries) do
         rows[#rows + 1] = f
         total = total + f.bytes - f.reported
     end
@@ -89,8 +94,8 @@ local function report()
     end
     table.sort(rows, function(a, b) return a.bytes > b.bytes end)
     local n = math.min(#rows, cfg.top)
-    local note = untracked == 0 and ""
-        or string.format(" (%d packets untracked so far, max=%d)", untracked, cfg.max)
+    local note = keep.untracked == 0 and ""
+        or string.format(" (%d packets untracked so far, max=%d)", keep.untracked, cfg.max)
     mt.log("%d flows, %d bytes in the last %gs%s; top %d by bytes:", #rows, total, cfg.interval,
         note, n)
     mt.log("  %-6s %-22s %-22s %9s %11s %8s", "proto", "source", "destination", "packets",

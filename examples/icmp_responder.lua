@@ -4,6 +4,7 @@
 -- the device, a ping from a peer (ingress) is answered back to that peer. Nothing else changes.
 -- In tap mode the neighbour (ARP/ND) for the address must be resolved otherwise, e.g. with
 -- `ip neigh add`; tun mode needs nothing.
+-- Keeps nothing between packets: a reload (SIGHUP) loses nothing.
 --
 -- Settings:
 --   addr=...    required: comma list of IPv4/IPv6 addresses (or prefixes) to answer for

@@ -11,7 +11,7 @@
 -- side to a LAN host (destination NAT). Anything else from `inside` (other protocols, later
 -- fragments: give the LAN the tunnel's MTU) is dropped, so LAN addresses never show on the
 -- tunnel. This host's own ports on `public` are kept from the LAN. IPv6 passes untouched.
--- Mappings survive a reload (SIGHUP).
+-- Mappings survive a reload (SIGHUP), each with the idle time it had left.
 --
 -- Settings (tun mode):
 --   inside=PREFIX        the IPv4 LAN to masquerade (required)
@@ -69,9 +69,12 @@ end
 -- A mapping: { proto, addr = inside address, port = inside port (or echo id), pub = public
 -- port, fin = FINs seen (1 out, 2 in), fixed = a forward, mine = this host's own port }.
 -- by_pub[proto * 65536 + pub] finds it coming in, out[addr][proto * 65536 + port] going out.
--- by_pub lives in mt.state so a reload keeps the connections; the rest is rebuilt from it.
-mt.state.nat = mt.state.nat or {}
-local by_pub, out = mt.state.nat, {}
+-- by_pub and the conntrack of the mappings (their deadlines) live in mt.state so a reload
+-- keeps the connections, each with the time it had left; the rest is rebuilt from them.
+local keep = util.state(NAME, args)
+keep.by_pub = keep.by_pub or {}
+keep.ct = keep.ct or {}
+local by_pub, out = keep.by_pub, {}
 local used = { [TCP] = 0, [UDP] = 0, [ICMP] = 0 } -- dynamic mappings, each on a port in range
 local cursor, warned = lo, -1
 
@@ -91,7 +94,7 @@ local function forget(key, e)
     end
 end
 
-local ct = util.conntrack { on_expire = forget, max = 3 * (hi - lo + 1) + 4096 }
+local ct = util.conntrack { on_expire = forget, max = 3 * (hi - lo + 1) + 4096, state = keep.ct }
 
 local function add(e)
     local key = e.proto * 65536 + e.pub
@@ -248,14 +251,24 @@ end
 
 -- Start-up: forwards from the settings, mappings carried over a reload -------------------------
 
-local carried = {}
+-- A carried dynamic mapping is indexed again as it was, its deadline untouched; forwards are
+-- made again from the settings below; anything the conntrack no longer holds is gone.
 for key, e in pairs(by_pub) do
-    carried[#carried + 1] = e
-    by_pub[key] = nil
+    if e.fixed or ct.entries[key] ~= e then
+        by_pub[key] = nil
+    else
+        e.tick = nil
+        if not e.mine then
+            local host = out[e.addr] or {}
+            out[e.addr] = host
+            host[e.proto * 65536 + e.port] = e
+            used[e.proto] = used[e.proto] + 1
+        end
+    end
 end
-for _, e in ipairs(carried) do
-    if not e.fixed then
-        add(e)
+for key in pairs(ct.entries) do
+    if by_pub[key] == nil then
+        ct:delete(key)
     end
 end
 

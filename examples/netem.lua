@@ -3,6 +3,7 @@
 -- dropped at once, then re-emitted from a timer: toward the tunnel with mt.send (egress), into
 -- the device with mt.inject (ingress). Packets keep their order (a packet never leaves before
 -- the one ahead of it, so jitter does not reorder TCP); at most `limit` wait per direction.
+-- A reload (SIGHUP) keeps the waiting packets (they leave when due) and the learned peers.
 --
 -- Settings (-S "examples/netem.lua key=value ..."):
 --   delay=50ms    one-way delay added (us, ms, s)
@@ -18,7 +19,8 @@
 local mt = require "moontun"
 local util = require "mtutil"
 
-local cfg = util.settings(..., "netem.lua", {
+local args = ...
+local cfg = util.settings(args, "netem.lua", {
     delay = { "duration", "50ms" },
     jitter = { "duration", "0ms" },
     loss = { "percent", "0%" },
@@ -29,9 +31,36 @@ if cfg.limit < 1 then
     error("netem.lua: setting limit must be at least 1", 0)
 end
 
--- A delay line: a FIFO of { due, bytes, peer } and one timer armed for its head.
-local function delay_line(emit)
-    local q = { first = 1, last = 0 }
+-- Kept in mt.state across a reload (SIGHUP): the packets waiting in both delay lines (they
+-- leave when they were due, not lost) and which peer owns which address. Peers are userdata,
+-- which a reload does not carry: both hold peer ids, resolved through `peer_of`.
+local NAME = "netem.lua"
+local keep = util.state(NAME, args)
+keep.to_tunnel = keep.to_tunnel or { first = 1, last = 0 }
+keep.to_device = keep.to_device or { first = 1, last = 0 }
+keep.owners = keep.owners or {}
+
+-- Peer objects by id: learned from every ingress packet, and from mt.peers() when an id is
+-- not known yet (after a reload); false for one that has left (not searched for again).
+local peer_of = setmetatable({}, { __mode = "v" })
+local function peer_by_id(id)
+    if id == nil then
+        return nil
+    end
+    local peer = peer_of[id]
+    if peer == nil then
+        for _, p in ipairs(mt.peers()) do
+            peer_of[p.id] = p
+        end
+        peer = peer_of[id] or false
+        peer_of[id] = peer
+    end
+    return peer or nil
+end
+
+-- A delay line: a FIFO q of { due, bytes, peer id } and one timer armed for its head. start()
+-- arms it for what a reload carried over.
+local function delay_line(q, emit)
     local function run()
         local now = mt.now()
         while q.first <= q.last and q[q.first].due <= now do
@@ -40,10 +69,11 @@ local function delay_line(emit)
             q.first = q.first + 1
         end
         if q.first <= q.last then
-            mt.after(q[q.first].due - now, run)
+            mt.after(math.max(q[q.first].due - now, 1e-6), run)
         end
     end
-    return function(item) -- false when the line is full
+    local line = {}
+    function line.add(item) -- false when the line is full
         if q.last - q.first + 1 >= cfg.limit then
             return false
         end
@@ -57,21 +87,30 @@ local function delay_line(emit)
         end
         return true
     end
+    function line.start()
+        if q.first <= q.last then
+            mt.after(math.max(q[q.first].due - mt.now(), 1e-6), run)
+        end
+    end
+    return line
 end
 
-local to_tunnel = delay_line(function(item)
-    mt.send(item.peer, item.bytes) -- nil, err when the peer left meanwhile: the packet is lost
+local to_tunnel = delay_line(keep.to_tunnel, function(item)
+    local peer = peer_by_id(item.peer)
+    if peer then -- else, or nil, err when the peer left meanwhile: the packet is lost
+        mt.send(peer, item.bytes)
+    end
 end)
-local to_device = delay_line(function(item)
+local to_device = delay_line(keep.to_device, function(item)
     mt.inject(item.bytes)
 end)
 
 -- Where an egress packet would go: a client's server; on a server, the peer that last sent
 -- from the destination address (learned on ingress, forgotten after 5 idle minutes).
-local owners = util.conntrack { sweep = 10 }
+local owners = util.conntrack { sweep = 10, state = keep.owners }
 local function peer_for(pkt)
     local ip = pkt.ip
-    local peer = ip and owners:get(ip.dst)
+    local peer = ip and peer_by_id(owners:get(ip.dst))
     if peer and peer.up then
         return peer
     end
@@ -82,6 +121,8 @@ end
 local M = {}
 
 function M.start()
+    to_tunnel.start()
+    to_device.start()
     mt.log("delay %gms ± %gms, loss %g%%, %s", cfg.delay * 1e3, cfg.jitter * 1e3, cfg.loss * 100,
         cfg.dir)
 end
@@ -93,7 +134,7 @@ if cfg.dir ~= "ingress" then
         end
         local peer = peer_for(pkt)
         if peer and cfg.delay + cfg.jitter > 0 then
-            to_tunnel { bytes = pkt:bytes(), peer = peer }
+            to_tunnel.add { bytes = pkt:bytes(), peer = peer.id }
             return mt.DROP -- sent later, or dropped now when the line is full
         end
     end
@@ -102,7 +143,8 @@ end
 function M.ingress(pkt, peer)
     local ip = pkt.ip
     if ip and cfg.dir ~= "ingress" then
-        owners:put(ip.src, peer, 300)
+        peer_of[peer.id] = peer
+        owners:put(ip.src, peer.id, 300)
     end
     if cfg.dir == "egress" then
         return mt.PASS
@@ -111,7 +153,7 @@ function M.ingress(pkt, peer)
         return mt.DROP
     end
     if cfg.delay + cfg.jitter > 0 then
-        to_device { bytes = pkt:bytes() }
+        to_device.add { bytes = pkt:bytes() }
         return mt.DROP
     end
 end

@@ -4,6 +4,8 @@
 -- debt (so a packet larger than the burst, such as an offload super-packet, is limited
 -- rather than blocked forever); while in debt, packets are dropped. A bucket is forgotten
 -- once it would be full again (the same as a new one), so memory follows active sources.
+-- The buckets live in mt.state: a reload (SIGHUP) does not refill them, so a source cannot
+-- get a fresh burst by waiting for one.
 --
 -- Settings (-S "examples/ratelimit.lua key=value ..."):
 --   rate=2mbit       refill rate per source (bit/s; kbit, mbit, gbit, or kbps, mbps bytes/s)
@@ -17,7 +19,8 @@
 local mt = require "moontun"
 local util = require "mtutil"
 
-local cfg = util.settings(..., "ratelimit.lua", {
+local args = ...
+local cfg = util.settings(args, "ratelimit.lua", {
     rate = { "rate", "2mbit" },
     burst = { "size", "64kb" },
     dir = { "dir", "ingress" },
@@ -34,7 +37,8 @@ if not ok then
 end
 
 local bytes_per_sec = cfg.rate / 8
-local buckets = util.conntrack { sweep = math.max(1, cfg.burst / bytes_per_sec) }
+local buckets = util.conntrack { sweep = math.max(1, cfg.burst / bytes_per_sec),
+    state = util.state("ratelimit.lua", args) }
 
 local function police(pkt)
     local ip = pkt.ip

@@ -3,6 +3,8 @@
 --   local cfg = util.settings(..., "firewall.lua", { allow = { "list", "icmp" }, reject = { "bool", false } })
 --   local set = util.prefix_set("10.0.0.0/8,fd00::/8")      set:contains("10.1.2.3")
 --   local ct = util.conntrack{ sweep = 1 }                   ct:put(key, value, ttl) ct:get(key)
+--   local keep = util.state("firewall.lua", ...)            this script's part of mt.state
+--   util.conntrack{ state = keep }                           entries that outlive a reload
 --   util.flow(pkt) -> proto, src, sport, dst, dport ; util.flow_key(...) ; util.reverse_key(...)
 --   util.l3_offset(pkt) -> where the IP header starts (tap: after Ethernet and VLAN tags)
 -- Settings errors are raised at load time as one line naming the script and the setting.
@@ -159,6 +161,39 @@ function PrefixSet:__tostring()
     return "prefix_set{" .. table.concat(self.text, ",") .. "}"
 end
 
+-- State kept across reloads ------------------------------------------------------------------
+
+-- This script's own table in mt.state, which a reload (SIGHUP) copies into the new Lua state
+-- before the scripts run again: what a script keeps there, it finds again at load time. Only
+-- plain data crosses (tables, strings, numbers, booleans; shared subtables keep their shape):
+-- functions and userdata (peers, timers, prefixes) are dropped, and timers must be armed
+-- again by the new script. The key is the script's name and its settings, so the scripts of
+-- a chain do not see each other's state; the same script twice with the same settings gets a
+-- table each (the second "#2"), in chain order, which a reload keeps.
+local claimed = {} -- keys handed out in this Lua state: this module loads once per state
+function util.state(name, args)
+    local keys = {}
+    for k in pairs(args or {}) do
+        keys[#keys + 1] = k
+    end
+    table.sort(keys)
+    local parts = { name }
+    for _, k in ipairs(keys) do
+        parts[#parts + 1] = k .. "=" .. tostring(args[k])
+    end
+    local key = table.concat(parts, " ")
+    claimed[key] = (claimed[key] or 0) + 1
+    if claimed[key] > 1 then
+        key = key .. " #" .. claimed[key]
+    end
+    local t = mt.state[key]
+    if type(t) ~= "table" then
+        t = {}
+        mt.state[key] = t
+    end
+    return t
+end
+
 -- Flows --------------------------------------------------------------------------------------
 
 -- The 5-tuple of a packet: proto ("tcp", "udp", "icmp", or the protocol number), src, sport,
@@ -201,15 +236,34 @@ Conntrack.__index = Conntrack
 -- Expired entries are swept every opts.sweep seconds (default 1) by an mt.every timer, and
 -- opts.on_expire(key, value) is called for each. opts.max bounds the number of entries:
 -- a put beyond it fails (returns false) rather than letting memory grow without bound.
+-- opts.state (a table in mt.state, see util.state) keeps the entries and their deadlines
+-- across reloads: the new conntrack takes over what the old one held, values included (plain
+-- data only: an entry whose value cannot cross a reload is dropped). Deadlines are mt.now()
+-- times, a monotonic clock that a reload does not restart.
 function util.conntrack(opts)
     opts = opts or {}
+    local keep = opts.state or {}
+    keep.entries = keep.entries or {}
+    keep.deadline = keep.deadline or {}
     local ct = setmetatable({
-        entries = {},
-        deadline = {},
+        entries = keep.entries,
+        deadline = keep.deadline,
         count = 0,
         max = opts.max or 65536,
         on_expire = opts.on_expire,
     }, Conntrack)
+    for key in pairs(ct.deadline) do -- its value did not cross (a peer, a function): gone
+        if ct.entries[key] == nil then
+            ct.deadline[key] = nil
+        end
+    end
+    for key in pairs(ct.entries) do
+        if ct.deadline[key] == nil then
+            ct.entries[key] = nil
+        else
+            ct.count = ct.count + 1
+        end
+    end
     ct.timer = mt.every(opts.sweep or 1, function()
         ct:sweep()
     end)

@@ -490,6 +490,27 @@ static void test_mtu_too_big(void **state)
     PARSE_FAILS("--mtu", "-s", "--mtu", "70000");
 }
 
+/* IPv6 needs 1280 bytes: the error names the address and the minimum, in either order of
+ * the flags; IPv4 alone may go down to 68, and IPv6 at exactly 1280 is fine. */
+static void test_mtu_too_small_for_ipv6(void **state)
+{
+    PARSE_FAILS("fd09::1/64", "-s", "--mtu", "576", "--addr", "10.9.0.1/24", "--addr",
+                "fd09::1/64");
+    assert_non_null(strstr(err, "1280"));
+    PARSE_FAILS("fd09::2/64", "-s", "--addr", "fd09::2/64", "--mtu", "1279");
+    assert_non_null(strstr(err, "1279"));
+}
+
+static void test_mtu_small_ipv4_or_ipv6_at_minimum(void **state)
+{
+    PARSE_OK("-s", "--mtu", "576", "--addr", "10.9.0.1/24");
+    assert_int_equal(cfg.mtu, 576);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--mtu", "1280", "--addr", "fd09::1/64");
+    assert_int_equal(cfg.mtu, 1280);
+    mt_config_free(&cfg);
+}
+
 static void test_on_error_unknown(void **state)
 {
     PARSE_FAILS("--on-error", "-s", "--on-error", "maybe");
@@ -717,6 +738,8 @@ int main(void)
         cmocka_unit_test(test_allow_bad_prefix),
         cmocka_unit_test(test_mtu_too_small),
         cmocka_unit_test(test_mtu_too_big),
+        cmocka_unit_test(test_mtu_too_small_for_ipv6),
+        cmocka_unit_test(test_mtu_small_ipv4_or_ipv6_at_minimum),
         cmocka_unit_test(test_on_error_unknown),
         cmocka_unit_test(test_lua_budget_too_small),
         cmocka_unit_test(test_lua_mem_zero),
