@@ -4,6 +4,7 @@
  * packets that passed, and those the scripts answered or sent, can be written out as pcap. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <pcap/pcap.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ struct replay {
     unsigned long long packets, skipped, truncated, rewritten, errors, injected, sent;
     unsigned long long verdicts[4]; /* by enum mt_verdict */
     unsigned long long hook_ns;
+    size_t pending; /* timers still armed after the last packet (and --drain) */
 };
 
 static void usage(FILE *out)
@@ -79,8 +81,9 @@ static void dump(struct replay *r, pcap_dumper_t *d, const uint8_t *data, size_t
         return;
     struct pcap_pkthdr h;
     memset(&h, 0, sizeof h);
-    h.ts.tv_sec = (time_t)r->vh.now;
-    h.ts.tv_usec = (suseconds_t)((r->vh.now - (double)h.ts.tv_sec) * 1e6);
+    long long us = llround(r->vh.now * 1e6); /* 0.1 s is 99999.99... us in binary */
+    h.ts.tv_sec = (time_t)(us / 1000000);
+    h.ts.tv_usec = (suseconds_t)(us % 1000000);
     h.caplen = h.len = (bpf_u_int32)len;
     pcap_dump((u_char *)d, &h, data);
 }
@@ -319,9 +322,9 @@ static void print_counts(const struct replay *r)
            r->verdicts[MT_VERDICT_PASS], r->verdicts[MT_VERDICT_DROP],
            r->verdicts[MT_VERDICT_REPLY], r->verdicts[MT_VERDICT_ROUTE], r->rewritten,
            (unsigned long long)r->stats.script_errors, r->injected, r->sent, ns);
-    if (r->vh.ntimers > 0)
+    if (r->pending > 0)
         printf("replay: %zu timers still armed at the end (--drain SEC runs the clock on)\n",
-               r->vh.ntimers);
+               r->pending);
 }
 
 enum { OPT_DIR = 1000, OPT_REPLIES, OPT_PEER, OPT_DRAIN, OPT_ON_ERROR, OPT_BUDGET, OPT_MEM };
@@ -529,6 +532,7 @@ int mt_replay_main(int argc, char **argv)
         fprintf(stderr, "moontun replay: %s: %s (stopped there)\n", in_path, pcap_geterr(in));
     if (drain > 0)
         mt_vhost_advance(&r->vh, r->vh.now + drain);
+    r->pending = r->vh.ntimers;
     mt_scripts_free(r->s); /* stop handlers run (and may log) before the counts */
     r->s = NULL;
     mt_log_sink = NULL;
