@@ -718,8 +718,10 @@ static bool same(lua_State *L, int ia, int ib, const char *path, int depth)
                      i, a[i], b[i]);
         else
             snprintf(where, sizeof where, "lengths %zu, expected %zu", na, nb);
-        lua_pushfstring(L, "%s: expected %s, got %s (%s)", path, lua_tostring(L, -2),
-                        lua_tostring(L, -1), where);
+        /* Text reads well as it is; bytes need to say where they part. */
+        bool text = lua_tostring(L, -1)[0] == '"' && lua_tostring(L, -2)[0] == '"';
+        lua_pushfstring(L, text ? "%s: expected %s, got %s" : "%s: expected %s, got %s (%s)",
+                        path, lua_tostring(L, -2), lua_tostring(L, -1), where);
         lua_replace(L, -3);
         lua_pop(L, 1);
         return false;
