@@ -720,8 +720,8 @@ static bool same(lua_State *L, int ia, int ib, const char *path, int depth)
             snprintf(where, sizeof where, "lengths %zu, expected %zu", na, nb);
         /* Text reads well as it is; bytes need to say where they part. */
         bool text = lua_tostring(L, -1)[0] == '"' && lua_tostring(L, -2)[0] == '"';
-        lua_pushfstring(L, text ? "%s: expected %s, got %s" : "%s: expected %s, got %s (%s)",
-                        path, lua_tostring(L, -2), lua_tostring(L, -1), where);
+        lua_pushfstring(L, text ? "%s: expected %s, got %s" : "%s: expected %s, got %s (%s)", path,
+                        lua_tostring(L, -2), lua_tostring(L, -1), where);
         lua_replace(L, -3);
         lua_pop(L, 1);
         return false;

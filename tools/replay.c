@@ -269,6 +269,12 @@ static void run_packet(struct replay *r, const uint8_t *data, size_t len)
         } else {
             v = mt_scripts_ingress(r->s, &pkt, &route);
             who = mt_scripts_decider(r->s, &hook);
+            /* A REPLY or a route goes to a peer: through encode, as in the tunnel. */
+            if ((v == MT_VERDICT_REPLY || v == MT_VERDICT_ROUTE) && (hooks & MT_HOOK_ENCODE) &&
+                mt_scripts_encode(r->s, &pkt, route != NULL ? route : peer) == MT_VERDICT_DROP) {
+                v = MT_VERDICT_DROP;
+                who = mt_scripts_decider(r->s, &hook);
+            }
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &b);

@@ -20,8 +20,7 @@ void mt_vhost_init(struct mt_vhost *vh, double now)
 
 void mt_vhost_free(struct mt_vhost *vh)
 {
-    for (size_t i = 0; i < vh->ntimers; i++)
-        vh->heap[i].w->active = 0;
+    /* Timers still here belong to Lua states already closed: forget them, touch nothing. */
     free(vh->heap);
     vh->heap = NULL;
     vh->ntimers = vh->cap = 0;
