@@ -8,6 +8,7 @@
 #include <time.h>
 
 enum mt_log_level mt_log_level = MT_LOG_INFO;
+void (*mt_log_sink)(enum mt_log_level level, const char *line);
 
 static const char *const level_names[] = {"error: ", "warning: ", "", "debug: "};
 
@@ -25,6 +26,10 @@ void mt_log(enum mt_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    if (mt_log_sink != NULL) {
+        mt_log_sink(level, line);
+        return;
+    }
     fprintf(stderr, "%02d:%02d:%02d.%03ld moontun: %s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
             (long)(tv.tv_usec / 1000), level_names[level], line);
 }

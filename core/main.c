@@ -11,6 +11,7 @@
 #include "moontun/config.h"
 #include "moontun/log.h"
 #include "tunnel.h"
+#include "verbs.h"
 
 /* Gives up root once the device and sockets are open: scripts run as user. */
 static int drop_privileges(const char *user, char *err, size_t errsz)
@@ -57,6 +58,11 @@ int main(int argc, char **argv)
     static struct mt_config cfg;
     static struct mt_tunnel tun;
     char err[512] = "";
+
+    /* moontun replay ..., moontun test ...: tools, not a tunnel (tools/). */
+    int (*verb)(int, char **) = argc > 1 ? mt_verb_find(argv[1]) : NULL;
+    if (verb != NULL)
+        return verb(argc - 1, argv + 1);
 
     int rc = mt_config_parse(&cfg, argc, argv, err, sizeof(err));
     if (rc == MT_CONFIG_EXIT)

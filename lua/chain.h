@@ -86,6 +86,8 @@ struct mt_scripts {
     uint64_t dead_routes;
     uint64_t timer_calls;
 
+    int decided, decided_slot; /* whose handler ended the last chain (-1: none), for replay */
+
     char warnbuf[256]; /* pieces of a Lua warning being assembled */
     size_t warnlen;
 };

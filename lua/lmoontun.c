@@ -19,6 +19,7 @@
 
 #include "binding.h"
 #include "chain.h"
+#include "lbuild.h"
 
 #define MT_LTIMER_META  "moontun.timer"
 #define MT_LPREFIX_META "moontun.prefix"
@@ -204,6 +205,23 @@ static const luaL_Reg peer_metamethods[] = {
 
 /* --- timers -------------------------------------------------------------------------------- */
 
+/* On the event loop, or on the virtual clock of moontun replay/test (mt_host.timer_start). */
+static void timer_start_on(struct mt_scripts *s, ev_timer *w)
+{
+    if (s->host.timer_start != NULL)
+        s->host.timer_start(s->host.ctx, w);
+    else
+        ev_timer_start(s->host.loop, w);
+}
+
+static void timer_stop_on(struct mt_scripts *s, ev_timer *w)
+{
+    if (s->host.timer_stop != NULL)
+        s->host.timer_stop(s->host.ctx, w);
+    else if (s->host.loop != NULL)
+        ev_timer_stop(s->host.loop, w);
+}
+
 struct mt_ltimer {
     ev_timer w; /* first, but found through offsetof all the same */
     struct mt_scripts *s;
@@ -240,7 +258,7 @@ static int timer_new(lua_State *L, bool repeat)
     luaL_argcheck(L, isfinite(sec) && sec > 0 && sec < 1e9, 1,
                   "interval must be a positive number of seconds");
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    if (s->host.loop == NULL)
+    if (s->host.loop == NULL && s->host.timer_start == NULL)
         return luaL_error(L, "timers need an event loop");
     if (s->closing) /* a finalizer made it: its own finalizer would never run */
         return luaL_error(L, "cannot start a timer while the scripts are being unloaded");
@@ -258,7 +276,7 @@ static int timer_new(lua_State *L, bool repeat)
     lua_setiuservalue(L, -2, 1);
     lua_pushvalue(L, -1);
     t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    ev_timer_start(s->host.loop, &t->w);
+    timer_start_on(s, &t->w);
     return 1;
 }
 
@@ -277,7 +295,7 @@ static int timer_cancel(lua_State *L)
     struct mt_ltimer *t = luaL_checkudata(L, 1, MT_LTIMER_META);
     bool armed = t->self_ref != LUA_NOREF;
 
-    ev_timer_stop(t->s->host.loop, &t->w);
+    timer_stop_on(t->s, &t->w);
     if (armed) {
         luaL_unref(L, LUA_REGISTRYINDEX, t->self_ref);
         t->self_ref = LUA_NOREF;
@@ -289,8 +307,8 @@ static int timer_cancel(lua_State *L)
 static int timer_gc(lua_State *L)
 {
     struct mt_ltimer *t = luaL_checkudata(L, 1, MT_LTIMER_META);
-    if (t->s != NULL && t->s->host.loop != NULL)
-        ev_timer_stop(t->s->host.loop, &t->w);
+    if (t->s != NULL)
+        timer_stop_on(t->s, &t->w);
     return 0;
 }
 
@@ -403,6 +421,11 @@ static int mt_log_warn(lua_State *L)
 
 static int mt_now(lua_State *L)
 {
+    struct mt_scripts *s = mt__scripts_of(L);
+    if (s->host.now != NULL) { /* moontun replay/test: capture or virtual time */
+        lua_pushnumber(L, s->host.now(s->host.ctx));
+        return 1;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
@@ -547,7 +570,8 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
 static const luaL_Reg module_funcs[] = {
     {"now", mt_now},       {"every", mt_every}, {"after", mt_after},
     {"inject", mt_inject}, {"send", mt_send},   {"peers", mt_peers},
-    {"prefix", mt_prefix}, {"stats", mt_stats}, {NULL, NULL},
+    {"prefix", mt_prefix}, {"stats", mt_stats}, {"packet", mt__lbuild_packet},
+    {NULL, NULL},
 };
 
 static const luaL_Reg module_log_funcs[] = {

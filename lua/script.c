@@ -394,6 +394,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
 
     if (route != NULL)
         *route = NULL;
+    s->decided = -1;
     if (n == 0)
         return MT_VERDICT_PASS;
     if (s->depth >= MT_CHAIN_DEPTH) { /* mt.send guards against this; belt and braces */
@@ -411,7 +412,8 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     if (slot == MT_SLOT_ENCODE)
         s->in_encode++;
 
-    for (int i = 0; i < n; i++) {
+    int i;
+    for (i = 0; i < n; i++) {
         int script = s->owner[slot][i];
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[slot][i]);
         lua_pushvalue(L, pidx);
@@ -426,6 +428,8 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
         if (!mt__verdict(s, L, slot, i, &v, route))
             break;
     }
+    s->decided = i < n ? s->owner[slot][i] : -1; /* break leaves i on the deciding script */
+    s->decided_slot = slot;
 
     if (slot == MT_SLOT_ENCODE)
         s->in_encode--;
@@ -481,6 +485,14 @@ enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt, s
 unsigned mt_scripts_hooks(const struct mt_scripts *s)
 {
     return s != NULL ? s->hooks : 0;
+}
+
+const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook)
+{
+    if (s == NULL || s->decided < 0)
+        return NULL;
+    *hook = slot_names[s->decided_slot];
+    return s->names[s->decided];
 }
 
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer)
@@ -986,6 +998,7 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     s->host = *host;
     s->nscripts = cfg->nscripts;
     s->cur_script = -1;
+    s->decided = -1;
     s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
     long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_MEM_MB;
     s->mem_limit = (size_t)mb << 20;
@@ -1062,6 +1075,12 @@ int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
     *out = NULL;
     if (cfg->nscripts == 0)
         return 0;
+    return mt__create(out, cfg, host, NULL, err, errsz);
+}
+
+int mt_scripts_sandbox(struct mt_scripts **out, const struct mt_config *cfg,
+                       const struct mt_host *host, char *err, size_t errsz)
+{
     return mt__create(out, cfg, host, NULL, err, errsz);
 }
 

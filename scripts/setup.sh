@@ -12,6 +12,7 @@ NEEDED=(
     "liblua5.4-dev:/usr/include/lua5.4/lua.h"
     "libev-dev:/usr/include/ev.h"
     "libcmocka-dev:/usr/include/cmocka.h"
+    "libpcap-dev:/usr/include/pcap/pcap.h"
     "iproute2:/usr/sbin/ip"
     "iputils-ping:/usr/bin/ping"
     "python3:/usr/bin/python3"

@@ -10,6 +10,8 @@ enum mt_log_level {
 };
 
 extern enum mt_log_level mt_log_level;
+/* Where lines go instead of stderr when set (moontun test keeps the scripts' lines). */
+extern void (*mt_log_sink)(enum mt_log_level level, const char *line);
 
 void mt_log(enum mt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

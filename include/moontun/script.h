@@ -13,6 +13,7 @@
 #include "moontun/stats.h"
 
 struct ev_loop;
+struct ev_timer;
 
 enum mt_verdict {
     MT_VERDICT_PASS = 0,  /* continue; after the chain, the default action */
@@ -33,6 +34,12 @@ struct mt_host {
     int (*send)(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len);
     /* Fills out[] with up to max live peers, returns how many. */
     size_t (*peers)(void *ctx, struct mt_peer **out, size_t max);
+    /* Optional virtual clock (moontun replay and test; NULL in the tunnel): mt.now() reads
+     * now, and timers are armed and stopped through timer_start/timer_stop instead of on loop,
+     * so they fire in that clock's time. */
+    double (*now)(void *ctx);
+    void (*timer_start)(void *ctx, struct ev_timer *w);
+    void (*timer_stop)(void *ctx, struct ev_timer *w);
 };
 
 struct mt_scripts;
@@ -45,6 +52,10 @@ int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
 /* Only compiles every -S script (runs nothing): for a start-up that must report syntax errors
  * before the device exists but run the scripts later, after dropping root (--user). */
 int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz);
+/* Like mt_scripts_load, but builds the sandboxed state even when cfg has no scripts: moontun
+ * test runs its test files in it. */
+int mt_scripts_sandbox(struct mt_scripts **out, const struct mt_config *cfg,
+                       const struct mt_host *host, char *err, size_t errsz);
 /* Runs the stop handlers and frees the state. NULL is fine. */
 void mt_scripts_free(struct mt_scripts *s);
 
@@ -70,6 +81,10 @@ enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt,
 #define MT_HOOK_ENCODE  0x4
 #define MT_HOOK_DECODE  0x8
 unsigned mt_scripts_hooks(const struct mt_scripts *s);
+
+/* The script whose handler ended the last chain (a verdict other than PASS, or a failure
+ * under --on-error drop) and that hook's name in *hook; NULL when every handler passed. */
+const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
 
 /* The core tells the chain a peer is gone, so Lua objects for it stop routing to it. */
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer);

@@ -1,0 +1,20 @@
+/* The table of verbs core/main.c dispatches to. */
+#include "verbs.h"
+
+#include <string.h>
+
+static const struct {
+    const char *word;
+    int (*main)(int argc, char **argv);
+} verbs[] = {
+    {"replay", mt_replay_main},
+    {"test", mt_test_main},
+};
+
+int (*mt_verb_find(const char *word))(int argc, char **argv)
+{
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (strcmp(word, verbs[i].word) == 0)
+            return verbs[i].main;
+    return NULL;
+}

@@ -1,0 +1,12 @@
+/* Verbs: a first word on moontun's command line that runs a tool instead of a tunnel
+ * (moontun replay ..., moontun test ...). Each lives in its own file under tools/. */
+#ifndef MOONTUN_TOOLS_VERBS_H
+#define MOONTUN_TOOLS_VERBS_H
+
+/* The verb's main for word, or NULL when word is not a verb (then it is a tunnel flag). */
+int (*mt_verb_find(const char *word))(int argc, char **argv);
+
+int mt_replay_main(int argc, char **argv); /* tools/replay.c */
+int mt_test_main(int argc, char **argv);   /* tools/test.c */
+
+#endif
