@@ -83,7 +83,7 @@ for mode in tun tap; do
     grep -q 'offloads on' "$MT_TMP/srv_$mode.log" && mt_fail "$mode: the server switched a simpletun client"
     kill "$srv" "$stcli"
     wait "$srv" || mt_fail "$mode: server exit status"
-    wait "$stcli"
+    wait "$stcli" 2>/dev/null || true # killed: status 143
 
     # simpletun server, configured while it waits in accept; moontun client (its HELLO in tun
     # mode reaches the simpletun server's device, whose kernel drops it).
@@ -101,5 +101,5 @@ for mode in tun tap; do
     grep -qE 'peer .* down' "$MT_TMP/cli_$mode.log" && mt_fail "$mode: the client lost its connection"
     kill "$cli" "$stsrv"
     wait "$cli" || mt_fail "$mode: client exit status"
-    wait "$stsrv"
+    wait "$stsrv" 2>/dev/null || true
 done
