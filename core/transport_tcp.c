@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "moontun/frame.h"
 #include "moontun/log.h"
 #include "moontun/vnet.h"
@@ -44,41 +45,17 @@ static void tune_socket(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof(user_timeout_ms));
 }
 
-/* The offload handshake. An end that reads super-packets from its device (vnet.h) sends HELLO
- * as its first frame; an end that gets HELLO and can take super-packets answers SWITCH and
- * from then on sends extended frames (frame.h); an end that gets SWITCH reads what follows as
- * extended frames. Both are ordinary frames holding an IPv4 packet every kernel drops
- * (protocol 253, RFC 3692's experiment number, 0.0.0.0 to 0.0.0.0, a wrong header checksum),
- * so a simpletun peer that writes them to its device loses nothing and keeps running. */
-#define HANDSHAKE_LEN    44
-#define HANDSHAKE_HELLO  1
-#define HANDSHAKE_SWITCH 2
-static const uint8_t handshake_ip[20] = {0x45, 0, 0, HANDSHAKE_LEN, 0, 0, 0, 0, 1, 253};
-static const char handshake_magic[16] = "moontun-offload";
+/* At most one "oversized frame" line per peer in this long; the count says what was skipped. */
+#define OVERSIZE_LOG_INTERVAL 5.0
 
-static void send_handshake(struct mt_tpeer *p, uint8_t type)
-{
-    uint8_t msg[HANDSHAKE_LEN] = {0};
-    memcpy(msg, handshake_ip, sizeof(handshake_ip));
-    memcpy(msg + 20, handshake_magic, sizeof(handshake_magic));
-    msg[36] = type;
-    mt__tcp_send(p, msg, sizeof(msg));
-}
+static int queue_frame(struct mt_tpeer *p, const uint8_t *data, size_t len);
 
-/* True (and acted upon) when the frame is a handshake message rather than a packet. */
-static bool handle_handshake(struct mt_tpeer *p, const uint8_t *f, size_t len)
+/* The handshake (handshake.c) goes out as an ordinary frame, the only one that may hold it. */
+static int send_handshake(struct mt_tpeer *p, enum mt_hs_msg m)
 {
-    if (len != HANDSHAKE_LEN || memcmp(f, handshake_ip, sizeof(handshake_ip)) != 0 ||
-        memcmp(f + 20, handshake_magic, sizeof(handshake_magic)) != 0)
-        return false;
-    if (f[36] == HANDSHAKE_HELLO && p->tun->vnet && !p->xsend) {
-        send_handshake(p, HANDSHAKE_SWITCH); /* the last ordinary frame we send */
-        p->xsend = true;
-        mt_info("peer %s: offloads on (super-packets up to 64 KiB)", p->pub.addr);
-    } else if (f[36] == HANDSHAKE_SWITCH) {
-        p->xrecv = true;
-    }
-    return true;
+    uint8_t msg[MT_HS_LEN];
+    mt_hs_message(msg, m);
+    return queue_frame(p, msg, sizeof(msg));
 }
 
 static void schedule_reconnect(struct mt_tunnel *t);
@@ -124,9 +101,72 @@ static struct mt_tpeer *attach(struct mt_tunnel *t, int fd, const struct sockadd
     ev_io_init(&p->wio, write_cb, fd, EV_WRITE);
     ev_io_start(t->loop, &p->rio);
     mt_info("peer %s up (tcp)", p->pub.addr);
-    if (t->vnet)
-        send_handshake(p, HANDSHAKE_HELLO);
+    enum mt_hs_msg first = mt_wire_start(&p->wire, t->cfg->role == MT_ROLE_CLIENT, t->vnet);
+    if (first != MT_HS_NONE)
+        send_handshake(p, first); /* into an empty queue: cannot fail */
     return p;
+}
+
+static void log_oversize(struct mt_tpeer *p, const struct mt_wire_item *it)
+{
+    struct mt_tunnel *t = p->tun;
+    double now = ev_now(t->loop);
+    if (p->wire.oversized > 1 && now - p->oversize_logged < OVERSIZE_LOG_INTERVAL)
+        return;
+    p->oversize_logged = now;
+    mt_warn("peer %s: oversized frame length %zu, longer than this end takes (%zu, from --mtu "
+            "%d; is the other end's larger?): skipped, %llu so far",
+            p->pub.addr, it->claimed, it->limit, t->cfg->mtu,
+            (unsigned long long)p->wire.oversized);
+}
+
+/* Acts on one item of the peer's stream. False when the connection was closed. */
+static bool take_item(struct mt_tpeer *p, const struct mt_wire_item *it)
+{
+    struct mt_tunnel *t = p->tun;
+    switch (it->ev) {
+    case MT_WIRE_PACKET:
+        mt__tunnel_from_peer(t, p, it->data, it->len, NULL);
+        return true;
+    case MT_WIRE_XPACKET: {
+        struct mt_vnet_hdr vnet;
+        mt_vnet_read(it->data, &vnet);
+        mt__tunnel_from_peer(t, p, it->data + MT_XFRAME_VNET, it->len - MT_XFRAME_VNET, &vnet);
+        return true;
+    }
+    case MT_WIRE_HANDSHAKE:
+        if (it->reply != MT_HS_NONE) {
+            /* The SWITCH must go before any extended frame; a queue too full to take 46
+             * bytes would leave the peer reading extended frames as ordinary ones. */
+            if (send_handshake(p, it->reply) < 0) {
+                close_peer(p, "send queue full during the offload handshake");
+                return false;
+            }
+            mt_info("peer %s: offloads on (super-packets up to 64 KiB)", p->pub.addr);
+        }
+        p->xsend = p->wire.xsend;
+        p->xrecv = p->wire.xrecv;
+        return true;
+    case MT_WIRE_OVERSIZE:
+        t->stats.bad_frames++;
+        p->pub.stats.drops++;
+        log_oversize(p, it);
+        return true;
+    case MT_WIRE_SKIPPED:
+        return true;
+    case MT_WIRE_BAD:
+    default: {
+        char reason[96];
+        snprintf(reason, sizeof(reason), "bad frame length %zu (allowed %d-%zu)", it->claimed,
+                 it->extended ? MT_XFRAME_VNET + 1 : 1, it->limit);
+        t->stats.bad_frames++;
+        mt_warn("peer %s: %s, closing", p->pub.addr, reason);
+        close_peer(p, reason);
+        return false;
+    }
+    case MT_WIRE_MORE:
+        return true;
+    }
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -147,41 +187,12 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
         p->last_read = ev_now(loop);
         size_t off = 0;
         for (;;) {
-            const uint8_t *payload;
-            size_t plen;
-            /* The handshake may switch the framing between two frames of one read. */
-            bool x = p->xrecv;
-            /* An extended frame carries at most a 64 KiB packet: the buffers behind it hold no
-             * more (a liar's 65,791-byte frame once overflowed one). */
-            size_t max = x ? MT_XFRAME_VNET + MT_MAX_PACKET : t->frame_max;
-            ssize_t used =
-                x ? mt_xframe_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen)
-                  : mt_frame_decode(p->rxbuf + off, p->rxlen - off, max, &payload, &plen);
-            if (used == 0)
+            struct mt_wire_item it;
+            off += mt_wire_next(&p->wire, p->rxbuf + off, p->rxlen - off, t->frame_max, &it);
+            if (it.ev == MT_WIRE_MORE)
                 break;
-            if (used < 0) {
-                /* A zero or too-long length means the stream is not ours or is out of
-                 * step; nothing after it can be trusted. */
-                char reason[96];
-                const uint8_t *h = p->rxbuf + off;
-                unsigned long claimed = x ? (unsigned long)h[0] << 24 | (unsigned long)h[1] << 16 |
-                                                (unsigned long)h[2] << 8 | h[3]
-                                          : (unsigned long)h[0] << 8 | h[1];
-                snprintf(reason, sizeof(reason), "bad frame length %lu (allowed %d-%zu)", claimed,
-                         x ? MT_XFRAME_VNET + 1 : 1, max);
-                t->stats.bad_frames++;
-                mt_warn("peer %s: %s, closing", p->pub.addr, reason);
-                close_peer(p, reason);
-                return;
-            }
-            off += (size_t)used;
-            if (x) {
-                struct mt_vnet_hdr vnet;
-                mt_vnet_read(payload, &vnet);
-                mt__tunnel_from_peer(t, p, payload + MT_XFRAME_VNET, plen - MT_XFRAME_VNET, &vnet);
-            } else if (!handle_handshake(p, payload, plen)) {
-                mt__tunnel_from_peer(t, p, payload, plen, NULL);
-            }
+            if (!take_item(p, &it))
+                return; /* p is closed and freed */
         }
         /* Keep the partial frame at the front; at most one frame's worth is left. */
         memmove(p->rxbuf, p->rxbuf + off, p->rxlen - off);
@@ -228,6 +239,18 @@ static void note_pressure(struct mt_tpeer *p)
 }
 
 int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
+{
+    /* A packet that is byte for byte a handshake message (a peer's, relayed; one crafted on a
+     * tap segment) would make a moontun peer waiting for SWITCH switch framing mid-stream. It
+     * is no packet any kernel accepts, so nothing is lost by not sending it. */
+    if (mt_hs_parse(data, len) != MT_HS_NONE) {
+        mt_debug("peer %s: a packet that looks like an offload handshake, not sent", p->pub.addr);
+        return -EPROTO;
+    }
+    return queue_frame(p, data, len);
+}
+
+static int queue_frame(struct mt_tpeer *p, const uint8_t *data, size_t len)
 {
     if (p->fd < 0 || len == 0 || len > MT_MAX_PACKET)
         return -EINVAL;
@@ -282,7 +305,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     struct mt_tpeer *next;
     for (struct mt_tpeer *p = t->peers; p; p = next) {
         next = p->next;
-        if (p->rxlen > 0 && now - p->last_read > FRAME_STALL_TIMEOUT) {
+        if ((p->rxlen > 0 || p->wire.skip > 0) && now - p->last_read > FRAME_STALL_TIMEOUT) {
             t->stats.bad_frames++;
             mt_warn("peer %s: half a frame for %.0f s, closing", p->pub.addr, now - p->last_read);
             close_peer(p, "stalled mid-frame");

@@ -14,6 +14,7 @@
 #include "moontun/route.h"
 #include "moontun/script.h"
 #include "moontun/stats.h"
+#include "handshake.h"
 
 #define MT_TX_QUEUE      (512 * 1024) /* TCP send queue per peer */
 #define MT_TX_HIGH       (256 * 1024) /* above this, stop reading the device (back-pressure) */
@@ -47,6 +48,9 @@ struct mt_tpeer {
     bool connecting; /* client: non-blocking connect in progress */
     bool xsend;      /* offload handshake done our way: we send extended frames */
     bool xrecv;      /* the peer switched: what follows in its stream is extended frames */
+
+    struct mt_wire wire;    /* TCP: framing, skipping, offload handshake (handshake.h) */
+    double oversize_logged; /* TCP: ev_now of the last "oversized frame" warning */
 };
 
 struct mt_tunnel {

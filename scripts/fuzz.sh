@@ -37,12 +37,14 @@ trap 'rm -rf "$tmp"' EXIT
 artifacts="$build/artifacts"
 
 # Per fuzzer: the longest input worth trying, and extra options.
-#  frame: a stream must hold a 65535-byte frame and then some.
+#  frame: a stream must hold a 65535-byte frame and then some; handshake: the largest
+#  extended frame too, after a switch.
 #  lpacket: libFuzzer's leak check runs after every input that mallocs more than it frees,
 #  which a long-lived Lua state does all the time (its GC frees later); it would halve the
 #  speed and prove nothing about the binding, which never allocates. Leaks stay checked
 #  by the unit tests and the other fuzzers.
-declare -A max_len=([fuzz_frame]=70000 [fuzz_proto]=2048 [fuzz_lpacket]=2048 [fuzz_vnet]=70000)
+declare -A max_len=([fuzz_frame]=70000 [fuzz_handshake]=140000 [fuzz_proto]=2048 [fuzz_lpacket]=2048
+    [fuzz_vnet]=70000)
 declare -A extra=([fuzz_lpacket]="-detect_leaks=0")
 
 failed=()

@@ -165,6 +165,37 @@ def frames(pk):
     return out
 
 
+HS = bytes([0x45, 0, 0, 44, 0, 0, 0, 0, 1, 253]) + bytes(10) + b"moontun-offload\0"
+HELLO = frame(HS + b"\x01" + bytes(7))
+SWITCH = frame(HS + b"\x02" + bytes(7))
+
+
+def xframe(payload, vnet=bytes(10)):
+    return struct.pack("!I", len(vnet) + len(payload)) + vnet + payload
+
+
+def handshakes(pk):
+    """name -> fuzz_handshake input: [flags: 1 client, 2 offloads][max][k][selectors][stream]"""
+    ip = [b for b, tap in pk.values() if not tap]
+    gso = struct.pack("<BBHHHH", 1, 1, 54, 1400, 34, 16)  # NEEDS_CSUM, TCPv4
+    x = xframe(ip[0]) + xframe(ip[1], gso) + xframe(ip[2])
+    plain = frame(ip[0]) + frame(ip[1])
+    return {
+        "server_hello_switch": b"\x02\x06\x78\x00" + HELLO + plain + SWITCH + x,
+        "server_hello_chunked": b"\x02\x06\x78\x03\x05\x81\x00" + HELLO + SWITCH + x,
+        "server_no_offload": b"\x00\x06\x78\x00" + HELLO + SWITCH + plain,
+        "server_unasked_switch": b"\x02\x06\x78\x00" + SWITCH + xframe(HS + b"\x02" + bytes(7)),
+        "server_late_hello": b"\x02\x06\x78\x00" + plain + HELLO + SWITCH + plain,
+        "client_switch": b"\x03\x06\x78\x00" + plain + SWITCH + x,
+        "client_hello_is_packet": b"\x03\x06\x78\x00" + HELLO + SWITCH + x + b"\0\0\0\x05",
+        "client_x_max": b"\x03\x06\x78\x01\xff" + SWITCH + struct.pack("!I", 10 + 65535 + 256) +
+                        bytes(3000),
+        "oversize_then_hello": b"\x02\x05\xdc\x02\x10\x90" + frame(bytes(3042)) + HELLO + plain,
+        "oversize_65535": b"\x00\x05\xdc\x01\xc0" + frame(b"\xab" * 65535) + plain,
+        "x_bad_length": b"\x02\x06\x78\x00" + HELLO + SWITCH + struct.pack("!I", 3997695),
+    }
+
+
 def assemble(*ops):
     """A fuzz_lpacket program: opcodes and argument bytes as the Lua interpreter reads them."""
     return bytes(b for op in ops for b in op)
@@ -255,6 +286,7 @@ def main():
     sets = {
         "fuzz_proto": {n: b for n, (b, tap) in pk.items()},
         "fuzz_frame": frames(pk),
+        "fuzz_handshake": handshakes(pk),
         "fuzz_lpacket": programs(pk),
     }
     for fuzzer, files in sets.items():

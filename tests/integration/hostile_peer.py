@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
 """Sends hostile input to a moontun server: MODE is one of
-  garbage-tcp   random bytes on several TCP connections
+  garbage-tcp   random bytes on several TCP connections, each closed by us after 0.1 s (random
+                lengths are mostly frames longer than the server takes, which it skips)
   zero-tcp      a frame of length 0
-  huge-tcp      a frame header claiming 0xFFFF bytes, then bytes
+  huge-tcp      a whole 65535-byte frame (longer than the server takes, but a frame): the
+                server must skip it and keep the connection; then a zero length, which
+                must close it
+  relay-switch  tap: the offload SWITCH as a first frame, then an extended frame holding the
+                44-byte SWITCH message (a group destination MAC: the server floods it); other
+                peers must not take it for a handshake
   garbage-udp   random datagrams of random sizes (0-1500 and one of 60000 bytes)
   slowloris N   N connections that each send half a frame, then hold it; reports after how
                 long the server closed each (waits at most 30 s)
@@ -43,13 +49,36 @@ def tcp_send(data, wait=0.3):
 
 if mode == "garbage-tcp":
     for i in range(20):
-        tcp_send(os.urandom(random.randint(1, 4000)), wait=0.05)
+        s = socket.create_connection((host, port), timeout=3)
+        s.sendall(os.urandom(random.randint(1, 4000)))
+        time.sleep(0.1)
+        s.close()
 elif mode == "zero-tcp":
     if not tcp_send(b"\x00\x00" + os.urandom(100)):
         sys.exit("server kept a connection that sent a zero-length frame")
 elif mode == "huge-tcp":
-    if not tcp_send(b"\xff\xff" + os.urandom(3000)):
-        sys.exit("server kept a connection that sent a 65535-byte frame header")
+    s = socket.create_connection((host, port), timeout=3)
+    s.sendall(b"\xff\xff" + os.urandom(65535))
+    time.sleep(0.5)
+    s.setblocking(False)
+    try:
+        if s.recv(4096) == b"":
+            sys.exit("server closed a connection that sent a whole 65535-byte frame")
+    except BlockingIOError:
+        pass
+    except ConnectionResetError:
+        sys.exit("server reset a connection that sent a whole 65535-byte frame")
+    s.close()
+    if not tcp_send(b"\xff\xff" + os.urandom(65535) + b"\x00\x00" + os.urandom(100)):
+        sys.exit("server kept a connection that sent a zero-length frame after a 65535-byte one")
+elif mode == "relay-switch":
+    import struct
+    switch = bytes([0x45, 0, 0, 44, 0, 0, 0, 0, 1, 253]) + bytes(10) + b"moontun-offload\0"
+    switch += bytes([2]) + bytes(7)
+    assert len(switch) == 44
+    xframe = struct.pack("!I", 10 + len(switch)) + bytes(10) + switch
+    closed = tcp_send(struct.pack("!H", len(switch)) + switch + xframe, wait=0.5)
+    print("relay-switch: sent; the server %s the connection" % ("closed" if closed else "kept"))
 elif mode == "garbage-udp":
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for i in range(300):

@@ -1,5 +1,6 @@
-/* Unit tests for the TCP framing decoder (core/frame.c): whole, split, merged, oversized and
- * zero-length frames, and streams fed byte by byte and in random chunks. */
+/* Unit tests for the TCP framing decoders (core/frame.c): whole, split, merged, oversized and
+ * zero-length frames, streams fed byte by byte and in random chunks, and the extended frames
+ * of two moontun ends (4-byte length, virtio-net header, packet). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -219,6 +220,80 @@ static void test_stream_error_stops_at_bad_frame(void **state)
     assert_int_equal(r.frames, 1);
 }
 
+#define XMAX (MT_XFRAME_VNET + 65535 + 256)
+
+static void test_xframe_needs_more(void **state)
+{
+    uint8_t buf[4 + MT_XFRAME_VNET + 3] = {0};
+    const uint8_t *pl = NULL;
+    size_t plen = 0;
+    mt_xframe_header(buf, MT_XFRAME_VNET + 3);
+    for (size_t n = 0; n < sizeof(buf); n++)
+        assert_int_equal(mt_xframe_decode(buf, n, XMAX, &pl, &plen), 0);
+    assert_null(pl);
+    assert_int_equal(mt_xframe_decode(buf, sizeof(buf), XMAX, &pl, &plen), sizeof(buf));
+    assert_ptr_equal(pl, buf + 4);
+    assert_int_equal(plen, MT_XFRAME_VNET + 3);
+}
+
+static void test_xframe_header_roundtrip(void **state)
+{
+    uint8_t h[4];
+    mt_xframe_header(h, 0x01020304);
+    assert_int_equal(h[0], 1);
+    assert_int_equal(h[1], 2);
+    assert_int_equal(h[2], 3);
+    assert_int_equal(h[3], 4);
+}
+
+static void test_xframe_without_packet_is_protocol_error(void **state)
+{
+    /* Every extended frame holds a virtio-net header and at least one byte of packet: a
+     * shorter length (0 .. 10) is a stream out of step, decided from the header alone. */
+    uint8_t buf[4 + MT_XFRAME_VNET] = {0};
+    const uint8_t *pl;
+    size_t plen;
+    for (size_t n = 0; n <= MT_XFRAME_VNET; n++) {
+        mt_xframe_header(buf, n);
+        assert_int_equal(mt_xframe_decode(buf, 4, XMAX, &pl, &plen), -EPROTO);
+        assert_int_equal(mt_xframe_decode(buf, sizeof(buf), XMAX, &pl, &plen), -EPROTO);
+    }
+    mt_xframe_header(buf, MT_XFRAME_VNET + 1);
+    assert_int_equal(mt_xframe_decode(buf, sizeof(buf), XMAX, &pl, &plen), 0);
+}
+
+static void test_xframe_oversized_from_header_alone(void **state)
+{
+    static uint8_t big[4 + XMAX];
+    const uint8_t *pl;
+    size_t plen;
+    /* What the old handshake fault produced: an ordinary stream read as extended frames. */
+    const uint32_t liars[] = {XMAX + 1, 3997695, 0x7fffffff, 0xffffffff};
+    for (size_t i = 0; i < sizeof(liars) / sizeof(liars[0]); i++) {
+        mt_xframe_header(big, liars[i]);
+        assert_int_equal(mt_xframe_decode(big, 4, XMAX, &pl, &plen), -EMSGSIZE);
+    }
+    /* Exactly the largest: a 64 KiB packet with full tailroom. */
+    mt_xframe_header(big, XMAX);
+    assert_int_equal(mt_xframe_decode(big, 4, XMAX, &pl, &plen), 0);
+    assert_int_equal(mt_xframe_decode(big, sizeof(big), XMAX, &pl, &plen), sizeof(big));
+    assert_int_equal(plen, XMAX);
+}
+
+static void test_xframe_merged(void **state)
+{
+    uint8_t buf[2 * (4 + MT_XFRAME_VNET + 2)] = {0};
+    const uint8_t *pl;
+    size_t plen;
+    size_t one = 4 + MT_XFRAME_VNET + 2;
+    mt_xframe_header(buf, MT_XFRAME_VNET + 2);
+    mt_xframe_header(buf + one, MT_XFRAME_VNET + 2);
+    buf[one + 4 + MT_XFRAME_VNET] = 'q';
+    assert_int_equal(mt_xframe_decode(buf, sizeof(buf), XMAX, &pl, &plen), one);
+    assert_int_equal(mt_xframe_decode(buf + one, sizeof(buf) - one, XMAX, &pl, &plen), one);
+    assert_int_equal(pl[MT_XFRAME_VNET], 'q');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +306,11 @@ int main(void)
         cmocka_unit_test(test_stream_byte_by_byte),
         cmocka_unit_test(test_stream_random_chunks),
         cmocka_unit_test(test_stream_error_stops_at_bad_frame),
+        cmocka_unit_test(test_xframe_needs_more),
+        cmocka_unit_test(test_xframe_header_roundtrip),
+        cmocka_unit_test(test_xframe_without_packet_is_protocol_error),
+        cmocka_unit_test(test_xframe_oversized_from_header_alone),
+        cmocka_unit_test(test_xframe_merged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
