@@ -166,5 +166,9 @@ int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,
 int mt__bind_server(struct mt_tunnel *t, int socktype, char *err, size_t errsz);
 /* Binds a client socket to -l's address when one was given. */
 int mt__bind_client(struct mt_tunnel *t, int fd, int socktype, char *err, size_t errsz);
+/* UDP socket options: MT_UDP_SOCKBUF buffers, DF per --outer-df, and (server) the arrival
+ * address of every datagram. 0 or the first negative errno (the socket stays usable). */
+#define MT_UDP_SOCKBUF (8 * 1024 * 1024)
+int mt__udp_socket_options(int fd, int family, bool outer_df, bool server);
 
 #endif
