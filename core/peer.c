@@ -177,7 +177,8 @@ static void addr_link(struct mt_tpeer *p)
 static void addr_unlink(struct mt_tpeer *p)
 {
     struct mt_tunnel *t = p->tun;
-    struct mt_tpeer **pp = &t->peer_by_addr[sockaddr_hash((struct sockaddr *)&p->sa, t->peer_hmask)];
+    struct mt_tpeer **pp =
+        &t->peer_by_addr[sockaddr_hash((struct sockaddr *)&p->sa, t->peer_hmask)];
     for (; *pp; pp = &(*pp)->hnext) {
         if (*pp == p) {
             *pp = p->hnext;

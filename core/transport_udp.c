@@ -14,8 +14,8 @@
 #include "moontun/log.h"
 #include "tunnel.h"
 
-#define RX_BATCH 64 /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
-#define TX_BATCH 64 /* datagrams per sendmmsg: one device batch's worth */
+#define RX_BATCH  64  /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
+#define TX_BATCH  64  /* datagrams per sendmmsg: one device batch's worth */
 #define LOG_EVERY 5.0 /* seconds between two log lines about the same kind of drop */
 
 /* Control datagrams, client to server (see README, wire format). 12 bytes: shorter than an
@@ -130,8 +130,8 @@ static int send_datagram(struct mt_tpeer *p, const uint8_t *data, size_t len)
     } else {
         union udp_cmsg ctl;
         struct iovec iov = {(void *)data, len};
-        struct msghdr mh = {.msg_name = &p->sa, .msg_namelen = p->salen, .msg_iov = &iov,
-                            .msg_iovlen = 1};
+        struct msghdr mh = {
+            .msg_name = &p->sa, .msg_namelen = p->salen, .msg_iov = &iov, .msg_iovlen = 1};
         mh.msg_controllen = source_cmsg(t, &p->local, &ctl);
         mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
         n = sendmsg(t->sock_fd, &mh, 0);
@@ -553,8 +553,8 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         return -errno;
     }
     t->udp_tx->family = ss.ss_family;
-    int rc = mt__udp_socket_options(fd, ss.ss_family, t->cfg->outer_df,
-                                    t->cfg->role == MT_ROLE_SERVER);
+    int rc =
+        mt__udp_socket_options(fd, ss.ss_family, t->cfg->outer_df, t->cfg->role == MT_ROLE_SERVER);
     if (rc < 0)
         mt_warn("udp socket options: %s (DF or the reply source address may be the kernel's "
                 "choice)",

@@ -48,11 +48,11 @@ struct mt_tpeer {
     bool xsend;      /* offload handshake done our way: we send extended frames */
     bool xrecv;      /* the peer switched: what follows in its stream is extended frames */
     /* Peer hashes (peer.c) and UDP session state (transport_udp.c) */
-    struct mt_tpeer *hnext;  /* chain in the by-address hash */
-    struct mt_tpeer *snext;  /* chain in the by-session hash */
-    uint64_t sid;            /* UDP: the client's session identity; 0: none (an older client) */
-    double ka_interval;      /* UDP: keepalive interval the client announced; 0: unknown */
-    double routes_touched;   /* UDP: when a keepalive last marked its routes alive */
+    struct mt_tpeer *hnext;   /* chain in the by-address hash */
+    struct mt_tpeer *snext;   /* chain in the by-session hash */
+    uint64_t sid;             /* UDP: the client's session identity; 0: none (an older client) */
+    double ka_interval;       /* UDP: keepalive interval the client announced; 0: unknown */
+    double routes_touched;    /* UDP: when a keepalive last marked its routes alive */
     struct in6_pktinfo local; /* UDP server: our address its last datagram arrived on (IPv4
                                * as v4-mapped); all zero: unknown */
 };
