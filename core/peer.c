@@ -208,8 +208,14 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
     if (!hash_ready(t))
         return NULL;
     struct mt_tpeer *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!p) {
+        if (t->npeers == 0) { /* the buckets live only while some peer does */
+            free(t->peer_by_addr);
+            free(t->peer_by_sid);
+            t->peer_by_addr = t->peer_by_sid = NULL;
+        }
         return NULL;
+    }
     p->tun = t;
     p->fd = -1;
     if (salen > sizeof(p->sa))

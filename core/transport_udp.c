@@ -41,6 +41,7 @@ struct mt_udp_rx {
     uint8_t *bufs; /* RX_BATCH * MT_MAX_PACKET */
     double oversize_logged;
     uint64_t oversize_unlogged;
+    double dead_slot_checked; /* when a full server last looked for a dead peer */
 };
 
 /* Datagrams waiting for the next sendmmsg, with copies of their bytes, destinations and
@@ -276,9 +277,14 @@ static void before_peer_change(struct mt_tunnel *t)
 /* The server is full and a moontun client announces itself: a peer that has missed two of
  * its keepalives (plus a second of slack) is most likely gone (a client killed and
  * restarted, a laptop that left), so it makes way instead of blocking the newcomer until
- * --idle-timeout. Returns true when a slot was freed. */
+ * --idle-timeout (the newcomer's next HELLO tries again). Returns true when a slot was
+ * freed. */
 static bool free_a_dead_slot(struct mt_tunnel *t, double now)
 {
+    /* A walk of every peer: a flood of HELLOs at a full server gets ten a second. */
+    if (now - t->udp_rx->dead_slot_checked < 0.1)
+        return false;
+    t->udp_rx->dead_slot_checked = now;
     struct mt_tpeer *stalest = NULL;
     for (struct mt_tpeer *q = t->peers; q; q = q->next)
         if (!stalest || q->last_rx < stalest->last_rx)
