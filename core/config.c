@@ -40,6 +40,7 @@ enum {
     OPT_KEEPALIVE,
     OPT_IDLE,
     OPT_NO_OFFLOAD,
+    OPT_OUTER_DF,
 };
 
 static const struct option long_options[] = {
@@ -64,6 +65,7 @@ static const struct option long_options[] = {
     {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
+    {"outer-df", required_argument, NULL, OPT_OUTER_DF},
     {"debug", no_argument, NULL, 'd'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -102,6 +104,8 @@ void mt_config_usage(FILE *out)
           "                        UDP: forget a silent peer after this long (default 60)\n"
           "      --no-offload      do not read 64 KiB super-packets from the device\n"
           "                        nor offer them to moontun peers\n"
+          "      --outer-df on|off UDP over IPv4: set DF on outer datagrams (default off:\n"
+          "                        routers may fragment them; no path-MTU black hole)\n"
           "  -d, --debug           log every packet\n"
           "  -q, --quiet           log errors only\n"
           "  -h, --help            this text\n"
@@ -374,6 +378,14 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
             break;
         case OPT_NO_OFFLOAD:
             cfg->no_offload = true;
+            break;
+        case OPT_OUTER_DF:
+            if (strcmp(optarg, "on") == 0)
+                cfg->outer_df = true;
+            else if (strcmp(optarg, "off") == 0)
+                cfg->outer_df = false;
+            else
+                return fail(err, errsz, "--outer-df: '%s' is neither on nor off", optarg);
             break;
         case 'd':
             cfg->log_level = MT_LOG_DEBUG;

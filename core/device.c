@@ -79,6 +79,14 @@ int mt_device_set_mtu(const char *ifname, int mtu)
     return if_ioctl(AF_INET, SIOCSIFMTU, &ifr);
 }
 
+int mt_device_set_txqueuelen(const char *ifname, int qlen)
+{
+    struct ifreq ifr;
+    ifreq_for(&ifr, ifname);
+    ifr.ifr_qlen = qlen;
+    return if_ioctl(AF_INET, SIOCSIFTXQLEN, &ifr);
+}
+
 int mt_device_set_up(const char *ifname)
 {
     struct ifreq ifr;

@@ -1,9 +1,13 @@
 /* The live peers of a tunnel: creation (with --allow and --max-peers), lookup by outer
- * address, and removal, which also forgets the peer's learned routes and tells the scripts. */
+ * address and by UDP session identity (keyed hashes, so thousands of peers cost one bucket
+ * per datagram), moving to a new address, and removal, which also forgets the peer's learned
+ * routes and tells the scripts. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "moontun/log.h"
 #include "tunnel.h"
@@ -65,23 +69,28 @@ static bool refusal_log_ok(struct mt_tunnel *t)
     return true;
 }
 
+bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa)
+{
+    if (t->cfg->nallow == 0)
+        return true;
+    struct mt_addr a;
+    sockaddr_to_addr(sa, &a);
+    for (int i = 0; i < t->cfg->nallow; i++)
+        if (mt_prefix_contains(&t->cfg->allow[i], &a))
+            return true;
+    return false;
+}
+
 bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
 {
     char name[MT_PEER_ADDRSTRLEN];
-    if (t->cfg->nallow > 0) {
-        struct mt_addr a;
-        sockaddr_to_addr(sa, &a);
-        bool ok = false;
-        for (int i = 0; i < t->cfg->nallow && !ok; i++)
-            ok = mt_prefix_contains(&t->cfg->allow[i], &a);
-        if (!ok) {
-            t->stats.peers_refused++;
-            if (refusal_log_ok(t)) {
-                mt__sockaddr_str(sa, name, sizeof(name));
-                mt_warn("peer %s refused: not in --allow", name);
-            }
-            return false;
+    if (!mt__peer_allowed(t, sa)) {
+        t->stats.peers_refused++;
+        if (refusal_log_ok(t)) {
+            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_warn("peer %s refused: not in --allow", name);
         }
+        return false;
     }
     if (t->npeers >= t->cfg->max_peers) {
         t->stats.peers_refused++;
@@ -94,11 +103,119 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
     return true;
 }
 
+/* Keyed by a per-process secret, so that nobody can choose outer ports that all land in one
+ * bucket and turn lookups back into a linear scan. */
+static uint64_t hash_seed;
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static size_t sockaddr_hash(const struct sockaddr *sa, size_t mask)
+{
+    uint64_t h = mix64(hash_seed ^ sa->sa_family);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *sin = (const void *)sa;
+        h = mix64(h ^ ((uint64_t)sin->sin_port << 32 | sin->sin_addr.s_addr));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const void *)sa;
+        uint64_t lo, hi;
+        memcpy(&lo, sin6->sin6_addr.s6_addr, 8);
+        memcpy(&hi, sin6->sin6_addr.s6_addr + 8, 8);
+        h = mix64(h ^ lo);
+        h = mix64(h ^ hi ^ sin6->sin6_port);
+    }
+    return (size_t)h & mask;
+}
+
+static size_t sid_hash(uint64_t sid, size_t mask)
+{
+    return (size_t)mix64(hash_seed ^ sid) & mask;
+}
+
+/* The buckets, allocated with the first peer (twice --max-peers, so chains stay about half a
+ * peer long) and freed with the last: never on the data path. */
+static bool hash_ready(struct mt_tunnel *t)
+{
+    if (t->peer_by_addr)
+        return true;
+    if (hash_seed == 0) {
+        uint64_t s = 0;
+        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s))
+            s = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
+        hash_seed = s | 1;
+    }
+    size_t n = 16;
+    while (n < 2 * (size_t)(t->cfg->max_peers > 0 ? t->cfg->max_peers : 1))
+        n *= 2;
+    t->peer_by_addr = calloc(n, sizeof(*t->peer_by_addr));
+    t->peer_by_sid = calloc(n, sizeof(*t->peer_by_sid));
+    if (!t->peer_by_addr || !t->peer_by_sid) {
+        free(t->peer_by_addr);
+        free(t->peer_by_sid);
+        t->peer_by_addr = t->peer_by_sid = NULL;
+        return false;
+    }
+    t->peer_hmask = n - 1;
+    return true;
+}
+
+static void addr_link(struct mt_tpeer *p)
+{
+    struct mt_tunnel *t = p->tun;
+    struct mt_tpeer **b = &t->peer_by_addr[sockaddr_hash((struct sockaddr *)&p->sa, t->peer_hmask)];
+    p->hnext = *b;
+    *b = p;
+}
+
+static void addr_unlink(struct mt_tpeer *p)
+{
+    struct mt_tunnel *t = p->tun;
+    struct mt_tpeer **pp =
+        &t->peer_by_addr[sockaddr_hash((struct sockaddr *)&p->sa, t->peer_hmask)];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == p) {
+            *pp = p->hnext;
+            break;
+        }
+    }
+    p->hnext = NULL;
+}
+
+static void sid_unlink(struct mt_tpeer *p)
+{
+    struct mt_tunnel *t = p->tun;
+    if (!p->sid)
+        return;
+    for (struct mt_tpeer **pp = &t->peer_by_sid[sid_hash(p->sid, t->peer_hmask)]; *pp;
+         pp = &(*pp)->snext) {
+        if (*pp == p) {
+            *pp = p->snext;
+            break;
+        }
+    }
+    p->snext = NULL;
+}
+
 struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, socklen_t salen)
 {
-    struct mt_tpeer *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!hash_ready(t))
         return NULL;
+    struct mt_tpeer *p = calloc(1, sizeof(*p));
+    if (!p) {
+        if (t->npeers == 0) { /* the buckets live only while some peer does */
+            free(t->peer_by_addr);
+            free(t->peer_by_sid);
+            t->peer_by_addr = t->peer_by_sid = NULL;
+        }
+        return NULL;
+    }
     p->tun = t;
     p->fd = -1;
     if (salen > sizeof(p->sa))
@@ -112,6 +229,7 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
     p->last_rx = p->last_tx = ev_now(t->loop);
     p->next = t->peers;
     t->peers = p;
+    addr_link(p);
     t->npeers++;
     t->stats.peers_up++;
     return p;
@@ -126,6 +244,8 @@ void mt__peer_free(struct mt_tpeer *p, const char *reason)
             break;
         }
     }
+    addr_unlink(p);
+    sid_unlink(p);
     t->npeers--;
     t->stats.peers_down++;
     mt_info("peer %s down: %s (rx %llu packets, tx %llu packets, %llu dropped)", p->pub.addr,
@@ -138,6 +258,11 @@ void mt__peer_free(struct mt_tpeer *p, const char *reason)
     free(p->rxbuf);
     free(p->txbuf);
     free(p);
+    if (t->npeers == 0) {
+        free(t->peer_by_addr);
+        free(t->peer_by_sid);
+        t->peer_by_addr = t->peer_by_sid = NULL;
+    }
     /* A stalled peer may have been the reason the device was paused. */
     mt__tunnel_update_pressure(t);
 }
@@ -162,8 +287,47 @@ struct mt_tpeer *mt__peer_by_sockaddr(struct mt_tunnel *t, const struct sockaddr
                                       socklen_t salen)
 {
     (void)salen;
-    for (struct mt_tpeer *p = t->peers; p; p = p->next)
+    if (!t->peer_by_addr)
+        return NULL;
+    for (struct mt_tpeer *p = t->peer_by_addr[sockaddr_hash(sa, t->peer_hmask)]; p; p = p->hnext)
         if (sockaddr_equal((const struct sockaddr *)&p->sa, sa))
             return p;
     return NULL;
+}
+
+struct mt_tpeer *mt__peer_by_sid(struct mt_tunnel *t, uint64_t sid)
+{
+    if (!t->peer_by_sid || !sid)
+        return NULL;
+    for (struct mt_tpeer *p = t->peer_by_sid[sid_hash(sid, t->peer_hmask)]; p; p = p->snext)
+        if (p->sid == sid)
+            return p;
+    return NULL;
+}
+
+void mt__peer_set_sid(struct mt_tpeer *p, uint64_t sid)
+{
+    struct mt_tunnel *t = p->tun;
+    sid_unlink(p);
+    p->sid = sid;
+    if (!sid)
+        return;
+    struct mt_tpeer **b = &t->peer_by_sid[sid_hash(sid, t->peer_hmask)];
+    p->snext = *b;
+    *b = p;
+}
+
+void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t salen)
+{
+    addr_unlink(p);
+    if (salen > sizeof(p->sa))
+        salen = sizeof(p->sa);
+    bool renamed = strcmp(p->pub.name, p->pub.addr) != 0; /* a script's name stays */
+    memset(&p->sa, 0, sizeof(p->sa));
+    memcpy(&p->sa, sa, salen);
+    p->salen = salen;
+    mt__sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
+    if (!renamed)
+        snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
+    addr_link(p);
 }

@@ -1,7 +1,8 @@
 /* Routing addresses and the learning table that maps an inner address to the peer that last
- * sent from it. The table is open addressing with linear probing limited to MT_ROUTE_PROBE
- * slots, backward-shift deletion (no tombstones to pile up) and eviction of the stalest
- * entry in the probe window, so its size and its worst-case lookup are both fixed. */
+ * sent from it. The table is open addressing with linear probing at most half full (a keyed
+ * hash keeps chains short), backward-shift deletion (no tombstones to pile up), and, once it
+ * holds its capacity, eviction of the stalest of the MT_ROUTE_PROBE entries nearest the new
+ * one's home, so its size is fixed and nothing is evicted before it is full. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,7 +14,7 @@
 #include "moontun/proto.h"
 #include "moontun/route.h"
 
-#define MT_ROUTE_PROBE     16
+#define MT_ROUTE_PROBE     16 /* entries weighed when a full table must evict one */
 #define MT_ROUTE_MIN_SLOTS 16
 
 int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
@@ -83,8 +84,7 @@ const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz)
 }
 
 /* The hash is keyed by a per-process secret so that a peer cannot pick sources that all land
- * in one window from outside. Even if it could, the bounded probe means the damage is the
- * eviction of entries near that window, which spraying random sources achieves anyway. */
+ * in one cluster from outside (which would make lookups walk it). */
 static uint64_t route_seed;
 
 static uint64_t mix64(uint64_t x)
@@ -114,11 +114,6 @@ static bool addr_eq(const struct mt_addr *x, const struct mt_addr *y)
     return x->kind == y->kind && memcmp(x->b, y->b, sizeof(x->b)) == 0;
 }
 
-static size_t probe_len(const struct mt_route_table *t)
-{
-    return t->nslots < MT_ROUTE_PROBE ? t->nslots : MT_ROUTE_PROBE;
-}
-
 int mt_route_init(struct mt_route_table *t, size_t capacity)
 {
     memset(t, 0, sizeof(*t));
@@ -139,6 +134,7 @@ int mt_route_init(struct mt_route_table *t, size_t capacity)
     if (!t->slots)
         return -ENOMEM;
     t->nslots = n;
+    t->capacity = n / 2; /* at least what was asked; half full keeps every chain short */
     return 0;
 }
 
@@ -147,7 +143,36 @@ void mt_route_free(struct mt_route_table *t)
     free(t->slots);
     t->slots = NULL;
     t->nslots = 0;
+    t->capacity = 0;
     t->used = 0;
+}
+
+static void route_delete(struct mt_route_table *t, size_t hole);
+
+/* The slot holding addr, or the empty slot that ends its chain. The table is never more
+ * than half full, so an empty slot always exists and the walk ends. */
+static size_t find_slot(const struct mt_route_table *t, const struct mt_addr *addr)
+{
+    size_t mask = t->nslots - 1, i = addr_hash(addr, mask);
+    while (t->slots[i].owner && !addr_eq(&t->slots[i].addr, addr))
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* A full table makes room: the stalest of the MT_ROUTE_PROBE entries that follow addr's home
+ * goes (the ones a lookup near there would pass), so eviction costs a bounded walk. */
+static void evict_near(struct mt_route_table *t, const struct mt_addr *addr)
+{
+    size_t mask = t->nslots - 1, i = addr_hash(addr, mask), oldest = SIZE_MAX;
+    for (size_t seen = 0, n = 0; seen < MT_ROUTE_PROBE && n < t->nslots; n++, i = (i + 1) & mask) {
+        if (!t->slots[i].owner)
+            continue;
+        if (oldest == SIZE_MAX || t->slots[i].seen < t->slots[oldest].seen)
+            oldest = i;
+        seen++;
+    }
+    if (oldest != SIZE_MAX)
+        route_delete(t, oldest);
 }
 
 int mt_route_learn(struct mt_route_table *t, const struct mt_addr *addr, void *owner, double now)
@@ -156,32 +181,24 @@ int mt_route_learn(struct mt_route_table *t, const struct mt_addr *addr, void *o
      * multicast packet to the forger instead of to everyone. */
     if (!owner || addr->kind == MT_ADDR_NONE || mt_addr_is_multicast(addr) || !t->slots)
         return -EINVAL;
-    size_t mask = t->nslots - 1, home = addr_hash(addr, mask);
-    struct mt_route_entry *oldest = NULL;
-    for (size_t i = 0; i < probe_len(t); i++) {
-        struct mt_route_entry *e = &t->slots[(home + i) & mask];
-        if (!e->owner) {
-            /* No tombstones: an empty slot ends every chain, so the address is not further. */
-            e->addr = *addr;
-            e->owner = owner;
-            e->seen = now;
-            t->used++;
-            return 1;
-        }
-        if (addr_eq(&e->addr, addr)) {
-            int moved = e->owner != owner;
-            e->owner = owner;
-            e->seen = now;
-            return moved;
-        }
-        if (!oldest || e->seen < oldest->seen)
-            oldest = e;
+    size_t i = find_slot(t, addr);
+    struct mt_route_entry *e = &t->slots[i];
+    if (e->owner) {
+        int moved = e->owner != owner;
+        e->owner = owner;
+        e->seen = now;
+        return moved;
     }
-    /* The window is full: the stalest neighbour makes way. Replacing in place keeps every
-     * other entry within MT_ROUTE_PROBE slots of its home. */
-    oldest->addr = *addr;
-    oldest->owner = owner;
-    oldest->seen = now;
+    if (t->used >= t->capacity) {
+        /* Full: a spoofed spray ends here, replacing the stalest neighbours, never growing. */
+        evict_near(t, addr);
+        i = find_slot(t, addr); /* the deletion may have pulled the chain back */
+        e = &t->slots[i];
+    }
+    e->addr = *addr;
+    e->owner = owner;
+    e->seen = now;
+    t->used++;
     return 1;
 }
 
@@ -189,41 +206,44 @@ void *mt_route_lookup(const struct mt_route_table *t, const struct mt_addr *addr
 {
     if (!t->slots || addr->kind == MT_ADDR_NONE)
         return NULL;
-    size_t mask = t->nslots - 1, home = addr_hash(addr, mask);
-    for (size_t i = 0; i < probe_len(t); i++) {
-        const struct mt_route_entry *e = &t->slots[(home + i) & mask];
-        if (!e->owner)
-            return NULL;
-        if (addr_eq(&e->addr, addr))
-            return e->owner;
-    }
-    return NULL;
+    return t->slots[find_slot(t, addr)].owner;
 }
 
-/* Empties slot hole and pulls later entries back, so that no entry is left with an empty
- * slot between its home and itself (which would hide it from lookups). An entry sits at most
- * MT_ROUTE_PROBE - 1 slots past its home, so only the slots that close after the hole can
- * need it; the walk restarts from each new hole. Measuring from the moving hole (not from
- * where we began) matters in a table full to the last slot, where the hole can travel around
- * the whole ring and come back inside a path it already passed. Every move brings an entry
- * closer to home, so the walk ends. */
+/* Empties slot hole and pulls later entries of the cluster back, so that no entry is left
+ * with an empty slot between its home and itself (which would hide it from lookups): an
+ * entry at j moves into the hole when the hole lies on its path from home to j. The cluster
+ * ends at an empty slot, which a table at most half full always has. */
 static void route_delete(struct mt_route_table *t, size_t hole)
 {
     size_t mask = t->nslots - 1;
-    for (size_t dist = 1; dist < probe_len(t); dist++) {
-        size_t j = (hole + dist) & mask;
-        struct mt_route_entry *e = &t->slots[j];
-        if (!e->owner)
-            break;
-        /* e may move into the hole only if the hole lies on its probe path. */
-        if (((j - addr_hash(&e->addr, mask)) & mask) >= dist) {
-            t->slots[hole] = *e;
+    for (size_t j = (hole + 1) & mask; t->slots[j].owner; j = (j + 1) & mask) {
+        size_t home = addr_hash(&t->slots[j].addr, mask);
+        /* Distances along the ring: the hole is on the path when it is no further than j. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            t->slots[hole] = t->slots[j];
             hole = j;
-            dist = 0;
         }
     }
     memset(&t->slots[hole], 0, sizeof(t->slots[hole]));
     t->used--;
+}
+
+void mt_route_move(struct mt_route_table *t, void *from, void *to)
+{
+    if (!from || !to || !t->slots)
+        return;
+    for (size_t i = 0; i < t->nslots; i++)
+        if (t->slots[i].owner == from)
+            t->slots[i].owner = to;
+}
+
+void mt_route_touch(struct mt_route_table *t, void *owner, double now)
+{
+    if (!owner || !t->slots)
+        return;
+    for (size_t i = 0; i < t->nslots; i++)
+        if (t->slots[i].owner == owner)
+            t->slots[i].seen = now;
 }
 
 void mt_route_forget(struct mt_route_table *t, void *owner)

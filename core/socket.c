@@ -1,5 +1,6 @@
 /* Outer sockets shared by both transports: name resolution (at start-up only, never on the
- * data path) and the server's bound socket (dual-stack by default). */
+ * data path), the server's bound socket (dual-stack by default) and the UDP socket options
+ * that decide how outer datagrams leave (DF, reply source address, buffer sizes). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -98,4 +99,35 @@ int mt__bind_client(struct mt_tunnel *t, int fd, int socktype, char *err, size_t
         return -errno;
     }
     return 0;
+}
+
+int mt__udp_socket_options(int fd, int family, bool outer_df, bool server)
+{
+    int rc = 0;
+    /* A burst from thousands of peers (or from the device) arrives faster than one loop turn
+     * drains it. As root the FORCE variants pass net.core.[rw]mem_max; otherwise take what
+     * we may. */
+    int bufsz = MT_UDP_SOCKBUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    /* DF on outer IPv4 datagrams (also the v4-mapped ones of a dual-stack socket): on is the
+     * kernel's default (path-MTU discovery, which needs ICMP to come back); off lets a
+     * narrower hop fragment them, so filtered ICMP cannot black-hole full-size packets.
+     * IPv6 routers never fragment: there the kernel's default stays. */
+    int pmtu = outer_df ? IP_PMTUDISC_WANT : IP_PMTUDISC_DONT;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0 && family == AF_INET)
+        rc = -errno;
+    if (server) {
+        /* Where each datagram arrived, so replies leave from that address (a multihomed
+         * server); an IPv6 socket reports IPv4 arrivals as v4-mapped IPV6_PKTINFO. */
+        int one = 1;
+        if (family == AF_INET6 &&
+            setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) < 0)
+            rc = -errno;
+        if (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) < 0)
+            rc = -errno;
+    }
+    return rc;
 }

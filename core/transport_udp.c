@@ -1,9 +1,12 @@
 /* UDP transport: one packet per datagram on one socket. The server learns peers by source
- * address; every peer gets a keepalive (an empty datagram) when we have been quiet, and the
- * server forgets a peer it has heard nothing from for --idle-timeout. */
+ * address and follows a client's session identity when that address changes; replies leave
+ * from the address each peer's datagrams arrived on; every peer gets a keepalive when we
+ * have been quiet, and the server forgets a peer it has heard nothing from for
+ * --idle-timeout, or at once when the client says goodbye. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -11,25 +14,50 @@
 #include "moontun/log.h"
 #include "tunnel.h"
 
-#define RX_BATCH 64 /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
-#define TX_BATCH 64 /* datagrams per sendmmsg: one device batch's worth */
+#define RX_BATCH  64  /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
+#define TX_BATCH  64  /* datagrams per sendmmsg: one device batch's worth */
+#define LOG_EVERY 5.0 /* seconds between two log lines about the same kind of drop */
+
+/* Control datagrams, client to server (see README, wire format). 12 bytes: shorter than an
+ * IPv4 header (20) and an Ethernet header (14), so no packet can look like one. Byte 0 the
+ * type, byte 1 zero, bytes 2-3 the client's keepalive interval in tenths of a second (big
+ * endian), bytes 4-11 its session identity, random per process run. */
+#define CTL_LEN   12
+#define CTL_HELLO 0x01 /* I am session S (sent at start and every keepalive interval) */
+#define CTL_BYE   0x02 /* session S is over (clean exit): free my slot now */
+
+/* Room for the one cmsg we send or want: the arrival address of a datagram. */
+union udp_cmsg {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+};
 
 /* Receive buffers for one recvmmsg batch, allocated once. */
 struct mt_udp_rx {
     struct mmsghdr msgs[RX_BATCH];
     struct iovec iov[RX_BATCH];
     struct sockaddr_storage from[RX_BATCH];
+    union udp_cmsg ctl[RX_BATCH];
     uint8_t *bufs; /* RX_BATCH * MT_MAX_PACKET */
+    double oversize_logged;
+    uint64_t oversize_unlogged;
+    double dead_slot_checked; /* when a full server last looked for a dead peer */
 };
 
-/* Datagrams waiting for the next sendmmsg, with copies of their bytes and destinations (a peer
- * may be freed before the flush). Allocated once. */
+/* Datagrams waiting for the next sendmmsg, with copies of their bytes, destinations and
+ * source addresses (a peer may be freed before the flush). Allocated once. */
 struct mt_udp_tx {
     struct mmsghdr msgs[TX_BATCH];
     struct iovec iov[TX_BATCH];
     struct sockaddr_storage to[TX_BATCH];
+    union udp_cmsg ctl[TX_BATCH];
     uint8_t *bufs; /* TX_BATCH * MT_MAX_PACKET */
     int n;
+    uint64_t sid;      /* client: our session identity (never 0) */
+    double hello_sent; /* client: when the last HELLO left */
+    int family;        /* the socket's address family */
+    double err_logged;
+    uint64_t errs_unlogged;
 };
 
 static struct mt_tunnel *tunnel_of_sock(ev_io *w)
@@ -37,18 +65,118 @@ static struct mt_tunnel *tunnel_of_sock(ev_io *w)
     return (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, sock_w));
 }
 
+static bool local_known(const struct in6_pktinfo *l)
+{
+    static const struct in6_pktinfo none;
+    return memcmp(l, &none, sizeof(none)) != 0;
+}
+
+/* Fills ctl with the cmsg that makes a datagram leave from local (our address the peer's
+ * datagrams arrived on); returns its length, 0 when there is nothing to say. */
+static size_t source_cmsg(const struct mt_tunnel *t, const struct in6_pktinfo *local,
+                          union udp_cmsg *ctl)
+{
+    if (t->cfg->role != MT_ROLE_SERVER || !local_known(local))
+        return 0;
+    memset(ctl, 0, sizeof(*ctl));
+    struct cmsghdr *c = (struct cmsghdr *)ctl->buf;
+    if (t->udp_tx->family == AF_INET6) {
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+        memcpy(CMSG_DATA(c), local, sizeof(*local));
+        return CMSG_SPACE(sizeof(struct in6_pktinfo));
+    }
+    struct in_pktinfo pi;
+    memset(&pi, 0, sizeof(pi));
+    memcpy(&pi.ipi_spec_dst, &local->ipi6_addr.s6_addr[12], 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    return CMSG_SPACE(sizeof(pi));
+}
+
+/* The address a received datagram was sent to, from its IP_PKTINFO/IPV6_PKTINFO (IPv4 as
+ * v4-mapped). The interface is kept only for link-local addresses, which need it; otherwise
+ * routing picks it, so an asymmetric path still works. */
+static void arrival_address(const struct msghdr *mh, struct in6_pktinfo *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            memcpy(out, CMSG_DATA(c), sizeof(*out));
+            if (!IN6_IS_ADDR_LINKLOCAL(&out->ipi6_addr))
+                out->ipi6_ifindex = 0;
+            return;
+        }
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            out->ipi6_addr.s6_addr[10] = out->ipi6_addr.s6_addr[11] = 0xff;
+            memcpy(&out->ipi6_addr.s6_addr[12], &pi.ipi_addr, 4);
+            return;
+        }
+    }
+}
+
 static int send_datagram(struct mt_tpeer *p, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = p->tun;
     ssize_t n;
-    if (t->cfg->role == MT_ROLE_CLIENT)
+    if (t->cfg->role == MT_ROLE_CLIENT) {
         n = send(t->sock_fd, data, len, 0);
-    else
-        n = sendto(t->sock_fd, data, len, 0, (struct sockaddr *)&p->sa, p->salen);
+    } else {
+        union udp_cmsg ctl;
+        struct iovec iov = {(void *)data, len};
+        struct msghdr mh = {
+            .msg_name = &p->sa, .msg_namelen = p->salen, .msg_iov = &iov, .msg_iovlen = 1};
+        mh.msg_controllen = source_cmsg(t, &p->local, &ctl);
+        mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
+        n = sendmsg(t->sock_fd, &mh, 0);
+    }
     if (n < 0)
         return -errno; /* EAGAIN/ENOBUFS: full; ECONNREFUSED: nobody listens (yet) */
     p->last_tx = ev_now(t->loop);
     return 0;
+}
+
+/* A control datagram from the client: HELLO or BYE with our session identity. */
+static void send_control(struct mt_tpeer *p, uint8_t type)
+{
+    struct mt_tunnel *t = p->tun;
+    uint8_t msg[CTL_LEN] = {type, 0};
+    double ds = t->cfg->keepalive * 10.0;
+    uint16_t ka = ds > 65535.0 ? 65535 : (uint16_t)ds;
+    msg[2] = (uint8_t)(ka >> 8);
+    msg[3] = (uint8_t)ka;
+    memcpy(msg + 4, &t->udp_tx->sid, 8);
+    send_datagram(p, msg, sizeof(msg));
+    t->udp_tx->hello_sent = ev_now(t->loop);
+}
+
+/* One datagram of a batch the kernel refused (ENETUNREACH for one peer, EADDRNOTAVAIL for a
+ * source address that went away, ...): dropped and counted, logged at most every 5 s. */
+static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, uint64_t count)
+{
+    struct mt_udp_tx *tx = t->udp_tx;
+    t->stats.queue_drops += count;
+    double now = ev_now(t->loop);
+    if (now - tx->err_logged < LOG_EVERY) {
+        tx->errs_unlogged += count;
+        return;
+    }
+    char name[MT_PEER_ADDRSTRLEN] = "the server";
+    if (mh->msg_name)
+        mt__sockaddr_str(mh->msg_name, name, sizeof(name));
+    mt_warn("udp send to %s failed: %s (%llu datagram%s dropped; %llu more since the last "
+            "report)",
+            name, strerror(err), (unsigned long long)count, count == 1 ? "" : "s",
+            (unsigned long long)tx->errs_unlogged);
+    tx->err_logged = now;
+    tx->errs_unlogged = 0;
 }
 
 void mt__udp_flush(struct mt_tunnel *t)
@@ -59,11 +187,18 @@ void mt__udp_flush(struct mt_tunnel *t)
         int n = sendmmsg(t->sock_fd, tx->msgs + done, (unsigned)(tx->n - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            /* EAGAIN/ENOBUFS: the socket is full; ECONNREFUSED: nobody listens (yet). UDP
-             * promises nothing: drop the rest of the batch and count it. */
-            t->stats.queue_drops += (uint64_t)(tx->n - done);
+        if (n < 0 && errno == EAGAIN) {
+            /* The socket buffer is full: the rest would fail the same way. UDP promises
+             * nothing: drop them and count. */
+            send_failed(t, &tx->msgs[done].msg_hdr, errno, (uint64_t)(tx->n - done));
             break;
+        }
+        if (n <= 0) {
+            /* sendmmsg stops at the first message that fails and reports it alone: that
+             * one is dropped, the messages after it still go. */
+            send_failed(t, &tx->msgs[done].msg_hdr, n < 0 ? errno : EIO, 1);
+            done++;
+            continue;
         }
         done += n;
     }
@@ -83,13 +218,16 @@ int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
     memcpy(buf, data, len);
     tx->iov[i].iov_base = buf;
     tx->iov[i].iov_len = len;
-    memset(&tx->msgs[i].msg_hdr, 0, sizeof(tx->msgs[i].msg_hdr));
-    tx->msgs[i].msg_hdr.msg_iov = &tx->iov[i];
-    tx->msgs[i].msg_hdr.msg_iovlen = 1;
+    struct msghdr *mh = &tx->msgs[i].msg_hdr;
+    memset(mh, 0, sizeof(*mh));
+    mh->msg_iov = &tx->iov[i];
+    mh->msg_iovlen = 1;
     if (t->cfg->role == MT_ROLE_SERVER) { /* a client's socket is connected */
         memcpy(&tx->to[i], &p->sa, p->salen);
-        tx->msgs[i].msg_hdr.msg_name = &tx->to[i];
-        tx->msgs[i].msg_hdr.msg_namelen = p->salen;
+        mh->msg_name = &tx->to[i];
+        mh->msg_namelen = p->salen;
+        mh->msg_controllen = source_cmsg(t, &p->local, &tx->ctl[i]);
+        mh->msg_control = mh->msg_controllen ? tx->ctl[i].buf : NULL;
     }
     p->last_tx = ev_now(t->loop);
     t->tx_pending = true; /* flushed before the loop sleeps, or when the batch is full */
@@ -130,13 +268,140 @@ static void deliver(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data
         mt__tunnel_from_peer(t, p, data, len, NULL);
 }
 
+/* A peer is about to be freed or merged: segments it owns in the GRO buffer go first. */
+static void before_peer_change(struct mt_tunnel *t)
+{
+    gro_flush(t);
+}
+
+/* The server is full and a moontun client announces itself: a peer that has missed two of
+ * its keepalives (plus a second of slack) is most likely gone (a client killed and
+ * restarted, a laptop that left), so it makes way instead of blocking the newcomer until
+ * --idle-timeout (the newcomer's next HELLO tries again). Returns true when a slot was
+ * freed. */
+static bool free_a_dead_slot(struct mt_tunnel *t, double now)
+{
+    /* A walk of every peer: a flood of HELLOs at a full server gets ten a second. */
+    if (now - t->udp_rx->dead_slot_checked < 0.1)
+        return false;
+    t->udp_rx->dead_slot_checked = now;
+    struct mt_tpeer *stalest = NULL;
+    for (struct mt_tpeer *q = t->peers; q; q = q->next)
+        if (!stalest || q->last_rx < stalest->last_rx)
+            stalest = q;
+    if (!stalest)
+        return false;
+    double interval = stalest->ka_interval > 0 ? stalest->ka_interval : t->cfg->keepalive;
+    double silent = now - stalest->last_rx;
+    if (silent <= 2 * interval + 1.0)
+        return false;
+    char reason[96];
+    snprintf(reason, sizeof(reason), "silent for %.1f s, its slot goes to a new client", silent);
+    before_peer_change(t);
+    mt__peer_free(stalest, reason);
+    return true;
+}
+
+/* HELLO or BYE from a client (server side). A session identity binds a peer to the client
+ * rather than to an address: the same identity from a new address moves the peer there,
+ * with its learned routes (a NAT rebinding, a roaming client). */
+static void handle_control(struct mt_tunnel *t, const struct sockaddr *from, socklen_t fromlen,
+                           const struct in6_pktinfo *local, const uint8_t *msg)
+{
+    uint64_t sid;
+    memcpy(&sid, msg + 4, 8);
+    if (sid == 0)
+        return; /* not an identity: a liar, or garbage */
+    double now = ev_now(t->loop);
+    struct mt_tpeer *p = mt__peer_by_sockaddr(t, from, fromlen);
+    if (msg[0] == CTL_BYE) {
+        /* Only the session that lives at this address may end itself: a spoofed source
+         * without the identity frees nothing. */
+        if (p && p->sid == sid) {
+            before_peer_change(t);
+            mt__peer_free(p, "said goodbye");
+        }
+        return;
+    }
+    struct mt_tpeer *q = mt__peer_by_sid(t, sid);
+    if (q && q != p) {
+        char old[MT_PEER_ADDRSTRLEN];
+        memcpy(old, q->pub.addr, sizeof(old));
+        before_peer_change(t);
+        if (p) {
+            /* Data from the new address came first and made a peer: fold it into q. */
+            mt_route_move(&t->routes, p, q);
+            mt__peer_free(p, "same session as an older peer, merged");
+        }
+        mt__peer_set_addr(q, from, fromlen);
+        mt_info("peer %s moved to %s (same session)", old, q->pub.addr);
+        p = q;
+    } else if (!p) {
+        if (t->npeers >= t->cfg->max_peers && mt__peer_allowed(t, from))
+            free_a_dead_slot(t, now);
+        if (!mt__peer_admit(t, from))
+            return;
+        p = mt__peer_new(t, from, fromlen);
+        if (!p)
+            return;
+        mt_info("peer %s up (udp)", p->pub.addr);
+    }
+    if (p->sid != sid) {
+        if (p->sid) {
+            /* The client restarted and got the same address: its old routes are history. */
+            mt_info("peer %s: new session (the client restarted)", p->pub.addr);
+            before_peer_change(t);
+            mt_route_forget(&t->routes, p);
+        }
+        mt__peer_set_sid(p, sid);
+    }
+    p->ka_interval = (double)((unsigned)msg[2] << 8 | msg[3]) / 10.0;
+    p->local = *local;
+    p->last_rx = now;
+    /* The peer is alive, so are its routes: a full table evicts someone else's. A walk of
+     * the table, so at most once a second whatever the client sends. */
+    if (now - p->routes_touched >= 1.0) {
+        mt_route_touch(&t->routes, p, now);
+        p->routes_touched = now;
+    }
+}
+
+static bool is_control(const uint8_t *data, size_t len)
+{
+    return len == CTL_LEN && (data[0] == CTL_HELLO || data[0] == CTL_BYE) && data[1] == 0;
+}
+
+static void oversize(struct mt_tunnel *t, const char *who, size_t len)
+{
+    struct mt_udp_rx *rx = t->udp_rx;
+    t->stats.bad_frames++;
+    double now = ev_now(t->loop);
+    if (now - rx->oversize_logged < LOG_EVERY) {
+        rx->oversize_unlogged++;
+        return;
+    }
+    mt_warn("peer %s: %zu-byte datagram exceeds the %zu-byte limit, dropped (is --mtu the same "
+            "on both ends? %llu more since the last report)",
+            who, len, t->frame_max, (unsigned long long)rx->oversize_unlogged);
+    rx->oversize_logged = now;
+    rx->oversize_unlogged = 0;
+}
+
 static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, socklen_t fromlen,
-                            const uint8_t *data, size_t len)
+                            const struct in6_pktinfo *local, const uint8_t *data, size_t len)
 {
     struct mt_tpeer *p;
     if (t->cfg->role == MT_ROLE_CLIENT) {
         p = t->peers; /* the socket is connected: only the server can reach it */
+        if (p && is_control(data, len)) {
+            p->last_rx = ev_now(t->loop);
+            return; /* servers send none; nothing to act on */
+        }
     } else {
+        if (is_control(data, len)) {
+            handle_control(t, from, fromlen, local, data);
+            return;
+        }
         p = mt__peer_by_sockaddr(t, from, fromlen);
         if (!p) {
             if (!mt__peer_admit(t, from))
@@ -146,6 +411,7 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
                 return;
             mt_info("peer %s up (udp)", p->pub.addr);
         }
+        p->local = *local;
     }
     if (!p)
         return;
@@ -154,8 +420,7 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         return; /* keepalive */
     if (len > t->frame_max) {
         /* A liar (or a misconfigured peer with a larger MTU): drop it, keep the peer. */
-        t->stats.bad_frames++;
-        mt_debug("peer %s: %zu-byte datagram exceeds %zu, dropped", p->pub.addr, len, t->frame_max);
+        oversize(t, p->pub.addr, len);
         return;
     }
     deliver(t, p, data, len);
@@ -165,15 +430,21 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct mt_tunnel *t = tunnel_of_sock(w);
     struct mt_udp_rx *rx = t->udp_rx;
+    bool server = t->cfg->role == MT_ROLE_SERVER;
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < RX_BATCH; i++) {
             rx->iov[i].iov_base = rx->bufs + (size_t)i * MT_MAX_PACKET;
             rx->iov[i].iov_len = MT_MAX_PACKET;
-            memset(&rx->msgs[i].msg_hdr, 0, sizeof(rx->msgs[i].msg_hdr));
-            rx->msgs[i].msg_hdr.msg_iov = &rx->iov[i];
-            rx->msgs[i].msg_hdr.msg_iovlen = 1;
-            rx->msgs[i].msg_hdr.msg_name = &rx->from[i];
-            rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i]);
+            struct msghdr *mh = &rx->msgs[i].msg_hdr;
+            memset(mh, 0, sizeof(*mh));
+            mh->msg_iov = &rx->iov[i];
+            mh->msg_iovlen = 1;
+            mh->msg_name = &rx->from[i];
+            mh->msg_namelen = sizeof(rx->from[i]);
+            if (server) {
+                mh->msg_control = rx->ctl[i].buf;
+                mh->msg_controllen = sizeof(rx->ctl[i].buf);
+            }
         }
         int n = recvmmsg(t->sock_fd, rx->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -183,11 +454,17 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             break;
         }
         for (int i = 0; i < n; i++) {
-            if (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-                t->stats.bad_frames++; /* longer than any packet can be */
+            const struct msghdr *mh = &rx->msgs[i].msg_hdr;
+            char name[MT_PEER_ADDRSTRLEN];
+            if (mh->msg_flags & MSG_TRUNC) {
+                /* Longer than any packet can be. */
+                mt__sockaddr_str((struct sockaddr *)&rx->from[i], name, sizeof(name));
+                oversize(t, name, rx->msgs[i].msg_len);
                 continue;
             }
-            handle_datagram(t, (struct sockaddr *)&rx->from[i], rx->msgs[i].msg_hdr.msg_namelen,
+            struct in6_pktinfo local;
+            arrival_address(mh, &local);
+            handle_datagram(t, (struct sockaddr *)&rx->from[i], mh->msg_namelen, &local,
                             rx->bufs + (size_t)i * MT_MAX_PACKET, rx->msgs[i].msg_len);
         }
         if (n < RX_BATCH)
@@ -216,8 +493,14 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             mt_warn("server %s silent for %.0f s", p->pub.addr, silent);
             p->last_rx = now;
         }
-        if (now - p->last_tx >= t->cfg->keepalive)
+        if (t->cfg->role == MT_ROLE_CLIENT) {
+            /* The HELLO is the client's keepalive, and is sent even when traffic flows: it
+             * is how the server finds us again after our address changed. */
+            if (now - t->udp_tx->hello_sent >= t->cfg->keepalive)
+                send_control(p, CTL_HELLO);
+        } else if (now - p->last_tx >= t->cfg->keepalive) {
             send_datagram(p, (const uint8_t *)"", 0);
+        }
     }
 }
 
@@ -238,6 +521,8 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         return -ENOMEM;
     }
     int fd;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
     if (t->cfg->role == MT_ROLE_CLIENT) {
         int rc = mt__resolve(t->cfg->host, t->cfg->port, SOCK_DGRAM, false, &t->server_sa,
                              &t->server_salen, err, errsz);
@@ -256,27 +541,39 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
             snprintf(err, errsz, "connect %s: %s", t->cfg->host, strerror(errno));
             return -errno;
         }
-        struct mt_tpeer *p = mt__peer_new(t, (struct sockaddr *)&t->server_sa, t->server_salen);
-        if (!p) {
-            snprintf(err, errsz, "out of memory");
-            return -ENOMEM;
-        }
-        mt_info("peer %s up (udp)", p->pub.addr);
-        send_datagram(p, (const uint8_t *)"", 0); /* introduce ourselves at once */
+        /* The session identity: random, so a restarted client is a new session and nobody
+         * can predict it; never 0, which means "none". */
+        while (t->udp_tx->sid == 0)
+            if (getrandom(&t->udp_tx->sid, sizeof(t->udp_tx->sid), 0) < 0 && errno != EINTR) {
+                snprintf(err, errsz, "getrandom: %s", strerror(errno));
+                return -errno;
+            }
     } else {
         fd = mt__bind_server(t, SOCK_DGRAM, err, errsz);
         if (fd < 0)
             return fd;
         t->sock_fd = fd;
     }
-    /* A burst from the device arrives faster than one loop turn drains it; the kernel's
-     * default 208 KiB socket buffers drop datagrams that larger ones keep. */
-    int bufsz = 4 * 1024 * 1024;
-    /* As root the FORCE variants pass net.core.rmem_max; otherwise take what we may. */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+        snprintf(err, errsz, "getsockname: %s", strerror(errno));
+        return -errno;
+    }
+    t->udp_tx->family = ss.ss_family;
+    int rc =
+        mt__udp_socket_options(fd, ss.ss_family, t->cfg->outer_df, t->cfg->role == MT_ROLE_SERVER);
+    if (rc < 0)
+        mt_warn("udp socket options: %s (DF or the reply source address may be the kernel's "
+                "choice)",
+                strerror(-rc));
+    if (t->cfg->role == MT_ROLE_CLIENT) {
+        struct mt_tpeer *p = mt__peer_new(t, (struct sockaddr *)&t->server_sa, t->server_salen);
+        if (!p) {
+            snprintf(err, errsz, "out of memory");
+            return -ENOMEM;
+        }
+        mt_info("peer %s up (udp)", p->pub.addr);
+        send_control(p, CTL_HELLO); /* introduce ourselves at once */
+    }
     ev_io_init(&t->sock_w, read_cb, fd, EV_READ);
     ev_io_start(t->loop, &t->sock_w);
     double tick = t->cfg->keepalive / 2 < 1.0 ? t->cfg->keepalive / 2 : 1.0;
@@ -288,8 +585,12 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
 void mt__udp_stop(struct mt_tunnel *t)
 {
     ev_timer_stop(t->loop, &t->tick_w);
-    if (t->udp_tx && t->sock_fd >= 0)
+    if (t->udp_tx && t->sock_fd >= 0) {
         mt__udp_flush(t); /* a clean stop sends what is queued */
+        /* A client says goodbye, so the server frees its slot and routes at once. */
+        if (t->cfg->role == MT_ROLE_CLIENT && t->peers && t->udp_tx->sid)
+            send_control(t->peers, CTL_BYE);
+    }
     if (t->sock_fd >= 0) {
         ev_io_stop(t->loop, &t->sock_w);
         close(t->sock_fd);

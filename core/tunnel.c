@@ -618,6 +618,8 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
         snprintf(err, errsz, "cannot set MTU %d on %s: %s", cfg->mtu, t->ifname, strerror(-rc));
         return rc;
     }
+    if (mt_device_set_txqueuelen(t->ifname, MT_DEVICE_TXQUEUELEN) < 0) /* room for bursts */
+        mt_warn("%s: cannot set txqueuelen %d", t->ifname, MT_DEVICE_TXQUEUELEN);
     if (cfg->naddrs > 0) {
         rc = mt_device_set_up(t->ifname);
         unsigned ipv4s = 0;

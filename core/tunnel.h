@@ -51,6 +51,14 @@ struct mt_tpeer {
 
     struct mt_wire wire;    /* TCP: framing, skipping, offload handshake (handshake.h) */
     double oversize_logged; /* TCP: ev_now of the last "oversized frame" warning */
+    /* Peer hashes (peer.c) and UDP session state (transport_udp.c) */
+    struct mt_tpeer *hnext;   /* chain in the by-address hash */
+    struct mt_tpeer *snext;   /* chain in the by-session hash */
+    uint64_t sid;             /* UDP: the client's session identity; 0: none (an older client) */
+    double ka_interval;       /* UDP: keepalive interval the client announced; 0: unknown */
+    double routes_touched;    /* UDP: when a keepalive last marked its routes alive */
+    struct in6_pktinfo local; /* UDP server: our address its last datagram arrived on (IPv4
+                               * as v4-mapped); all zero: unknown */
 };
 
 struct mt_tunnel {
@@ -79,6 +87,9 @@ struct mt_tunnel {
 
     struct mt_tpeer *peers;
     int npeers;
+    /* peer.c: peers by outer address and by UDP session identity (buckets: peer_hmask + 1) */
+    struct mt_tpeer **peer_by_addr, **peer_by_sid;
+    size_t peer_hmask;
     uint32_t next_peer_id;
     struct mt_route_table routes;
 
@@ -134,8 +145,16 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
 void mt__peer_free(struct mt_tpeer *p, const char *reason);
 struct mt_tpeer *mt__peer_by_sockaddr(struct mt_tunnel *t, const struct sockaddr *sa,
                                       socklen_t salen);
+/* The peer holding UDP session identity sid (not 0), or NULL. */
+struct mt_tpeer *mt__peer_by_sid(struct mt_tunnel *t, uint64_t sid);
+/* Records p's session identity (0: none), replacing an earlier one. */
+void mt__peer_set_sid(struct mt_tpeer *p, uint64_t sid);
+/* Moves p to a new outer address (a roaming or NAT-rebound client): lookups by sa find it. */
+void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t salen);
 /* True when --allow (if any) admits sa and --max-peers has room; logs the refusal. */
 bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa);
+/* True when --allow (if any) admits sa; no log, no count. */
+bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa);
 void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz);
 
 /* transport_tcp.c / transport_udp.c */
@@ -159,5 +178,9 @@ int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,
 int mt__bind_server(struct mt_tunnel *t, int socktype, char *err, size_t errsz);
 /* Binds a client socket to -l's address when one was given. */
 int mt__bind_client(struct mt_tunnel *t, int fd, int socktype, char *err, size_t errsz);
+/* UDP socket options: MT_UDP_SOCKBUF buffers, DF per --outer-df, and (server) the arrival
+ * address of every datagram. 0 or the first negative errno (the socket stays usable). */
+#define MT_UDP_SOCKBUF (8 * 1024 * 1024)
+int mt__udp_socket_options(int fd, int family, bool outer_df, bool server);
 
 #endif

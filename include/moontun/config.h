@@ -59,6 +59,7 @@ struct mt_config {
     double keepalive;    /* UDP: send a keepalive after this long without sending */
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
     bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
+    bool outer_df;       /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
 };
 
 /* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */

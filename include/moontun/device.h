@@ -16,6 +16,10 @@ int mt_device_open(const char *name, bool tap, bool vnet, char ifname[IFNAMSIZ])
  * reads may then return 64 KiB super-packets with partial checksums. 0 or a negative errno. */
 int mt_device_enable_offload(int fd);
 int mt_device_set_mtu(const char *ifname, int mtu);
+/* The device's transmit queue: what the kernel holds for us while we are busy elsewhere (the
+ * tun default, 500, drops the replies to a burst from thousands of peers). */
+#define MT_DEVICE_TXQUEUELEN 8192
+int mt_device_set_txqueuelen(const char *ifname, int qlen);
 int mt_device_set_up(const char *ifname);
 /* Adds an IPv4 or IPv6 address with its prefix length. alias numbers the IPv4 addresses after
  * the first (0 for the first): the kernel's ioctl keeps one address per label. */

@@ -1,7 +1,8 @@
 /* The learning table: which peer owns an inner address (IPv4, IPv6 or, in tap mode, a MAC),
  * learned from the source addresses of what each peer sends, like a switch's MAC table or
- * OpenVPN's learned routes. Fixed size, allocated once; when full, the stalest entry near the
- * new one's slot is evicted, so a peer spraying spoofed sources cannot grow it. */
+ * OpenVPN's learned routes. Fixed size, allocated once; it holds its whole capacity, and only
+ * when full is the stalest entry near the new one's slot evicted, so a peer spraying spoofed
+ * sources cannot grow it. */
 #ifndef MOONTUN_ROUTE_H
 #define MOONTUN_ROUTE_H
 
@@ -42,10 +43,12 @@ struct mt_route_entry {
 struct mt_route_table {
     struct mt_route_entry *slots; /* private */
     size_t nslots;                /* ro: a power of two */
+    size_t capacity;              /* ro: addresses held before any is evicted (nslots / 2) */
     size_t used;                  /* ro */
 };
 
-/* Allocates the table (at start-up, never per packet). Returns 0 or -ENOMEM. */
+/* Allocates the table (at start-up, never per packet) for at least capacity addresses.
+ * Returns 0 or -ENOMEM. */
 int mt_route_init(struct mt_route_table *t, size_t capacity);
 void mt_route_free(struct mt_route_table *t);
 /* Records that owner sent from addr. Returns 1 when this is new or moved, 0 when refreshed. */
@@ -54,5 +57,11 @@ int mt_route_learn(struct mt_route_table *t, const struct mt_addr *addr, void *o
 void *mt_route_lookup(const struct mt_route_table *t, const struct mt_addr *addr);
 /* Forgets every address owned by owner (the peer went away). */
 void mt_route_forget(struct mt_route_table *t, void *owner);
+/* Gives every address owned by from to to (a peer that moved to a new outer address).
+ * A walk of the whole table: for rare events, never per packet. */
+void mt_route_move(struct mt_route_table *t, void *from, void *to);
+/* Marks every address owned by owner as seen now (a keepalive: the peer is alive, so its
+ * routes are not the stalest). A walk of the whole table, once per keepalive interval. */
+void mt_route_touch(struct mt_route_table *t, void *owner, double now);
 
 #endif

@@ -393,6 +393,22 @@ static void test_max_peers(void **state)
     mt_config_free(&cfg);
 }
 
+/* --outer-df: off (routers may fragment outer datagrams) unless asked; anything else fails. */
+static void test_outer_df(void **state)
+{
+    PARSE_OK("-s", "--udp");
+    assert_false(cfg.outer_df);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--udp", "--outer-df", "on");
+    assert_true(cfg.outer_df);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--udp", "--outer-df", "on", "--outer-df", "off");
+    assert_false(cfg.outer_df);
+    mt_config_free(&cfg);
+    PARSE_FAILS("--outer-df", "-s", "--outer-df", "yes");
+    PARSE_FAILS("--outer-df", "-s", "--outer-df");
+}
+
 static void test_keepalive_and_idle(void **state)
 {
     PARSE_OK("-s", "--udp", "--keepalive", "2.5", "--idle-timeout", "30");
@@ -723,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_lua_mem),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_max_peers),
+        cmocka_unit_test(test_outer_df),
         cmocka_unit_test(test_keepalive_and_idle),
         cmocka_unit_test(test_debug_and_quiet),
         cmocka_unit_test(test_help),
