@@ -207,7 +207,8 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
 {
     if (!hash_ready(t))
         return NULL;
-    struct mt_tpeer *p = calloc(1, sizeof(*p));
+    /* The transport's peer struct, which holds this generic part (transport.h). */
+    struct mt_tpeer *p = calloc(1, t->ops->peer_size);
     if (!p) {
         if (t->npeers == 0) { /* the buckets live only while some peer does */
             free(t->peer_by_addr);
@@ -217,7 +218,6 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
         return NULL;
     }
     p->tun = t;
-    p->fd = -1;
     if (salen > sizeof(p->sa))
         salen = sizeof(p->sa);
     memcpy(&p->sa, sa, salen);
@@ -255,8 +255,8 @@ void mt__peer_free(struct mt_tpeer *p, const char *reason)
     mt_route_forget(&t->routes, p);
     if (t->scripts)
         mt_scripts_peer_gone(t->scripts, &p->pub);
-    free(p->rxbuf);
-    free(p->txbuf);
+    if (t->ops->peer_release)
+        t->ops->peer_release(p);
     free(p);
     if (t->npeers == 0) {
         free(t->peer_by_addr);
