@@ -2,7 +2,6 @@
  * address and by UDP session identity (keyed hashes, so thousands of peers cost one bucket
  * per datagram), moving to a new address, and removal, which also forgets the peer's learned
  * routes and tells the scripts. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,48 +10,6 @@
 
 #include "moontun/log.h"
 #include "tunnel.h"
-
-void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        snprintf(buf, bufsz, "%s:%u", host, ntohs(sin->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-        /* A v4-mapped address (dual-stack socket) reads better as plain IPv4. */
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host, sizeof(host));
-            snprintf(buf, bufsz, "%s:%u", host, ntohs(sin6->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-            snprintf(buf, bufsz, "[%s]:%u", host, ntohs(sin6->sin6_port));
-        }
-    } else {
-        snprintf(buf, bufsz, "?");
-    }
-}
-
-/* The outer source address as an mt_addr, unmapping v4-mapped IPv6 so that --allow
- * 10.0.0.0/8 matches a peer that reached a dual-stack socket. */
-static void sockaddr_to_addr(const struct sockaddr *sa, struct mt_addr *a)
-{
-    memset(a, 0, sizeof(*a));
-    if (sa->sa_family == AF_INET) {
-        a->kind = MT_ADDR_IP4;
-        memcpy(a->b, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(in6)) {
-            a->kind = MT_ADDR_IP4;
-            memcpy(a->b, &in6->s6_addr[12], 4);
-        } else {
-            a->kind = MT_ADDR_IP6;
-            memcpy(a->b, in6, 16);
-        }
-    }
-}
 
 /* A refused UDP sender may send thousands of datagrams: one log line per second at most. */
 static bool refusal_log_ok(struct mt_tunnel *t)
@@ -74,7 +31,7 @@ bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa)
     if (t->cfg->nallow == 0)
         return true;
     struct mt_addr a;
-    sockaddr_to_addr(sa, &a);
+    mt_addr_from_sockaddr(sa, &a);
     for (int i = 0; i < t->cfg->nallow; i++)
         if (mt_prefix_contains(&t->cfg->allow[i], &a))
             return true;
@@ -87,7 +44,7 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
     if (!mt__peer_allowed(t, sa)) {
         t->stats.peers_refused++;
         if (refusal_log_ok(t)) {
-            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_sockaddr_str(sa, name, sizeof(name));
             mt_warn("peer %s refused: not in --allow", name);
         }
         return false;
@@ -95,7 +52,7 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
     if (t->npeers >= t->cfg->max_peers) {
         t->stats.peers_refused++;
         if (refusal_log_ok(t)) {
-            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_sockaddr_str(sa, name, sizeof(name));
             mt_warn("peer %s refused: --max-peers %d reached", name, t->cfg->max_peers);
         }
         return false;
@@ -222,7 +179,7 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
         salen = sizeof(p->sa);
     memcpy(&p->sa, sa, salen);
     p->salen = salen;
-    mt__sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
+    mt_sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
     snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     p->pub.id = ++t->next_peer_id;
     p->pub.up = true;
@@ -326,7 +283,7 @@ void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t 
     memset(&p->sa, 0, sizeof(p->sa));
     memcpy(&p->sa, sa, salen);
     p->salen = salen;
-    mt__sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
+    mt_sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
     if (!renamed)
         snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     addr_link(p);

@@ -43,46 +43,6 @@ int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool ds
     return 0;
 }
 
-bool mt_addr_is_multicast(const struct mt_addr *a)
-{
-    switch (a->kind) {
-    case MT_ADDR_MAC:
-        return a->b[0] & 1; /* the group bit; broadcast ff:ff:.. has it too */
-    case MT_ADDR_IP4:
-        return (a->b[0] >= 224 && a->b[0] <= 239) ||
-               (a->b[0] == 255 && a->b[1] == 255 && a->b[2] == 255 && a->b[3] == 255);
-    case MT_ADDR_IP6:
-        return a->b[0] == 0xff;
-    default:
-        return false;
-    }
-}
-
-const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz)
-{
-    char tmp[INET6_ADDRSTRLEN];
-    if (bufsz == 0)
-        return buf;
-    switch (a->kind) {
-    case MT_ADDR_IP4:
-        inet_ntop(AF_INET, a->b, tmp, sizeof(tmp));
-        break;
-    case MT_ADDR_IP6:
-        inet_ntop(AF_INET6, a->b, tmp, sizeof(tmp));
-        break;
-    case MT_ADDR_MAC:
-        snprintf(tmp, sizeof(tmp), "%02x:%02x:%02x:%02x:%02x:%02x", a->b[0], a->b[1], a->b[2],
-                 a->b[3], a->b[4], a->b[5]);
-        break;
-    default:
-        snprintf(tmp, sizeof(tmp), "none");
-        break;
-    }
-    /* Cut rather than fail on a small buffer: this is for log lines. */
-    snprintf(buf, bufsz, "%s", tmp);
-    return buf;
-}
-
 /* The hash is keyed by a per-process secret so that a peer cannot pick sources that all land
  * in one cluster from outside (which would make lookups walk it). */
 static uint64_t route_seed;

@@ -75,7 +75,7 @@ int mt__bind_server(struct mt_tunnel *t, int socktype, char *err, size_t errsz)
     if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
         int e = errno;
         char name[MT_PEER_ADDRSTRLEN];
-        mt__sockaddr_str((struct sockaddr *)&ss, name, sizeof(name));
+        mt_sockaddr_str((struct sockaddr *)&ss, name, sizeof(name));
         snprintf(err, errsz, "cannot bind %s %s: %s", socktype == SOCK_STREAM ? "tcp" : "udp", name,
                  strerror(e));
         close(fd);

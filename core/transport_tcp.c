@@ -393,7 +393,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void connect_failed(struct tcp *tcp, const char *why)
 {
     char name[MT_PEER_ADDRSTRLEN];
-    mt__sockaddr_str((struct sockaddr *)&tcp->server_sa, name, sizeof(name));
+    mt_sockaddr_str((struct sockaddr *)&tcp->server_sa, name, sizeof(name));
     ev_io_stop(tcp->t->loop, &tcp->connect_w);
     close(tcp->connect_fd);
     tcp->connect_fd = -1;

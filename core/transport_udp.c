@@ -199,7 +199,7 @@ static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, u
     }
     char name[MT_PEER_ADDRSTRLEN] = "the server";
     if (mh->msg_name)
-        mt__sockaddr_str(mh->msg_name, name, sizeof(name));
+        mt_sockaddr_str(mh->msg_name, name, sizeof(name));
     mt_warn("udp send to %s failed: %s (%llu datagram%s dropped; %llu more since the last "
             "report)",
             name, strerror(err), (unsigned long long)count, count == 1 ? "" : "s",
@@ -488,7 +488,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             char name[MT_PEER_ADDRSTRLEN];
             if (mh->msg_flags & MSG_TRUNC) {
                 /* Longer than any packet can be. */
-                mt__sockaddr_str((struct sockaddr *)&rx->from[i], name, sizeof(name));
+                mt_sockaddr_str((struct sockaddr *)&rx->from[i], name, sizeof(name));
                 oversize(t, name, rx->msgs[i].msg_len);
                 continue;
             }

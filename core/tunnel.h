@@ -130,7 +130,6 @@ void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t 
 bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa);
 /* True when --allow (if any) admits sa; no log, no count. */
 bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa);
-void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz);
 
 /* Resolves host:port for the client, or the -l address for the server (NULL: any). */
 int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,

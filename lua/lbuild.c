@@ -13,6 +13,7 @@
 
 #include "bytes.h"
 #include "lbuild.h"
+#include "moontun/addr.h"
 #include "moontun/packet.h"
 #include "moontun/proto.h"
 
@@ -126,11 +127,10 @@ static int opt_addr(lua_State *L, int t, const char *key, uint8_t out[16])
         return 0;
     }
     const char *text = lua_tostring(L, -1);
-    int ver = 0;
-    if (text != NULL && inet_pton(AF_INET, text, out) == 1)
-        ver = 4;
-    else if (text != NULL && inet_pton(AF_INET6, text, out) == 1)
-        ver = 6;
+    struct mt_addr a;
+    int ver = text != NULL && mt_addr_parse(text, &a) == 0 ? a.kind : 0;
+    if (ver != 0)
+        memcpy(out, a.b, ver == 4 ? 4 : 16);
     else
         luaL_error(L, "mt.packet: ip.%s: '%s' is not an IPv4 or IPv6 address", key,
                    text != NULL ? text : luaL_typename(L, -1));

@@ -13,6 +13,7 @@
 
 #include "binding.h"
 #include "bytes.h"
+#include "moontun/addr.h"
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
 
@@ -879,18 +880,18 @@ static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *nam
 {
     int ver = lp->ipver;
     size_t alen = ver == 4 ? 4 : 16;
-    uint8_t nb[16], other[16];
     if (lua_type(L, 3) != LUA_TSTRING)
         field_error(L, V_IP, name,
                     lua_pushfstring(L, "address text expected, got %s", luaL_typename(L, 3)));
     const char *s = lua_tostring(L, 3);
-    if (inet_pton(ver == 4 ? AF_INET : AF_INET6, s, nb) != 1) {
-        if (inet_pton(ver == 4 ? AF_INET6 : AF_INET, s, other) == 1)
-            field_error(L, V_IP, name,
-                        lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s,
-                                        ver == 4 ? 6 : 4, ver));
+    struct mt_addr na;
+    if (mt_addr_parse(s, &na) < 0)
         field_error(L, V_IP, name, lua_pushfstring(L, "invalid IPv%d address '%s'", ver, s));
-    }
+    if (na.kind != ver)
+        field_error(
+            L, V_IP, name,
+            lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s, na.kind, ver));
+    const uint8_t *nb = na.b;
     uint8_t *ip = lp->pkt->data + lp->off[V_IP];
     uint8_t *a = ver == 4 ? ip + (dst ? 16 : 12) : ip + (dst ? 24 : 8);
     enum csum_kind ck;

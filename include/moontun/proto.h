@@ -58,7 +58,8 @@ int mt_proto_set_partial_csum(uint8_t *p, size_t len, enum mt_link link);
 /* Recomputes every checksum the packet has (IPv4 header, TCP, UDP, ICMP, ICMPv6) from
  * scratch. Returns 0, or -EINVAL when there is nothing it can checksum. */
 int mt_proto_fix_checksums(uint8_t *p, size_t len, enum mt_link link);
-/* True when every checksum present in the packet verifies (for tests and debugging). */
+/* True when every checksum present in the packet verifies (gro.c before joining a segment;
+ * the checksum assertion of moontun test). */
 bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link);
 
 /* A tcpdump-like one-line summary ("IP 10.0.0.1 > 10.0.0.2: ICMP echo request id 7 seq 1,
