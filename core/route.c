@@ -17,8 +17,9 @@
 #define MT_ROUTE_PROBE     16 /* entries weighed when a full table must evict one */
 #define MT_ROUTE_MIN_SLOTS 16
 
-int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
-                        struct mt_addr *out)
+/* The routing address from bytes whose headers h describes (NULL: tap, none needed). */
+static int addr_of(const uint8_t *p, size_t len, enum mt_link link, const struct mt_hdrs *h,
+                   bool dst, struct mt_addr *out)
 {
     memset(out, 0, sizeof(*out));
     if (link == MT_LINK_ETH) {
@@ -28,19 +29,32 @@ int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool ds
         memcpy(out->b, dst ? p : p + 6, 6);
         return 0;
     }
-    struct mt_hdrs h;
-    mt_proto_parse(p, len, link, &h);
     /* The parser sets l3 only when the fixed header is whole, so the addresses are there. */
-    if (h.l3 < 0)
+    if (h->l3 < 0)
         return -EINVAL;
-    if (h.ipver == 4) {
+    if (h->ipver == 4) {
         out->kind = MT_ADDR_IP4;
-        memcpy(out->b, p + h.l3 + (dst ? 16 : 12), 4);
+        memcpy(out->b, p + h->l3 + (dst ? 16 : 12), 4);
     } else {
         out->kind = MT_ADDR_IP6;
-        memcpy(out->b, p + h.l3 + (dst ? 24 : 8), 16);
+        memcpy(out->b, p + h->l3 + (dst ? 24 : 8), 16);
     }
     return 0;
+}
+
+int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
+                        struct mt_addr *out)
+{
+    struct mt_hdrs h;
+    if (link != MT_LINK_ETH)
+        mt_proto_parse(p, len, link, &h);
+    return addr_of(p, len, link, &h, dst, out);
+}
+
+int mt_addr_of_packet(struct mt_packet *pkt, bool dst, struct mt_addr *out)
+{
+    const struct mt_hdrs *h = pkt->link == MT_LINK_ETH ? NULL : mt_packet_hdrs(pkt);
+    return addr_of(pkt->data, pkt->len, pkt->link, h, dst, out);
 }
 
 /* The hash is keyed by a per-process secret so that a peer cannot pick sources that all land

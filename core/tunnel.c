@@ -18,10 +18,10 @@
 
 #define TUNNEL_OF(w, field) mt_container_of(w, struct mt_tunnel, field)
 
-static void log_packet(const char *what, const struct mt_packet *pkt)
+static void log_packet(const char *what, struct mt_packet *pkt)
 {
     char line[256];
-    mt_proto_summary(pkt->data, pkt->len, pkt->link, line, sizeof(line));
+    mt_packet_summary(pkt, line, sizeof(line));
     mt_debug("%s %s", what, line);
 }
 
@@ -232,7 +232,7 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
         p = t->peers; /* a client has at most one peer: its server */
     } else {
         struct mt_addr dst;
-        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+        if (mt_addr_of_packet(pkt, true, &dst) == 0) {
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, NULL);
                 return;
@@ -287,11 +287,10 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
 
 /* Learns which peer owns the packet's inner source address (server only: a client has
  * one peer and routes everything to it). */
-static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
+static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
 {
     struct mt_addr src;
-    if (t->cfg->role != MT_ROLE_SERVER ||
-        mt_addr_from_packet(pkt->data, pkt->len, t->link, false, &src) < 0 ||
+    if (t->cfg->role != MT_ROLE_SERVER || mt_addr_of_packet(pkt, false, &src) < 0 ||
         mt_addr_is_multicast(&src))
         return;
     if (mt_route_learn(&t->routes, &src, p, ev_now(t->loop)) == 1 && mt_log_level >= MT_LOG_DEBUG) {
@@ -306,7 +305,7 @@ static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_
 {
     if (t->cfg->role == MT_ROLE_SERVER) {
         struct mt_addr dst;
-        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+        if (mt_addr_of_packet(pkt, true, &dst) == 0) {
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, from);
             } else {
@@ -345,6 +344,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     } else {
         pkt.base = pkt.data = (uint8_t *)data;
         pkt.len = pkt.cap = len;
+        pkt.hdrs_ok = false;
     }
     if (vnet)
         pkt.vnet = *vnet;

@@ -17,6 +17,8 @@
  * the MAC in tap mode. Returns 0, or -EINVAL when the packet has none. */
 int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
                         struct mt_addr *out);
+/* The same for a packet, from the headers it carries (parsed at most once). */
+int mt_addr_of_packet(struct mt_packet *pkt, bool dst, struct mt_addr *out);
 
 struct mt_route_entry {
     struct mt_addr addr;

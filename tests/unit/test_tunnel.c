@@ -461,6 +461,45 @@ static void test_transport_refuses_sources(void **state)
     assert_int_equal(device_got(got, sizeof(got)), (ssize_t)len);
 }
 
+/* --- parse once ----------------------------------------------------------------------------- */
+
+static const char views_lua[] = "return {\n"
+                                "  egress = function(pkt) local d = pkt.ip.dst end,\n"
+                                "  ingress = function(pkt, peer) local p = pkt.udp.dport end,\n"
+                                "}\n";
+
+/* A routed packet is parsed once, whoever reads its headers: the -d log line, the script's
+ * views, learning its source and looking up its destination. */
+static void test_parsed_once(void **state)
+{
+    mt_test_write_file(script_path, views_lua);
+    OPEN(false, "-s", "-S", script_path);
+    enum mt_log_level saved = mt_log_level;
+    mt_log_level = MT_LOG_DEBUG; /* every packet's summary is logged too */
+    struct mt_tpeer *a = add_peer(1), *b = add_peer(2);
+    uint8_t pkt[256];
+    size_t len = mt_test_ip4_udp(pkt, A3, A1, 1, 2, 10);
+    mt__tunnel_from_peer(&tun, b, pkt, len, NULL); /* b owns 10.9.0.3 */
+
+    /* From a peer to another peer: decode, learn, log, ingress views, route. */
+    len = mt_test_ip4_udp(pkt, A2, A3, 1, 2, 10);
+    uint64_t before = mt_proto_parse_count;
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    assert_int_equal(mt_proto_parse_count - before, 1);
+    assert_int_equal(fake.nsent, 1);
+
+    /* From the device to a peer: log, egress views, route. */
+    len = mt_test_ip4_udp(pkt, A1, A2, 1, 2, 10);
+    device_gives(pkt, len, NULL);
+    before = mt_proto_parse_count;
+    turn();
+    assert_int_equal(mt_proto_parse_count - before, 1);
+    assert_int_equal(fake.nsent, 2);
+    assert_ptr_equal(fake.sent[1].to, a);
+    mt_log_level = saved;
+    unlink(script_path);
+}
+
 static int group_setup(void **state)
 {
     mt_log_level = MT_LOG_ERROR;
@@ -480,6 +519,7 @@ int main(void)
         cmocka_unit_test_teardown(test_oversize_and_offload_peers, teardown),
         cmocka_unit_test_teardown(test_offload_headers_from_peers, teardown),
         cmocka_unit_test_teardown(test_transport_refuses_sources, teardown),
+        cmocka_unit_test_teardown(test_parsed_once, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
