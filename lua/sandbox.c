@@ -13,10 +13,11 @@
 
 #include "chain.h"
 
-#define MT_LOAD_MAX   (256 * 1024)     /* bytes of source a script may hand to load() */
-#define MT_DATE_MAX   256              /* bytes of an os.date format */
-#define MT_CO_NEST    64               /* coroutines resumed or closed inside one another */
-#define MT_KILLED_KEY "moontun.killed" /* registry: coroutines stopped by an abort (weak keys) */
+#define MT_LOAD_MAX   (256 * 1024)      /* bytes of source a script may hand to load() */
+#define MT_DATE_MAX   256               /* bytes of an os.date format */
+#define MT_CO_NEST    64                /* coroutines resumed or closed inside one another */
+#define MT_REP_MAX    ((size_t)INT_MAX) /* bytes string.rep makes; the memory cap is lower */
+#define MT_KILLED_KEY "moontun.killed"  /* registry: coroutines stopped by an abort (weak keys) */
 
 /* --- table ---------------------------------------------------------------------------------- */
 
@@ -200,21 +201,42 @@ static int tab_sort(lua_State *L)
 
 /* --- string, os ---------------------------------------------------------------------------- */
 
-/* upvalue 1: the library's rep. string.rep("", 2^62) costs no memory, so the cap never stops
- * it, but the library copies zero bytes 2^62 times. */
+/* string.rep, built by doubling: the library copies the piece once per repetition, so
+ * ("x"):rep(60e6) is 60 million memcpy calls (and ("" ):rep(2^62) copies nothing 2^62 times,
+ * which no memory cap stops). Here the copies are log2(n) memcpy calls of growing size. */
 static int str_rep(lua_State *L)
 {
     size_t l, lsep;
-    luaL_checklstring(L, 1, &l);
+    const char *s = luaL_checklstring(L, 1, &l);
     lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_optlstring(L, 3, "", &lsep);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+
     if (n <= 0 || (l == 0 && lsep == 0)) {
         lua_pushliteral(L, "");
         return 1;
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
+    /* total = n * l + (n - 1) * lsep, refused before it can wrap (a liar's n = 2^62) */
+    size_t unit = l + lsep;
+    if (unit < l || unit > (MT_REP_MAX + lsep) / (size_t)n)
+        return luaL_error(L, "resulting string too large");
+    size_t total = (size_t)n * unit - lsep;
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, total);
+    memcpy(p, s, l);
+    size_t done = l;
+    if (n > 1) { /* one unit as sep + s, then double what is there */
+        memcpy(p + done, sep, lsep);
+        memcpy(p + done + lsep, s, l);
+        done += unit;
+    }
+    /* From offset l on, the result repeats [sep s] with period unit: copying what is there
+     * (whole units) right after itself keeps the period, doubling it each time. */
+    while (done < total) {
+        size_t chunk = done - l < total - done ? done - l : total - done;
+        memcpy(p + done, p + l, chunk);
+        done += chunk;
+    }
+    luaL_pushresultsize(&b, total);
     return 1;
 }
 
@@ -298,21 +320,29 @@ static int sb_load(lua_State *L)
     return lua_gettop(L);
 }
 
-/* upvalue 1: collectgarbage. Without the options that would switch the collector off (the
- * memory cap relies on it); a full collection ("collect", "step") runs at most once per call:
- * each is a pass over up to --lua-mem of heap that no hook interrupts. */
+/* upvalue 1: collectgarbage, without the options that would switch the collector off or
+ * retune it (the memory cap relies on it). A full collection is a pass over up to --lua-mem of
+ * heap in one C call; here "collect" is a run of incremental steps that stops at the call's
+ * time bound (the collector goes on from there later), at most once per call; "step" is one
+ * basic step. */
 static int sb_collectgarbage(lua_State *L)
 {
     static const char *const opts[] = {"collect", "step", "count", "isrunning", NULL};
     struct mt_scripts *s = mt__scripts_of(L);
     int o = luaL_checkoption(L, 1, "collect", opts);
 
-    if (o <= 1) {
-        if (s->gc_done) {
-            lua_pushinteger(L, 0);
-            return 1;
+    if (o == 0) {
+        if (!s->gc_done) {
+            s->gc_done = true;
+            while (lua_gc(L, LUA_GCSTEP, 0) == 0)
+                mt__scripts_tick(s, L);
         }
-        s->gc_done = true;
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    if (o == 1) {
+        lua_pushboolean(L, lua_gc(L, LUA_GCSTEP, 0));
+        return 1;
     }
     lua_settop(L, 1);
     lua_pushvalue(L, lua_upvalueindex(1));
@@ -569,7 +599,7 @@ void mt__sandbox_open(lua_State *L)
 
     lua_getfield(L, g, "string");
     mt__lmatch_install(L, -1);
-    wrap_field(L, -1, "rep", str_rep);
+    set_field(L, -1, "rep", str_rep);
     lua_pop(L, 1);
 
     lua_getfield(L, g, "table");

@@ -375,11 +375,14 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
             s->host.stats->memory_aborts++;
     }
     mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
-    snprintf(line, sizeof line, "%s: %s %s: %s", mt__cur_name(s, script), what,
+    char after[32] = "";
+    if (kind == MT_CALL_BUDGET && count_budget) /* how long the stopped call really took */
+        snprintf(after, sizeof after, " after %d ms", (int)(s->last_elapsed * 1000 + 0.5));
+    snprintf(line, sizeof line, "%s: %s %s%s: %s", mt__cur_name(s, script), what,
              kind == MT_CALL_BUDGET   ? "aborted"
              : kind == MT_CALL_MEMORY ? "out of memory"
                                       : "failed",
-             cond);
+             after, cond);
     mt__log_error(s, line);
 }
 

@@ -1287,6 +1287,7 @@ static const char *const match_diff_src =
     "  rec(pcall(string.match, s, p))\n"
     "  rec(pcall(string.gsub, s, p, '<%0>'))\n"
     "  rec(pcall(string.gsub, s, p, { a = 'A' }, 2))\n"
+    "  rec(pcall(string.rep, s, init, p))\n"
     "  rec(pcall(function() local r = {} for a, b in s:gmatch(p) do r[#r+1] = tostring(a) .. "
     "tostring(b) end\n"
     "    return table.concat(r, ';') end))\n"
