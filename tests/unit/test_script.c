@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1266,6 +1267,43 @@ static void test_failed_carry_leaves_old_stack(void **state)
     mt_scripts_free(s);
 }
 
+/* A host call that blocks stands for a stall no limit reaches. */
+static int stalling_inject(void *ctx, const uint8_t *data, size_t len)
+{
+    struct timespec left = {8, 0};
+    while (nanosleep(&left, &left) != 0) /* the watchdog's signal interrupts it */
+        ;
+    return 0;
+}
+
+/* The last resort: a call stuck more than 5 s past its bound ends the process with status
+ * MT_EXIT_STALL, so that a supervisor restarts it. Runs in a child process. */
+static void test_watchdog_ends_a_stalled_process(void **state)
+{
+    HOST.inject = stalling_inject;
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "return { egress = function(pkt) mt.inject('x') end }\n"),
+               NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the state (and its watchdog thread) made in the child */
+        struct mt_scripts *s = NULL;
+        char err[256];
+        if (mt_scripts_load(&s, &CFG, &HOST, err, sizeof err) != 0)
+            _exit(3);
+        egress_n(s, 1);
+        _exit(0); /* the stall ended by itself: the watchdog did not act */
+    }
+    double t0 = now_s();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    double dt = now_s() - t0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), MT_EXIT_STALL);
+    assert_true(dt > 4.5 && dt < 7.5);
+}
+
 /* The bounded matcher against the library's, on random patterns and subjects: the same
  * results and the same errors. */
 static const char *const match_diff_src =
@@ -1398,6 +1436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_script_logs_rate_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_carry_leaves_old_stack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_matcher_matches_lua, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog_ends_a_stalled_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
