@@ -99,8 +99,10 @@ struct mt_scripts {
     bool wd_running;
     atomic_bool wd_stop;
     atomic_int_fast64_t wd_deadline_ns; /* of the call in progress; 0: none */
-    atomic_bool expired;                /* set by the watchdog: the call's time is up */
-    bool closing;                       /* lua_close is running finalizers: no new timers */
+    /* Set by the watchdog to the deadline it saw pass. The call is late only if that is its
+     * own deadline (wd_deadline_ns): a slow watchdog must not condemn the next call. */
+    atomic_int_fast64_t expired_dl;
+    bool closing; /* lua_close is running finalizers: no new timers */
 
     /* Memory cap. */
     size_t mem_used;

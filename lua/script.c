@@ -29,7 +29,8 @@
 #define MT_LOAD_TIME_MIN   1.0 /* s: a chunk's top level and start() get 20 bounds, at least this */
 #define MT_HOOK_STEP       1000 /* the count hook fires this often; see mt__budget_hook */
 #define MT_ERRLOG_PER_SEC  5
-#define MT_LOG_PER_SEC     20 /* mt.log, print and warnings together */
+#define MT_LOG_PER_SEC     20   /* mt.log, print and warnings together */
+#define MT_LOG_LINE        2048 /* bytes of a script's log line */
 #define MT_ERRLINE         768
 #define MT_WD_SIGNAL       SIGURG /* ignored by default: a stray one before we install is harmless */
 #define MT_WD_TICK_NS      5000000LL    /* the watchdog looks this often (5 ms) */
@@ -77,7 +78,10 @@ void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
         return;
     }
     s->log_lines++;
-    mt_log((enum mt_log_level)level, "%s: %s", mt__cur_name(s, s->cur_script), msg);
+    /* A 60 MB print would be one blocking write of 60 MB: a line is at most MT_LOG_LINE. */
+    size_t len = strlen(msg);
+    mt_log((enum mt_log_level)level, "%s: %.*s%s", mt__cur_name(s, s->cur_script),
+           (int)(len > MT_LOG_LINE ? MT_LOG_LINE : len), msg, len > MT_LOG_LINE ? "..." : "");
 }
 
 /* --- limits: memory and instructions ------------------------------------------------------- */
@@ -133,9 +137,16 @@ static int mt__raise_abort(struct mt_scripts *s, lua_State *L, int level)
     return lua_error(L);
 }
 
+/* The watchdog has seen this call's deadline pass. */
+static bool mt__expired(struct mt_scripts *s)
+{
+    int64_t dl = atomic_load_explicit(&s->wd_deadline_ns, memory_order_relaxed);
+    return dl != 0 && atomic_load_explicit(&s->expired_dl, memory_order_relaxed) == dl;
+}
+
 static bool mt__late(struct mt_scripts *s)
 {
-    return atomic_load_explicit(&s->expired, memory_order_relaxed) || mt__mono() >= s->deadline;
+    return mt__expired(s) || mt__mono() >= s->deadline;
 }
 
 /* Counts instructions in steps for the whole call, whichever thread runs them (coroutines
@@ -163,8 +174,7 @@ static void mt__budget_hook(lua_State *L, lua_Debug *ar)
 
 void mt__scripts_arm(struct mt_scripts *s, lua_State *co)
 {
-    int count =
-        s->aborting || atomic_load_explicit(&s->expired, memory_order_relaxed) ? 1 : s->step;
+    int count = s->aborting || mt__expired(s) ? 1 : s->step;
     if (lua_gethook(co) != mt__budget_hook || lua_gethookcount(co) != count ||
         lua_gethookmask(co) != LUA_MASKCOUNT)
         lua_sethook(co, mt__budget_hook, LUA_MASKCOUNT, count);
@@ -184,7 +194,7 @@ void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
 /* --- the watchdog -------------------------------------------------------------------------- */
 
 /* A thread per state looks every 5 ms at the call in progress. Past its bound, it sets
- * `expired` and signals the loop thread, whose handler arms the count hook at every
+ * `expired_dl` and signals the loop thread, whose handler arms the count hook at every
  * instruction of the running Lua thread (as lua.c does from its SIGINT handler). Past the
  * bound by MT_STALL_NS, the loop is stuck where no hook reaches (a C function we did not
  * bound): it logs what ran and ends the process with MT_EXIT_STALL for a supervisor. */
@@ -202,7 +212,7 @@ static void mt__wd_signal(int sig)
 {
     (void)sig;
     struct mt_scripts *s = atomic_load(&mt__calling);
-    if (s == NULL || s->active == 0 || !atomic_load(&s->expired))
+    if (s == NULL || s->active == 0 || !mt__expired(s))
         return;
     lua_State *L = s->running;
     if (L != NULL)
@@ -222,7 +232,7 @@ static void *mt__watchdog(void *arg)
         int64_t now = mt__mono_ns();
         if (now < dl)
             continue;
-        if (!atomic_exchange(&s->expired, true))
+        if (atomic_exchange(&s->expired_dl, dl) != dl)
             pthread_kill(s->loop_thread, MT_WD_SIGNAL);
         if (now - dl > MT_STALL_NS && atomic_load(&s->wd_deadline_ns) == dl) {
             int script = s->cur_script;
@@ -253,7 +263,7 @@ static int mt__watchdog_start(struct mt_scripts *s)
     s->loop_thread = pthread_self();
     atomic_init(&s->wd_stop, false);
     atomic_init(&s->wd_deadline_ns, 0);
-    atomic_init(&s->expired, false);
+    atomic_init(&s->expired_dl, 0);
     pthread_once(&once, mt__wd_install);
     int rc = pthread_create(&s->wd_thread, NULL, mt__watchdog, s);
     if (rc != 0)
@@ -415,7 +425,6 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         s->bound_ms = (int)(bound * 1000 + 0.5);
         s->started = mt__mono();
         s->deadline = s->started + bound;
-        atomic_store_explicit(&s->expired, false, memory_order_relaxed);
         atomic_store(&s->wd_deadline_ns, (int64_t)(s->deadline * 1e9));
         atomic_store(&mt__calling, s);
         mt__scripts_arm(s, L);
