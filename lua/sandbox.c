@@ -499,12 +499,25 @@ static int co_resume(lua_State *L)
 
 static int co_wrap_call(lua_State *L)
 {
+    struct mt_scripts *s = mt__scripts_of(L);
     lua_State *co = lua_tothread(L, lua_upvalueindex(1));
     int r = resume(L, co, lua_gettop(L));
     if (r >= 0)
         return r;
-    /* Unlike the library's wrap, the dead coroutine is not closed here: after an abort its
-     * __close handlers would run with hooks off; coroutine.close can still close it. */
+    int st = lua_status(co);
+    if (st != LUA_OK && st != LUA_YIELD && !s->aborting) {
+        /* Close its to-be-closed variables, as the library's wrap does. Not after an abort:
+         * the hook that stopped it left Lua's hooks off in that thread, so its __close
+         * handlers would run unbounded (coroutine.close refuses it too). */
+        enter(L, s);
+        mt__scripts_arm(s, co);
+        lua_State *prev = s->running;
+        s->running = co;
+        lua_resetthread(co);
+        s->running = prev;
+        s->co_nest--;
+        lua_settop(co, 0);
+    }
     if (lua_type(L, -1) == LUA_TSTRING) {
         luaL_where(L, 1);
         lua_insert(L, -2);

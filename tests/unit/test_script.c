@@ -1103,6 +1103,9 @@ static void test_close_of_killed_coroutine(void **state)
         "  if #pkt == 2 then killed = coroutine.create(body) coroutine.resume(killed) end\n"
         "  if #pkt == 3 then mt.inject(table.concat({tostring(coroutine.close(killed))}, ' ')) "
         "end\n"
+        "  if #pkt == 4 then pcall(coroutine.wrap(function()\n"
+        "    local x <close> = setmetatable({}, { __close = function() mt.inject('closed') end })\n"
+        "    error('plain') end)) end\n"
         "  return mt.REPLY\n"
         "end }\n");
     timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
@@ -1110,6 +1113,8 @@ static void test_close_of_killed_coroutine(void **state)
     timed_egress(s, 3, MT_VERDICT_REPLY, 0.5);
     assert_string_equal(F.injected, "false"); /* not closed, and its handler never ran */
     assert_int_equal(ST.budget_aborts, 2);
+    timed_egress(s, 4, MT_VERDICT_REPLY, 0.5); /* an ordinary error: closed as by Lua's wrap */
+    assert_string_equal(F.injected, "false|closed");
     mt_scripts_free(s);
 }
 
