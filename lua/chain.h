@@ -92,6 +92,11 @@ struct mt_scripts {
     double turn_used;    /* seconds of timer calls in that iteration */
     uint64_t timer_deferred; /* timer runs put off to a later loop turn */
     const char *what;        /* the call in progress, for the stall log */
+    bool loading;            /* top levels and start(): the overload bound does not apply */
+    double win_start;        /* the current second, for the overload bound */
+    double win_used;         /* seconds of Lua in it */
+    bool win_warned;
+    bool overloaded; /* the call in progress is in an overloaded second */
 
     /* The watchdog thread (script.c): shared with the loop thread through these atomics. */
     pthread_t wd_thread;

@@ -36,6 +36,9 @@
 #define MT_WD_TICK_NS      5000000LL    /* the watchdog looks this often (5 ms) */
 #define MT_STALL_NS        5000000000LL /* past a call's bound by this much: the process ends */
 #define MT_COPY_DEPTH      100          /* mt.state nesting carried over a reload */
+#define MT_WIN_SHARE       0.5          /* s of Lua per second before calls are overloaded */
+#define MT_OVERLOAD_BOUND  0.005        /* s: the bound of a call in an overloaded second */
+#define MT_OVERLOAD_BUDGET 20000L       /* instructions (and C steps) of such a call */
 
 #ifndef MOONTUN_LUA_DIR
 #define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"
@@ -189,6 +192,13 @@ void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
 {
     if (s->active == 0)
         return;
+    if (s->overloaded && !s->aborting) { /* C steps count as instructions then */
+        s->used += 1024;
+        if (s->used >= s->budget) {
+            s->timed_out = false;
+            mt__raise_abort(s, L, 1);
+        }
+    }
     if (s->aborting || mt__late(s)) {
         if (!s->aborting)
             s->timed_out = true;
@@ -401,6 +411,30 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
     mt__log_error(s, line);
 }
 
+/* Each call is bounded, but a flood of packets that each make a script spin would still hold
+ * the loop (and SIGTERM) for a bound per packet: once the scripts have used MT_WIN_SHARE of the
+ * current second, every call until the next second is overloaded: it gets MT_OVERLOAD_BOUND
+ * and MT_OVERLOAD_BUDGET instructions, the steps of bounded C functions counting as
+ * instructions (a handler that does its job needs a few hundred). Loading is exempt: start-up
+ * runs nothing else. */
+static bool mt__overloaded(struct mt_scripts *s, double now)
+{
+    if (now - s->win_start >= 1.0) {
+        s->win_start = now;
+        s->win_used = 0;
+        s->win_warned = false;
+    }
+    if (s->loading || s->win_used < MT_WIN_SHARE)
+        return false;
+    if (!s->win_warned) {
+        s->win_warned = true;
+        mt_warn("lua: scripts used %.0f ms of the last second; until the next, calls get %.0f ms "
+                "and %ld instructions",
+                s->win_used * 1000, MT_OVERLOAD_BOUND * 1000, MT_OVERLOAD_BUDGET);
+    }
+    return true;
+}
+
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
  * traceback) instead of being logged and counted: loading reports its errors to the caller. */
 static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
@@ -413,11 +447,15 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     lua_pushcfunction(L, mt__msgh);
     lua_insert(L, base);
     if (outer) {
-        double bound = s->call_time;
+        double now = mt__mono();
+        s->overloaded = mt__overloaded(s, now);
+        double bound =
+            s->overloaded && s->call_time > MT_OVERLOAD_BOUND ? MT_OVERLOAD_BOUND : s->call_time;
         if (s->time_cap > 0 && s->time_cap < bound)
             bound = s->time_cap;
         s->time_cap = 0;
-        s->budget = s->call_budget;
+        s->budget = s->overloaded && s->call_budget > MT_OVERLOAD_BUDGET ? MT_OVERLOAD_BUDGET
+                                                                         : s->call_budget;
         s->step = s->budget < MT_HOOK_STEP ? (int)s->budget : MT_HOOK_STEP;
         s->used = 0;
         s->aborting = false;
@@ -428,7 +466,7 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         s->what = what;
         s->running = L;
         s->bound_ms = (int)(bound * 1000 + 0.5);
-        s->started = mt__mono();
+        s->started = now;
         s->deadline = s->started + bound;
         /* Plain stores on x86 (release): the watchdog only needs to see them eventually. */
         atomic_store_explicit(&s->wd_deadline_ns, (int64_t)(s->deadline * 1e9),
@@ -447,6 +485,7 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         atomic_store_explicit(&mt__calling, NULL, memory_order_release);
         s->running = NULL;
         s->last_elapsed = mt__mono() - s->started;
+        s->win_used += s->last_elapsed;
     }
 
     if (status == LUA_OK) {
@@ -1242,6 +1281,7 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     double time = s->call_time;
     s->call_budget = budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
     s->call_time = 20 * time > MT_LOAD_TIME_MIN ? 20 * time : MT_LOAD_TIME_MIN;
+    s->loading = true;
     for (int i = 0; i < cfg->nscripts; i++) {
         rc = mt__load_script(s, i, err, errsz);
         if (rc < 0)
@@ -1257,6 +1297,7 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
         }
     }
     s->call_time = time;
+    s->loading = false;
     *out = s;
     return 0;
 

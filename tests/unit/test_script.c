@@ -1160,6 +1160,26 @@ static void test_deep_recursion_abort_is_cheap(void **state)
     mt_scripts_free(s);
 }
 
+/* A flood of calls that each spend their bound: after half a second of Lua in a second, the
+ * rest of that second's calls get 5 ms and 20,000 instructions (C steps included) each, so the
+ * loop keeps about half of its time. */
+static void test_overload_shrinks_the_bound(void **state)
+{
+    CFG.lua_budget = 1000000000L;
+    struct mt_scripts *s = load_src("return { egress = function(pkt)\n"
+                                    "  if #pkt == 1 then while true do end end\n"
+                                    "  return ('a'):rep(200):find(('a-'):rep(5) .. 'b')\n"
+                                    "end }\n");
+    double t0 = now_s();
+    for (int i = 0; i < 200; i++)
+        egress_n(s, 1 + (size_t)(i & 1));
+    double dt = now_s() - t0;
+    fprintf(stderr, "200 spinning calls took %.2f s\n", dt);
+    assert_int_equal(ST.budget_aborts, 200);
+    assert_true(dt < 1.2); /* 200 bounds would be 10 s */
+    mt_scripts_free(s);
+}
+
 static double probe_last, probe_gap;
 
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1440,6 +1460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nested_coroutine_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_recursion_abort_is_cheap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_share_a_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overload_shrinks_the_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scripts_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stall_at_load_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_logs_rate_limited, setup, teardown),
