@@ -158,7 +158,8 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
 void mt__scripts_log(struct mt_scripts *s, int level, const char *msg);
 
 /* Raises "time limit exceeded" in L if the call in progress is past its bound (or already
- * aborting). For C functions that loop: they call mt__sandbox_step once per step. */
+ * aborting; in an overloaded second, also when its steps exceed the instruction budget). For
+ * C functions that loop: they call mt__sandbox_step once per step. */
 void mt__scripts_tick(struct mt_scripts *s, lua_State *L);
 static inline void mt__sandbox_step(struct mt_scripts *s, lua_State *L)
 {
