@@ -115,8 +115,9 @@ struct mt_scripts {
     size_t mem_peak;
 
     /* Log rate limit for mt.log, print and warnings. */
-    double log_window;
-    unsigned log_lines;
+    double log_tokens; /* lines that may be logged now */
+    double log_last;   /* when the bucket was last filled */
+    unsigned long log_lines;
     unsigned long log_suppressed;
 
     /* Error log rate limit. */

@@ -29,7 +29,8 @@
 #define MT_LOAD_TIME_MIN   1.0 /* s: a chunk's top level and start() get 20 bounds, at least this */
 #define MT_HOOK_STEP       1000 /* the count hook fires this often; see mt__budget_hook */
 #define MT_ERRLOG_PER_SEC  5
-#define MT_LOG_PER_SEC     20   /* mt.log, print and warnings together */
+#define MT_LOG_PER_SEC     20   /* mt.log, print and warnings together: lines a second */
+#define MT_LOG_BURST       200  /* ... after a burst of this many */
 #define MT_LOG_LINE        2048 /* bytes of a script's log line */
 #define MT_ERRLINE         768
 #define MT_WD_SIGNAL       SIGURG /* ignored by default: a stray one before we install is harmless */
@@ -70,20 +71,23 @@ static const char *mt__cur_name(const struct mt_scripts *s, int script)
 }
 
 /* mt.log, print and warnings: a script logging per packet, or 20,000 finalizer warnings,
- * must not flood the log (or the disk behind it). */
+ * must not flood the log (or the disk behind it). A token bucket: bursts of MT_LOG_BURST
+ * lines (a script that reports on a burst of packets), MT_LOG_PER_SEC lines a second after. */
 void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
 {
     double now = mt__mono();
-    if (now - s->log_window >= 1.0) {
-        if (s->log_suppressed > 0)
-            mt_warn("lua: %lu more script log lines suppressed", s->log_suppressed);
-        s->log_window = now;
-        s->log_lines = 0;
-        s->log_suppressed = 0;
-    }
-    if (s->log_lines >= MT_LOG_PER_SEC) {
+    s->log_tokens += (now - s->log_last) * MT_LOG_PER_SEC;
+    if (s->log_tokens > MT_LOG_BURST)
+        s->log_tokens = MT_LOG_BURST;
+    s->log_last = now;
+    if (s->log_tokens < 1) {
         s->log_suppressed++;
         return;
+    }
+    s->log_tokens -= 1;
+    if (s->log_suppressed > 0) {
+        mt_warn("lua: %lu script log lines suppressed", s->log_suppressed);
+        s->log_suppressed = 0;
     }
     s->log_lines++;
     /* A 60 MB print would be one blocking write of 60 MB: a line is at most MT_LOG_LINE. */
@@ -412,11 +416,12 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
 }
 
 /* Each call is bounded, but a flood of packets that each make a script spin would still hold
- * the loop (and SIGTERM) for a bound per packet: once the scripts have used MT_WIN_SHARE of the
- * current second, every call until the next second is overloaded: it gets MT_OVERLOAD_BOUND
- * and MT_OVERLOAD_BUDGET instructions, the steps of bounded C functions counting as
- * instructions (a handler that does its job needs a few hundred). Loading is exempt: start-up
- * runs nothing else. */
+ * the loop (and SIGTERM) for a bound per packet: once calls stopped by a limit have taken
+ * MT_WIN_SHARE of the current second, every call of a script until the next second is
+ * overloaded: it gets MT_OVERLOAD_BOUND and MT_OVERLOAD_BUDGET instructions, the steps of
+ * bounded C functions counting as instructions (a handler that does its job needs a few
+ * hundred). Scripts that are merely busy never get there. Loading is exempt: start-up runs
+ * nothing else. */
 static bool mt__overloaded(struct mt_scripts *s, double now)
 {
     if (now - s->win_start >= 1.0) {
@@ -428,8 +433,8 @@ static bool mt__overloaded(struct mt_scripts *s, double now)
         return false;
     if (!s->win_warned) {
         s->win_warned = true;
-        mt_warn("lua: scripts used %.0f ms of the last second; until the next, calls get %.0f ms "
-                "and %ld instructions",
+        mt_warn("lua: calls stopped by the limits took %.0f ms of the last second; until the "
+                "next, calls get %.0f ms and %ld instructions",
                 s->win_used * 1000, MT_OVERLOAD_BOUND * 1000, MT_OVERLOAD_BUDGET);
     }
     return true;
@@ -448,7 +453,7 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     lua_insert(L, base);
     if (outer) {
         double now = mt__mono();
-        s->overloaded = mt__overloaded(s, now);
+        s->overloaded = script >= 0 && mt__overloaded(s, now);
         double bound =
             s->overloaded && s->call_time > MT_OVERLOAD_BOUND ? MT_OVERLOAD_BOUND : s->call_time;
         if (s->time_cap > 0 && s->time_cap < bound)
@@ -485,7 +490,6 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         atomic_store_explicit(&mt__calling, NULL, memory_order_release);
         s->running = NULL;
         s->last_elapsed = mt__mono() - s->started;
-        s->win_used += s->last_elapsed;
     }
 
     if (status == LUA_OK) {
@@ -496,6 +500,8 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     enum mt_call_status kind = s->aborting                              ? MT_CALL_BUDGET
                                : status == LUA_ERRMEM || s->mem_refused ? MT_CALL_MEMORY
                                                                         : MT_CALL_ERROR;
+    if (outer && kind == MT_CALL_BUDGET) /* only stopped calls count towards an overload */
+        s->win_used += s->last_elapsed;
     const char *msg = lua_tostring(L, -1);
     if (err != NULL) {
         char cond[MT_ERRLINE];
@@ -1183,7 +1189,7 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
         if (s->log_suppressed > 0)
-            mt_warn("lua: %lu more script log lines suppressed", s->log_suppressed);
+            mt_warn("lua: %lu script log lines suppressed", s->log_suppressed);
         /* Finalizers run now: only ours (timers stop in theirs), scripts cannot make any. */
         s->budget = s->call_budget;
         s->used = 0;

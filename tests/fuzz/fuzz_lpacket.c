@@ -436,6 +436,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CFG.on_error = MT_ON_ERROR_DROP;
     CFG.lua_budget = 10000000;
     CFG.lua_mem_mb = 64;
+    CFG.lua_time_ms = 10000; /* a sanitized harness on a busy machine: the budget bounds it */
     CFG.max_peers = 16;
     CFG.scripts[0].path = strdup(path);
     CFG.nscripts = 1;
