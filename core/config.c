@@ -94,7 +94,8 @@ void mt_config_usage(FILE *out)
           "      --mtu N           device MTU (default 1400)\n"
           "      --on-error pass|drop\n"
           "                        verdict when a script fails (default drop)\n"
-          "      --lua-budget N    instructions per handler call (default 1000000)\n"
+          "      --lua-budget N    instructions per handler call (default 1000000; 0: none,\n"
+          "                        the time bound alone)\n"
           "      --lua-mem MB      Lua memory cap (default 64)\n"
           "      --lua-time MS     wall-clock bound per handler call or timer (default 50)\n"
           "      --user NAME       drop root after setup\n"
@@ -325,8 +326,9 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
                 return fail(err, errsz, "--on-error: '%s' is neither pass nor drop", optarg);
             break;
         case OPT_LUA_BUDGET:
-            if (parse_long(optarg, 1000, LONG_MAX, &v) < 0)
-                return fail(err, errsz, "--lua-budget: '%s' is not a count >= 1000", optarg);
+            if (parse_long(optarg, 0, LONG_MAX, &v) < 0 || (v > 0 && v < 1000))
+                return fail(err, errsz,
+                            "--lua-budget: '%s' is neither 0 (none) nor a count >= 1000", optarg);
             cfg->lua_budget = v;
             break;
         case OPT_LUA_MEM:

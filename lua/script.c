@@ -22,7 +22,6 @@
 #include "binding.h"
 #include "chain.h"
 
-#define MT_DEFAULT_BUDGET  1000000L
 #define MT_LOAD_BUDGET     10000000L /* a chunk's top level may build tables: allow more */
 #define MT_DEFAULT_MEM_MB  64L
 #define MT_DEFAULT_TIME_MS 50L
@@ -187,6 +186,11 @@ static void mt__budget_hook(lua_State *L, lua_Debug *ar)
 void mt__scripts_arm(struct mt_scripts *s, lua_State *co)
 {
     int count = s->aborting || mt__expired(s) ? 1 : s->step;
+    if (count == 0) { /* no instruction budget: no hook until the watchdog arms one */
+        if (lua_gethook(co) != NULL)
+            lua_sethook(co, NULL, 0, 0);
+        return;
+    }
     if (lua_gethook(co) != mt__budget_hook || lua_gethookcount(co) != count ||
         lua_gethookmask(co) != LUA_MASKCOUNT)
         lua_sethook(co, mt__budget_hook, LUA_MASKCOUNT, count);
@@ -459,9 +463,12 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         if (s->time_cap > 0 && s->time_cap < bound)
             bound = s->time_cap;
         s->time_cap = 0;
-        s->budget = s->overloaded && s->call_budget > MT_OVERLOAD_BUDGET ? MT_OVERLOAD_BUDGET
-                                                                         : s->call_budget;
+        s->budget = s->overloaded && (s->call_budget == 0 || s->call_budget > MT_OVERLOAD_BUDGET)
+                        ? MT_OVERLOAD_BUDGET
+                        : s->call_budget;
         s->step = s->budget < MT_HOOK_STEP ? (int)s->budget : MT_HOOK_STEP;
+        if (s->budget == 0) /* --lua-budget 0: the time bound alone, no count hook */
+            s->budget = LONG_MAX;
         s->used = 0;
         s->aborting = false;
         s->timed_out = false;
@@ -1191,7 +1198,7 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         if (s->log_suppressed > 0)
             mt_warn("lua: %lu script log lines suppressed", s->log_suppressed);
         /* Finalizers run now: only ours (timers stop in theirs), scripts cannot make any. */
-        s->budget = s->call_budget;
+        s->budget = s->call_budget > 0 ? s->call_budget : LONG_MAX;
         s->used = 0;
         s->aborting = false;
         s->closing = true;
@@ -1242,7 +1249,7 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     s->host = *host;
     s->nscripts = cfg->nscripts;
     s->cur_script = -1;
-    s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
+    s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
     s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_TIME_MS) / 1e3;
     for (int i = 0; i < MT_MAX_SCRIPTS; i++)
         s->env_refs[i] = s->loaded_refs[i] = s->mod_refs[i] = LUA_NOREF;
@@ -1285,7 +1292,7 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
      * bounded all the same (a stall there must not hang start-up or a reload). */
     long budget = s->call_budget;
     double time = s->call_time;
-    s->call_budget = budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
+    s->call_budget = budget == 0 || budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
     s->call_time = 20 * time > MT_LOAD_TIME_MIN ? 20 * time : MT_LOAD_TIME_MIN;
     s->loading = true;
     for (int i = 0; i < cfg->nscripts; i++) {
@@ -1312,7 +1319,7 @@ nomem:
     rc = -ENOMEM;
 fail:
     if (s != NULL) {
-        s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
+        s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
         s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_TIME_MS) / 1e3;
     }
     mt__destroy(s, false);

@@ -365,6 +365,9 @@ static void test_lua_budget(void **state)
     PARSE_OK("-s", "--lua-budget", "50000000");
     assert_int_equal(cfg.lua_budget, 50000000);
     mt_config_free(&cfg);
+    PARSE_OK("-s", "--lua-budget", "0"); /* none: the time bound alone */
+    assert_int_equal(cfg.lua_budget, 0);
+    mt_config_free(&cfg);
 }
 
 static void test_lua_mem(void **state)

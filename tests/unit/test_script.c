@@ -1180,6 +1180,25 @@ static void test_overload_shrinks_the_bound(void **state)
     mt_scripts_free(s);
 }
 
+/* --lua-budget 0: no count hook while calls behave (the hook costs per instruction); the
+ * watchdog arms one when a call overruns its time bound. */
+static void test_time_bound_alone(void **state)
+{
+    CFG.lua_budget = 0;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { egress = function(pkt)\n"
+                                    "  if #pkt == 1 then while true do end end\n"
+                                    "  return mt.REPLY\n"
+                                    "end }\n");
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5);
+    assert_null(lua_gethook(s->L));
+    timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    assert_int_equal(ST.budget_aborts, 1);
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5);
+    assert_null(lua_gethook(s->L)); /* the watchdog's hook went with the call */
+    mt_scripts_free(s);
+}
+
 static double probe_last, probe_gap;
 
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1461,6 +1480,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deep_recursion_abort_is_cheap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timers_share_a_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overload_shrinks_the_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_bound_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scripts_isolated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stall_at_load_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_script_logs_rate_limited, setup, teardown),
