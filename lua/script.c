@@ -36,9 +36,9 @@
 #define MT_WD_TICK_NS      5000000LL    /* the watchdog looks this often (5 ms) */
 #define MT_STALL_NS        5000000000LL /* past a call's bound by this much: the process ends */
 #define MT_COPY_DEPTH      100          /* mt.state nesting carried over a reload */
-#define MT_WIN_SHARE       0.5          /* s of Lua per second before calls are overloaded */
-#define MT_OVERLOAD_BOUND  0.005        /* s: the bound of a call in an overloaded second */
-#define MT_OVERLOAD_BUDGET 20000L       /* instructions (and C steps) of such a call */
+#define MT_WIN_SHARE       0.25   /* s of stopped calls per second before calls are overloaded */
+#define MT_OVERLOAD_BOUND  0.005  /* s: the bound of a call in an overloaded second */
+#define MT_OVERLOAD_BUDGET 10000L /* instructions (and C steps) of such a call */
 
 #ifndef MOONTUN_LUA_DIR
 #define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"

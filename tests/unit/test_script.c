@@ -1160,9 +1160,9 @@ static void test_deep_recursion_abort_is_cheap(void **state)
     mt_scripts_free(s);
 }
 
-/* A flood of calls that each spend their bound: after half a second of Lua in a second, the
- * rest of that second's calls get 5 ms and 20,000 instructions (C steps included) each, so the
- * loop keeps about half of its time. */
+/* A flood of calls that each spend their bound: after a quarter of a second of stopped calls in
+ * a second, the rest of that second's calls get 5 ms and 10,000 instructions (C steps
+ * included) each, so the loop keeps most of its time. */
 static void test_overload_shrinks_the_bound(void **state)
 {
     CFG.lua_budget = 1000000000L;
