@@ -51,6 +51,7 @@ struct mt_config {
     enum mt_on_error on_error;
     long lua_budget; /* instructions per handler call */
     long lua_mem_mb;
+    long lua_time_ms; /* wall-clock bound per handler call, timer run or hook */
     char user[64];
     struct mt_prefix allow[MT_MAX_ALLOW];
     int nallow;
