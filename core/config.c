@@ -31,6 +31,7 @@ enum {
     OPT_ON_ERROR,
     OPT_LUA_BUDGET,
     OPT_LUA_MEM,
+    OPT_LUA_TIME,
     OPT_USER,
     OPT_ALLOW,
     OPT_MAX_PEERS,
@@ -56,6 +57,7 @@ static const struct option long_options[] = {
     {"on-error", required_argument, NULL, OPT_ON_ERROR},
     {"lua-budget", required_argument, NULL, OPT_LUA_BUDGET},
     {"lua-mem", required_argument, NULL, OPT_LUA_MEM},
+    {"lua-time", required_argument, NULL, OPT_LUA_TIME},
     {"user", required_argument, NULL, OPT_USER},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
@@ -91,8 +93,10 @@ void mt_config_usage(FILE *out)
           "      --mtu N           device MTU (default 1400)\n"
           "      --on-error pass|drop\n"
           "                        verdict when a script fails (default drop)\n"
-          "      --lua-budget N    instructions per handler call (default 1000000)\n"
+          "      --lua-budget N    instructions per handler call (default 1000000; 0: none,\n"
+          "                        the time bound alone)\n"
           "      --lua-mem MB      Lua memory cap (default 64)\n"
+          "      --lua-time MS     wall-clock bound per handler call or timer (default 50)\n"
           "      --user NAME       drop root after setup\n"
           "      --allow PREFIX    who may become a peer (repeatable; default anyone)\n"
           "      --max-peers N     most peers a server serves at once (default 256)\n"
@@ -209,6 +213,7 @@ static void set_defaults(struct mt_config *cfg)
     cfg->on_error = MT_ON_ERROR_DROP;
     cfg->lua_budget = MT_DEFAULT_LUA_BUDGET;
     cfg->lua_mem_mb = MT_DEFAULT_LUA_MEM;
+    cfg->lua_time_ms = MT_DEFAULT_LUA_TIME;
     cfg->max_peers = MT_DEFAULT_MAX_PEERS;
     cfg->log_level = MT_LOG_INFO;
     cfg->keepalive = MT_DEFAULT_KEEPALIVE;
@@ -296,14 +301,22 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
                 return fail(err, errsz, "--on-error: '%s' is neither pass nor drop", optarg);
             break;
         case OPT_LUA_BUDGET:
-            if (parse_long(optarg, 1000, LONG_MAX, &v) < 0)
-                return fail(err, errsz, "--lua-budget: '%s' is not a count >= 1000", optarg);
+            if (parse_long(optarg, 0, LONG_MAX, &v) < 0 || (v > 0 && v < 1000))
+                return fail(err, errsz,
+                            "--lua-budget: '%s' is neither 0 (none) nor a count >= 1000", optarg);
             cfg->lua_budget = v;
             break;
         case OPT_LUA_MEM:
             if (parse_long(optarg, 1, 1 << 20, &v) < 0)
                 return fail(err, errsz, "--lua-mem: '%s' is not a size in MB (1-1048576)", optarg);
             cfg->lua_mem_mb = v;
+            break;
+        case OPT_LUA_TIME:
+            /* Below 1 ms the watchdog's tick would be the bound; above 10 s the loop's own
+             * stall watchdog would end the process first. */
+            if (parse_long(optarg, 1, 10000, &v) < 0)
+                return fail(err, errsz, "--lua-time: '%s' is not a time in ms (1-10000)", optarg);
+            cfg->lua_time_ms = v;
             break;
         case OPT_USER:
             if (copy_string(cfg->user, sizeof(cfg->user), optarg) < 0 || !getpwnam(optarg))

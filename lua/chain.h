@@ -4,6 +4,8 @@
 #ifndef MOONTUN_LUA_CHAIN_H
 #define MOONTUN_LUA_CHAIN_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,9 +55,14 @@ struct mt_scripts {
     bool sending;                 /* the scratch packet is in use */
     uint8_t *scratch;             /* MT_PKT_BUFSIZE bytes for mt.send, allocated at load */
 
+    /* Per-script environments (sandbox.c): globals, require's loaded table, moontun module
+     * (whose `state` is carried over reloads), as registry references. */
+    int env_refs[MT_MAX_SCRIPTS];
+    int loaded_refs[MT_MAX_SCRIPTS];
+    int mod_refs[MT_MAX_SCRIPTS];
+
     int peer_cache_ref;       /* registry table: lightuserdata(struct mt_peer *) -> peer object */
     int peer_meta_ref;        /* the peer metatable: recognises peers without a lookup by name */
-    int module_ref;           /* the moontun module table */
     struct mt_peer **peerbuf; /* for mt.peers(), allocated at load */
     size_t npeerbuf;
 
@@ -67,13 +74,51 @@ struct mt_scripts {
     long used;        /* instructions counted so far (in steps) */
     int step;         /* the count hook fires every step instructions */
     bool aborting;    /* budget exceeded: every instruction raises until the call unwinds */
+    bool timed_out;   /* ... because of the wall-clock bound, not the instruction count */
     bool mem_refused;
+    bool gc_done;                /* collectgarbage has run a full pass in this call */
+    int co_nest;                 /* coroutines resumed or closed inside one another */
+    unsigned csteps;             /* steps of bounded C functions (mt__sandbox_step) */
+    lua_State *volatile running; /* the Lua thread running now: the watchdog arms its hook */
+
+    /* Wall-clock bound. */
+    double call_time;    /* seconds per outer call (--lua-time; more while loading) */
+    double time_cap;     /* > 0: the next outer call gets at most this (timers: the loop turn) */
+    double started;      /* when the outer call in progress began */
+    double deadline;     /* when it must end */
+    int bound_ms;        /* deadline - started, for the message */
+    double last_elapsed; /* how long the last outer call took */
+    unsigned turn_iter;  /* the loop iteration timers last ran in */
+    double turn_used;    /* seconds of timer calls in that iteration */
+    uint64_t timer_deferred; /* timer runs put off to a later loop turn */
+    const char *what;        /* the call in progress, for the stall log */
+    bool loading;            /* top levels and start(): the overload bound does not apply */
+    double win_start;        /* the current second, for the overload bound */
+    double win_used;         /* seconds of Lua in it */
+    bool win_warned;
+    bool overloaded; /* the call in progress is in an overloaded second */
+
+    /* The watchdog thread (script.c): shared with the loop thread through these atomics. */
+    pthread_t wd_thread;
+    pthread_t loop_thread;
+    bool wd_running;
+    atomic_bool wd_stop;
+    atomic_int_fast64_t wd_deadline_ns; /* of the call in progress; 0: none */
+    /* Set by the watchdog to the deadline it saw pass. The call is late only if that is its
+     * own deadline (wd_deadline_ns): a slow watchdog must not condemn the next call. */
+    atomic_int_fast64_t expired_dl;
     bool closing; /* lua_close is running finalizers: no new timers */
 
     /* Memory cap. */
     size_t mem_used;
     size_t mem_limit;
     size_t mem_peak;
+
+    /* Log rate limit for mt.log, print and warnings. */
+    double log_tokens; /* lines that may be logged now */
+    double log_last;   /* when the bucket was last filled */
+    unsigned long log_lines;
+    unsigned long log_suppressed;
 
     /* Error log rate limit. */
     double err_window;
@@ -111,8 +156,30 @@ enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nar
 int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, const uint8_t *data,
                      size_t len);
 
-/* Logs msg with the current script's name as prefix. */
+/* Logs msg with the current script's name as prefix, at most MT_LOG_PER_SEC lines a second
+ * (the rest are counted and summed up in one line). */
 void mt__scripts_log(struct mt_scripts *s, int level, const char *msg);
+
+/* Raises "time limit exceeded" in L if the call in progress is past its bound (or already
+ * aborting; in an overloaded second, also when its steps exceed the instruction budget). For
+ * C functions that loop: they call mt__sandbox_step once per step. */
+void mt__scripts_tick(struct mt_scripts *s, lua_State *L);
+static inline void mt__sandbox_step(struct mt_scripts *s, lua_State *L)
+{
+    if ((++s->csteps & 1023u) == 0)
+        mt__scripts_tick(s, L);
+}
+/* Gives thread co our hook at the current step (coroutines are resumed through this). */
+void mt__scripts_arm(struct mt_scripts *s, lua_State *co);
+
+/* --- sandbox.c, lmatch.c ------------------------------------------------------------------- */
+
+/* Replaces the unbounded library functions in the global tables. Before mt__sandbox_env. */
+void mt__sandbox_open(lua_State *L);
+/* Makes script's environment, loaded table and module copy (see struct mt_scripts). */
+void mt__sandbox_env(lua_State *L, struct mt_scripts *s, int script);
+/* Sets find, match, gmatch and gsub of the string table at idx to the bounded matcher. */
+void mt__lmatch_install(lua_State *L, int idx);
 
 /* --- lmoontun.c ---------------------------------------------------------------------------- */
 

@@ -225,6 +225,25 @@ struct mt_ltimer {
     double after, repeat;
 };
 
+/* Timers that fire in one loop turn share one time bound (--lua-time) between them: 3,000
+ * timers that each spend their own would hold the loop for minutes. What the turn has no time
+ * left for runs in a later turn: a repeating timer at its next period, a one-shot timer as
+ * soon as the loop has looked at its sockets again. */
+static bool timer_turn_left(struct mt_scripts *s, struct ev_loop *loop)
+{
+    /* A virtual host (moontun replay/test) fires timers from its own clock, one at a time:
+     * each gets a whole bound. */
+    unsigned iter = loop ? ev_iteration(loop) : s->turn_iter + 1;
+    if (iter != s->turn_iter) {
+        s->turn_iter = iter;
+        s->turn_used = 0;
+    }
+    if (s->turn_used >= s->call_time)
+        return false;
+    s->time_cap = s->call_time - s->turn_used;
+    return true;
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct mt_ltimer *t = mt_container_of(w, struct mt_ltimer, w);
@@ -233,6 +252,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     int top = lua_gettop(L);
     int ref = t->self_ref;
 
+    if (!timer_turn_left(s, loop)) {
+        s->timer_deferred++;
+        if (t->repeat == 0.) { /* libev has stopped it: run it again next turn */
+            ev_timer_set(&t->w, 0., 0.);
+            ev_timer_start(loop, &t->w);
+        }
+        return;
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, ref); /* on the stack, it lives through the call */
     if (t->repeat == 0.) {                  /* one-shot: libev has already stopped it */
         t->self_ref = LUA_NOREF;
@@ -242,6 +269,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     lua_pushvalue(L, -2);
     s->timer_calls++;
     mt__scripts_call(s, L, 1, 0, "timer", t->script);
+    s->turn_used += s->last_elapsed;
     lua_settop(L, top);
 }
 
@@ -510,6 +538,7 @@ static int mt_stats(lua_State *L)
     set_int(L, "lua_calls", s->calls);
     set_int(L, "lua_errors", s->errors);
     set_int(L, "lua_timer_calls", s->timer_calls);
+    set_int(L, "lua_timer_deferred", s->timer_deferred);
     set_int(L, "lua_dead_routes", s->dead_routes);
     set_int(L, "lua_mem", s->mem_used);
     set_int(L, "lua_mem_peak", s->mem_peak);
@@ -544,6 +573,8 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
     lua_setfield(L, -2, "lua_budget");
     lua_pushinteger(L, (lua_Integer)(s->mem_limit >> 20));
     lua_setfield(L, -2, "lua_mem");
+    lua_pushinteger(L, (lua_Integer)(s->call_time * 1000 + 0.5));
+    lua_setfield(L, -2, "lua_time");
     lua_pushinteger(L, cfg->max_peers);
     lua_setfield(L, -2, "max_peers");
     /* Whether the device gives super-packets (what moontun asks for; a kernel that refuses is

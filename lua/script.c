@@ -1,8 +1,11 @@
 /* The script chain: one Lua state holding every -S script, the sandbox it runs in, the one
  * protected-call wrapper every call into Lua goes through (traceback, instruction budget,
- * memory cap, rate-limited error log, --on-error verdict), the per-packet chain and reload. */
+ * wall-clock bound and its watchdog thread, memory cap, rate-limited error log, --on-error
+ * verdict), the per-packet chain and reload. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +22,21 @@
 #include "binding.h"
 #include "chain.h"
 
-#define MT_DEFAULT_BUDGET 1000000L
-#define MT_LOAD_BUDGET    10000000L /* a chunk's top level may build tables: allow more */
-#define MT_DEFAULT_MEM_MB 64L
-#define MT_HOOK_STEP      1000 /* the count hook fires this often; see mt__budget_hook */
-#define MT_ERRLOG_PER_SEC 5
-#define MT_ERRLINE        768
+#define MT_LOAD_BUDGET     10000000L /* a chunk's top level may build tables: allow more */
+#define MT_LOAD_TIME_MIN   1.0 /* s: a chunk's top level and start() get 20 bounds, at least this */
+#define MT_HOOK_STEP       1000 /* the count hook fires this often; see mt__budget_hook */
+#define MT_ERRLOG_PER_SEC  5
+#define MT_LOG_PER_SEC     20   /* mt.log, print and warnings together: lines a second */
+#define MT_LOG_BURST       200  /* ... after a burst of this many */
+#define MT_LOG_LINE        2048 /* bytes of a script's log line */
+#define MT_ERRLINE         768
+#define MT_WD_SIGNAL       SIGURG /* ignored by default: a stray one before we install is harmless */
+#define MT_WD_TICK_NS      5000000LL    /* the watchdog looks this often (5 ms) */
+#define MT_STALL_NS        5000000000LL /* past a call's bound by this much: the process ends */
+#define MT_COPY_DEPTH      100          /* mt.state nesting carried over a reload */
+#define MT_WIN_SHARE       0.25   /* s of stopped calls per second before calls are overloaded */
+#define MT_OVERLOAD_BOUND  0.005  /* s: the bound of a call in an overloaded second */
+#define MT_OVERLOAD_BUDGET 10000L /* instructions (and C steps) of such a call */
 
 #ifndef MOONTUN_LUA_DIR
 #define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"
@@ -38,10 +50,15 @@ static const unsigned slot_hooks[MT_NSLOTS] = {
     MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0,
 };
 
+/* The coarse clock (a tick of 1-10 ms, 4 ms here) costs 6 ns where the precise one costs 28:
+ * it is read twice per call and every 1,000 instructions, and the bound is tens of ms. The
+ * watchdog reads the same clock (mt__mono_ns), so deadlines compare. */
+#define MT_CLOCK CLOCK_MONOTONIC_COARSE
+
 static double mt__mono(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(MT_CLOCK, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -50,9 +67,30 @@ static const char *mt__cur_name(const struct mt_scripts *s, int script)
     return script >= 0 && script < s->nscripts ? s->names[script] : "lua";
 }
 
+/* mt.log, print and warnings: a script logging per packet, or 20,000 finalizer warnings,
+ * must not flood the log (or the disk behind it). A token bucket: bursts of MT_LOG_BURST
+ * lines (a script that reports on a burst of packets), MT_LOG_PER_SEC lines a second after. */
 void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
 {
-    mt_log((enum mt_log_level)level, "%s: %s", mt__cur_name(s, s->cur_script), msg);
+    double now = mt__mono();
+    s->log_tokens += (now - s->log_last) * MT_LOG_PER_SEC;
+    if (s->log_tokens > MT_LOG_BURST)
+        s->log_tokens = MT_LOG_BURST;
+    s->log_last = now;
+    if (s->log_tokens < 1) {
+        s->log_suppressed++;
+        return;
+    }
+    s->log_tokens -= 1;
+    if (s->log_suppressed > 0) {
+        mt_warn("lua: %lu script log lines suppressed", s->log_suppressed);
+        s->log_suppressed = 0;
+    }
+    s->log_lines++;
+    /* A 60 MB print would be one blocking write of 60 MB: a line is at most MT_LOG_LINE. */
+    size_t len = strlen(msg);
+    mt_log((enum mt_log_level)level, "%s: %.*s%s", mt__cur_name(s, s->cur_script),
+           (int)(len > MT_LOG_LINE ? MT_LOG_LINE : len), msg, len > MT_LOG_LINE ? "..." : "");
 }
 
 /* --- limits: memory and instructions ------------------------------------------------------- */
@@ -88,31 +126,180 @@ static void *mt__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-/* Counts instructions in steps for the whole call, whichever thread runs them: coroutines
- * inherit the hook, and all of them draw from one budget. Once it is spent, the hook re-arms
- * itself to fire on every instruction (as Redis's script_lua.c does), so a script's own pcall
- * may catch the error but cannot run one more instruction of its own afterwards. */
+/* Stops the call in progress from thread L: from now on every instruction of L and of the
+ * main thread raises (as Redis's script_lua.c does), so a script's own pcall may catch the
+ * error but cannot run one more instruction of its own afterwards. level: where to report. */
+static int mt__raise_abort(struct mt_scripts *s, lua_State *L, int level)
+{
+    s->aborting = true;
+    mt__scripts_arm(s, L);
+    /* A coroutine's error is caught by its resume like by a pcall: the thread that made the
+     * outer call must stop at its next instruction too. */
+    if (L != s->L)
+        mt__scripts_arm(s, s->L);
+    luaL_where(L, level);
+    if (s->timed_out)
+        lua_pushfstring(L, "time limit exceeded (%d ms)", s->bound_ms);
+    else
+        lua_pushfstring(L, "instruction budget exceeded (%I instructions)", (lua_Integer)s->budget);
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
+/* The watchdog has seen this call's deadline pass. */
+static bool mt__expired(struct mt_scripts *s)
+{
+    int64_t dl = atomic_load_explicit(&s->wd_deadline_ns, memory_order_relaxed);
+    return dl != 0 && atomic_load_explicit(&s->expired_dl, memory_order_relaxed) == dl;
+}
+
+static bool mt__late(struct mt_scripts *s)
+{
+    return mt__expired(s) || mt__mono() >= s->deadline;
+}
+
+/* Counts instructions in steps for the whole call, whichever thread runs them (coroutines
+ * inherit the hook, and all of them draw from one budget), and looks at the clock. The count
+ * hook is periodic: it is never re-armed while all is well (lua_sethook walks the whole call
+ * stack, which made deep recursion cost seconds). The watchdog arms it at every instruction
+ * of the running thread once the bound has passed, for instructions that are slow on their
+ * own (== on two 20 MB strings). */
 static void mt__budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct mt_scripts *s = mt__scripts_of(L);
 
+    (void)ar;
+    if (s->active == 0)
+        return; /* armed for a call that has ended */
     if (!s->aborting) {
-        s->used += s->step;
-        if (s->used < s->budget) {
-            lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, s->step);
+        s->used += lua_gethookcount(L);
+        bool late = mt__late(s);
+        if (s->used < s->budget && !late)
             return;
-        }
-        s->aborting = true;
+        s->timed_out = late && s->used < s->budget;
     }
-    lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, 1);
-    /* A coroutine's error is caught by its resume like by a pcall: the thread that made the
-     * outer call must stop at its next instruction too. */
-    if (L != s->L)
-        lua_sethook(s->L, mt__budget_hook, LUA_MASKCOUNT, 1);
-    lua_getinfo(L, "Sl", ar);
-    lua_pushfstring(L, "%s:%d: instruction budget exceeded (%I instructions)", ar->short_src,
-                    ar->currentline, (lua_Integer)s->budget);
-    lua_error(L);
+    mt__raise_abort(s, L, 0);
+}
+
+void mt__scripts_arm(struct mt_scripts *s, lua_State *co)
+{
+    int count = s->aborting || mt__expired(s) ? 1 : s->step;
+    if (count == 0) { /* no instruction budget: no hook until the watchdog arms one */
+        if (lua_gethook(co) != NULL)
+            lua_sethook(co, NULL, 0, 0);
+        return;
+    }
+    if (lua_gethook(co) != mt__budget_hook || lua_gethookcount(co) != count ||
+        lua_gethookmask(co) != LUA_MASKCOUNT)
+        lua_sethook(co, mt__budget_hook, LUA_MASKCOUNT, count);
+}
+
+void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
+{
+    if (s->active == 0)
+        return;
+    if (s->overloaded && !s->aborting) { /* C steps count as instructions then */
+        s->used += 1024;
+        if (s->used >= s->budget) {
+            s->timed_out = false;
+            mt__raise_abort(s, L, 1);
+        }
+    }
+    if (s->aborting || mt__late(s)) {
+        if (!s->aborting)
+            s->timed_out = true;
+        mt__raise_abort(s, L, 1);
+    }
+}
+
+/* --- the watchdog -------------------------------------------------------------------------- */
+
+/* A thread per state looks every 5 ms at the call in progress. Past its bound, it sets
+ * `expired_dl` and signals the loop thread, whose handler arms the count hook at every
+ * instruction of the running Lua thread (as lua.c does from its SIGINT handler). Past the
+ * bound by MT_STALL_NS, the loop is stuck where no hook reaches (a C function we did not
+ * bound): it logs what ran and ends the process with MT_EXIT_STALL for a supervisor. */
+
+static struct mt_scripts *_Atomic mt__calling; /* the state with a call in progress */
+
+static int64_t mt__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(MT_CLOCK, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void mt__wd_signal(int sig)
+{
+    (void)sig;
+    struct mt_scripts *s = atomic_load(&mt__calling);
+    if (s == NULL || s->active == 0 || !mt__expired(s))
+        return;
+    lua_State *L = s->running;
+    if (L != NULL)
+        lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, 1); /* documented as signal-safe */
+}
+
+static void *mt__watchdog(void *arg)
+{
+    struct mt_scripts *s = arg;
+    const struct timespec tick = {0, MT_WD_TICK_NS};
+
+    while (!atomic_load(&s->wd_stop)) {
+        nanosleep(&tick, NULL);
+        int64_t dl = atomic_load(&s->wd_deadline_ns);
+        if (dl == 0)
+            continue;
+        int64_t now = mt__mono_ns();
+        if (now < dl)
+            continue;
+        if (atomic_exchange(&s->expired_dl, dl) != dl)
+            pthread_kill(s->loop_thread, MT_WD_SIGNAL);
+        if (now - dl > MT_STALL_NS && atomic_load(&s->wd_deadline_ns) == dl) {
+            int script = s->cur_script;
+            mt_error("lua: %s %s has run %.1f s past its time bound where no limit reaches; "
+                     "exiting with status %d so that a supervisor restarts moontun",
+                     script >= 0 && script < s->nscripts ? s->names[script] : "lua",
+                     s->what != NULL ? s->what : "call", (double)(now - dl) / 1e9, MT_EXIT_STALL);
+            _exit(MT_EXIT_STALL);
+        }
+    }
+    return NULL;
+}
+
+static void mt__wd_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = mt__wd_signal;
+    sa.sa_flags = SA_RESTART; /* read/write in the core go on; epoll_wait's EINTR is libev's */
+    sigemptyset(&sa.sa_mask);
+    sigaction(MT_WD_SIGNAL, &sa, NULL);
+}
+
+static int mt__watchdog_start(struct mt_scripts *s)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    s->loop_thread = pthread_self();
+    atomic_init(&s->wd_stop, false);
+    atomic_init(&s->wd_deadline_ns, 0);
+    atomic_init(&s->expired_dl, 0);
+    pthread_once(&once, mt__wd_install);
+    int rc = pthread_create(&s->wd_thread, NULL, mt__watchdog, s);
+    if (rc != 0)
+        return -rc;
+    s->wd_running = true;
+    return 0;
+}
+
+static void mt__watchdog_stop(struct mt_scripts *s)
+{
+    if (!s->wd_running)
+        return;
+    atomic_store(&s->wd_stop, true);
+    pthread_join(s->wd_thread, NULL);
+    s->wd_running = false;
 }
 
 /* --- the call wrapper ---------------------------------------------------------------------- */
@@ -219,12 +406,40 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
             s->host.stats->memory_aborts++;
     }
     mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
-    snprintf(line, sizeof line, "%s: %s %s: %s", mt__cur_name(s, script), what,
+    char after[32] = "";
+    if (kind == MT_CALL_BUDGET && count_budget) /* how long the stopped call really took */
+        snprintf(after, sizeof after, " after %d ms", (int)(s->last_elapsed * 1000 + 0.5));
+    snprintf(line, sizeof line, "%s: %s %s%s: %s", mt__cur_name(s, script), what,
              kind == MT_CALL_BUDGET   ? "aborted"
              : kind == MT_CALL_MEMORY ? "out of memory"
                                       : "failed",
-             cond);
+             after, cond);
     mt__log_error(s, line);
+}
+
+/* Each call is bounded, but a flood of packets that each make a script spin would still hold
+ * the loop (and SIGTERM) for a bound per packet: once calls stopped by a limit have taken
+ * MT_WIN_SHARE of the current second, every call of a script until the next second is
+ * overloaded: it gets MT_OVERLOAD_BOUND and MT_OVERLOAD_BUDGET instructions, the steps of
+ * bounded C functions counting as instructions (a handler that does its job needs a few
+ * hundred). Scripts that are merely busy never get there. Loading is exempt: start-up runs
+ * nothing else. */
+static bool mt__overloaded(struct mt_scripts *s, double now)
+{
+    if (now - s->win_start >= 1.0) {
+        s->win_start = now;
+        s->win_used = 0;
+        s->win_warned = false;
+    }
+    if (s->loading || s->win_used < MT_WIN_SHARE)
+        return false;
+    if (!s->win_warned) {
+        s->win_warned = true;
+        mt_warn("lua: calls stopped by the limits took %.0f ms of the last second; until the "
+                "next, calls get %.0f ms and %ld instructions",
+                s->win_used * 1000, MT_OVERLOAD_BOUND * 1000, MT_OVERLOAD_BUDGET);
+    }
+    return true;
 }
 
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
@@ -239,12 +454,35 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     lua_pushcfunction(L, mt__msgh);
     lua_insert(L, base);
     if (outer) {
-        s->budget = s->call_budget;
+        double now = mt__mono();
+        s->overloaded = script >= 0 && mt__overloaded(s, now);
+        double bound =
+            s->overloaded && s->call_time > MT_OVERLOAD_BOUND ? MT_OVERLOAD_BOUND : s->call_time;
+        if (s->time_cap > 0 && s->time_cap < bound)
+            bound = s->time_cap;
+        s->time_cap = 0;
+        s->budget = s->overloaded && (s->call_budget == 0 || s->call_budget > MT_OVERLOAD_BUDGET)
+                        ? MT_OVERLOAD_BUDGET
+                        : s->call_budget;
         s->step = s->budget < MT_HOOK_STEP ? (int)s->budget : MT_HOOK_STEP;
+        if (s->budget == 0) /* --lua-budget 0: the time bound alone, no count hook */
+            s->budget = LONG_MAX;
         s->used = 0;
         s->aborting = false;
+        s->timed_out = false;
         s->mem_refused = false;
-        lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, s->step);
+        s->gc_done = false;
+        s->co_nest = 0;
+        s->what = what;
+        s->running = L;
+        s->bound_ms = (int)(bound * 1000 + 0.5);
+        s->started = now;
+        s->deadline = s->started + bound;
+        /* Plain stores on x86 (release): the watchdog only needs to see them eventually. */
+        atomic_store_explicit(&s->wd_deadline_ns, (int64_t)(s->deadline * 1e9),
+                              memory_order_release);
+        atomic_store_explicit(&mt__calling, s, memory_order_release);
+        mt__scripts_arm(s, L);
     }
     s->active++;
     s->cur_script = script;
@@ -252,6 +490,12 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     int status = lua_pcall(L, nargs, nres, base);
     s->active--;
     s->cur_script = prev_script;
+    if (outer) {
+        atomic_store_explicit(&s->wd_deadline_ns, 0, memory_order_release);
+        atomic_store_explicit(&mt__calling, NULL, memory_order_release);
+        s->running = NULL;
+        s->last_elapsed = mt__mono() - s->started;
+    }
 
     if (status == LUA_OK) {
         lua_remove(L, base);
@@ -261,6 +505,8 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     enum mt_call_status kind = s->aborting                              ? MT_CALL_BUDGET
                                : status == LUA_ERRMEM || s->mem_refused ? MT_CALL_MEMORY
                                                                         : MT_CALL_ERROR;
+    if (outer && kind == MT_CALL_BUDGET) /* only stopped calls count towards an overload */
+        s->win_used += s->last_elapsed;
     const char *msg = lua_tostring(L, -1);
     if (err != NULL) {
         char cond[MT_ERRLINE];
@@ -280,6 +526,7 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         lua_gc(L, LUA_GCCOLLECT); /* give the next call its memory back */
     if (outer) {
         s->aborting = false;
+        s->timed_out = false;
         s->mem_refused = false;
     }
     return kind;
@@ -535,36 +782,6 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
 
 /* --- the sandbox --------------------------------------------------------------------------- */
 
-/* load, text only: binary chunks can crash the VM. */
-static int mt__load(lua_State *L)
-{
-    int n = lua_gettop(L);
-    if (n < 3)
-        lua_settop(L, 3);
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n < 3 ? 3 : n, LUA_MULTRET);
-    return lua_gettop(L);
-}
-
-/* collectgarbage, minus the options that would let a script switch the collector off or
- * retune it: the memory cap relies on it running. */
-static int mt__collectgarbage(lua_State *L)
-{
-    static const char *const allowed[] = {"collect", "count", "step", "isrunning", NULL};
-    const char *opt = luaL_optstring(L, 1, "collect");
-    for (int i = 0; allowed[i] != NULL; i++)
-        if (strcmp(opt, allowed[i]) == 0) {
-            lua_pushvalue(L, lua_upvalueindex(1));
-            lua_insert(L, 1);
-            lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-            return lua_gettop(L);
-        }
-    return luaL_argerror(L, 1, lua_pushfstring(L, "option '%s' is not allowed here", opt));
-}
-
 /* print goes to the log (stdout may be anything in a daemon). */
 static int mt__print(lua_State *L)
 {
@@ -652,7 +869,10 @@ static int mt__require(lua_State *L)
     char path[PATH_MAX];
 
     lua_settop(L, 1);
-    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* 2 */
+    if (s->cur_script >= 0) /* 2: this script's modules; no other script sees them */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->loaded_refs[s->cur_script]);
+    else
+        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     if (lua_getfield(L, 2, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
@@ -682,6 +902,11 @@ static int mt__require(lua_State *L)
     lua_settop(L, 2);
     if (luaL_loadfilex(L, path, "t") != LUA_OK)
         return luaL_error(L, "error loading module '%s': %s", name, lua_tostring(L, -1));
+    if (s->cur_script >= 0) { /* the module's globals are the requiring script's */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->env_refs[s->cur_script]);
+        if (lua_setupvalue(L, -2, 1) == NULL)
+            lua_pop(L, 1);
+    }
     lua_pushstring(L, name);
     lua_pushstring(L, path);
     lua_call(L, 2, 1);
@@ -735,12 +960,7 @@ static int mt__setup(lua_State *L)
     lua_setglobal(L, "dofile");
     lua_pushnil(L);
     lua_setglobal(L, "loadfile");
-    lua_getglobal(L, "load");
-    lua_pushcclosure(L, mt__load, 1);
-    lua_setglobal(L, "load");
-    lua_getglobal(L, "collectgarbage");
-    lua_pushcclosure(L, mt__collectgarbage, 1);
-    lua_setglobal(L, "collectgarbage");
+    mt__sandbox_open(L);
     lua_pushcfunction(L, mt__print);
     lua_setglobal(L, "print");
     lua_pushcfunction(L, mt__require);
@@ -755,10 +975,10 @@ static int mt__setup(lua_State *L)
     s->peer_cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
     mt__lmoontun_open(L); /* loaded, module */
-    lua_pushvalue(L, -1);
-    s->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setfield(L, -2, "moontun");
     lua_pop(L, 1);
+    for (int i = 0; i < s->nscripts; i++)
+        mt__sandbox_env(L, s, i);
     return 0;
 }
 
@@ -775,7 +995,9 @@ static void mt__warnf(void *ud, const char *msg, int tocont)
     s->warnlen += len;
     s->warnbuf[s->warnlen] = '\0';
     if (!tocont) {
-        mt_warn("%s: warning: %s", mt__cur_name(s, s->cur_script), s->warnbuf);
+        char line[sizeof s->warnbuf + 16];
+        snprintf(line, sizeof line, "warning: %s", s->warnbuf);
+        mt__scripts_log(s, MT_LOG_WARN, line);
         s->warnlen = 0;
     }
 }
@@ -789,9 +1011,10 @@ static int mt__panic(lua_State *L)
 /* --- carrying mt.state over a reload ------------------------------------------------------- */
 
 /* Copies the value at oidx of the old state O to the top of N and returns 1, or pushes
- * nothing and returns 0 for what cannot cross (functions, userdata, threads). Only reads O:
- * nothing there allocates, so an error can only be N's, and this runs protected in N. Tables
- * are mapped through seen, so shared subtables and cycles come out the same shape. */
+ * nothing and returns 0 for what cannot cross (functions, userdata, threads). Nothing here
+ * allocates in O: its stack was grown for MT_COPY_DEPTH levels before (mt__carry), so an
+ * error can only be N's, and this runs protected in N. Tables are mapped through seen, so
+ * shared subtables and cycles come out the same shape. */
 static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
 {
     switch (lua_type(O, oidx)) {
@@ -818,14 +1041,14 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         if (lua_rawgetp(N, seen, key) != LUA_TNIL)
             return 1;
         lua_pop(N, 1);
-        if (depth > 100 || !lua_checkstack(O, 3))
+        if (depth >= MT_COPY_DEPTH)
             return 0;
         luaL_checkstack(N, 6, "mt.state too deep");
         lua_newtable(N);
         lua_pushvalue(N, -1);
         lua_rawsetp(N, seen, key);
         oidx = lua_absindex(O, oidx);
-        lua_pushnil(O);
+        lua_pushnil(O); /* each level holds a key and a value in O */
         while (lua_next(O, oidx)) {
             if (mt__copy(O, -2, N, seen, depth + 1)) {
                 if (mt__copy(O, -1, N, seen, depth + 1))
@@ -842,30 +1065,60 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
     }
 }
 
-/* Protected in the new state: module.state = copy of the old module.state. */
+/* Protected in the new state: for each script, module.state = a copy of the old state's
+ * module.state of the script in the same place. Leaves values on O's stack when it fails:
+ * mt__carry puts O's stack back. */
 static int mt__carry_state(lua_State *N)
 {
     struct mt_scripts *s = mt__scripts_of(N);
     struct mt_scripts *old = lua_touserdata(N, 1);
     lua_State *O = old->L;
     int otop = lua_gettop(O);
+    int n = s->nscripts < old->nscripts ? s->nscripts : old->nscripts;
 
     lua_newtable(N); /* 2: seen */
-    lua_rawgeti(O, LUA_REGISTRYINDEX, old->module_ref);
-    lua_rawgeti(N, LUA_REGISTRYINDEX, s->module_ref); /* 3 */
-    if (lua_type(O, -1) == LUA_TTABLE) {
-        /* Find "state" by walking the module: pushing the key could allocate in O. */
-        lua_pushnil(O);
-        while (lua_next(O, -2)) {
-            if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
-                if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
-                    lua_setfield(N, 3, "state");
-                break;
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(O, LUA_REGISTRYINDEX, old->mod_refs[i]);
+        lua_rawgeti(N, LUA_REGISTRYINDEX, s->mod_refs[i]); /* 3 */
+        if (lua_type(O, -1) == LUA_TTABLE) {
+            /* Find "state" by walking the module: pushing the key could allocate in O. */
+            lua_pushnil(O);
+            while (lua_next(O, -2)) {
+                if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                    if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
+                        lua_setfield(N, 3, "state");
+                    break;
+                }
+                lua_pop(O, 1);
             }
-            lua_pop(O, 1);
         }
+        lua_settop(O, otop);
+        lua_settop(N, 2);
     }
+    return 0;
+}
+
+/* Carries mt.state from old into s. The copy may run out of memory in s at any point and
+ * longjmp out of mt__carry_state, past its cleanup: the old stack is put back here. Its room
+ * is made before (lua_checkstack fails without raising), never while copying. */
+static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, size_t errsz)
+{
+    lua_State *O = old->L;
+    int otop = lua_gettop(O);
+
+    if (!lua_checkstack(O, 2 * MT_COPY_DEPTH + 8)) {
+        snprintf(err, errsz, "cannot carry mt.state over: out of memory");
+        return -ENOMEM;
+    }
+    lua_pushcfunction(s->L, mt__carry_state);
+    lua_pushlightuserdata(s->L, old);
+    int rc = lua_pcall(s->L, 1, 0, 0);
     lua_settop(O, otop);
+    if (rc != LUA_OK) {
+        snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
+        lua_pop(s->L, 1);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -874,9 +1127,14 @@ static int mt__carry_state(lua_State *N)
 /* Protected: loads the script's file (text only) and pushes it with its settings table. */
 static int mt__prepare(lua_State *L)
 {
+    struct mt_scripts *s = mt__scripts_of(L);
     const struct mt_script_spec *spec = lua_touserdata(L, 1);
     if (luaL_loadfilex(L, spec->path, "t") != LUA_OK)
         return lua_error(L);
+    /* Its globals are its own (sandbox.c): what it changes there, no other script sees. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->env_refs[spec - s->cfg->scripts]);
+    if (lua_setupvalue(L, -2, 1) == NULL)
+        lua_pop(L, 1);
     lua_createtable(L, 0, spec->nargs);
     for (int i = 0; i < spec->nargs; i++) {
         lua_pushstring(L, spec->values[i]);
@@ -947,13 +1205,16 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         }
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
-        /* Finalizers run now (timers stop in theirs); give them a budget of their own. */
-        s->budget = s->call_budget;
+        if (s->log_suppressed > 0)
+            mt_warn("lua: %lu script log lines suppressed", s->log_suppressed);
+        /* Finalizers run now: only ours (timers stop in theirs), scripts cannot make any. */
+        s->budget = s->call_budget > 0 ? s->call_budget : LONG_MAX;
         s->used = 0;
         s->aborting = false;
         s->closing = true;
         lua_close(s->L);
     }
+    mt__watchdog_stop(s);
     free(s->scratch);
     free(s->peerbuf);
     free(s);
@@ -999,10 +1260,13 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     s->nscripts = cfg->nscripts;
     s->cur_script = -1;
     s->decided = -1;
-    s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
-    long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_MEM_MB;
+    s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
+    s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_LUA_TIME) / 1e3;
+    for (int i = 0; i < MT_MAX_SCRIPTS; i++)
+        s->env_refs[i] = s->loaded_refs[i] = s->mod_refs[i] = LUA_NOREF;
+    long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_LUA_MEM;
     s->mem_limit = (size_t)mb << 20;
-    s->npeerbuf = cfg->max_peers > 0 ? (size_t)cfg->max_peers : 1024;
+    s->npeerbuf = cfg->max_peers > 0 ? (size_t)cfg->max_peers : MT_DEFAULT_MAX_PEERS;
     s->peerbuf = calloc(s->npeerbuf, sizeof *s->peerbuf);
     s->scratch = malloc(MT_PKT_BUFSIZE);
     if (s->peerbuf == NULL || s->scratch == NULL)
@@ -1025,17 +1289,23 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
         goto fail;
     }
     if (carry != NULL) {
-        lua_pushcfunction(s->L, mt__carry_state);
-        lua_pushlightuserdata(s->L, carry);
-        if (lua_pcall(s->L, 1, 0, 0) != LUA_OK) {
-            snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
-            rc = -ENOMEM;
+        rc = mt__carry(s, carry, err, errsz);
+        if (rc < 0)
             goto fail;
-        }
+    }
+    rc = mt__watchdog_start(s);
+    if (rc < 0) {
+        snprintf(err, errsz, "cannot start the script watchdog: %s", strerror(-rc));
+        goto fail;
     }
 
+    /* A chunk's top level and start() may build tables: more instructions and time, but
+     * bounded all the same (a stall there must not hang start-up or a reload). */
     long budget = s->call_budget;
-    s->call_budget = budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
+    double time = s->call_time;
+    s->call_budget = budget == 0 || budget > MT_LOAD_BUDGET ? budget : MT_LOAD_BUDGET;
+    s->call_time = 20 * time > MT_LOAD_TIME_MIN ? 20 * time : MT_LOAD_TIME_MIN;
+    s->loading = true;
     for (int i = 0; i < cfg->nscripts; i++) {
         rc = mt__load_script(s, i, err, errsz);
         if (rc < 0)
@@ -1050,6 +1320,8 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
             goto fail;
         }
     }
+    s->call_time = time;
+    s->loading = false;
     *out = s;
     return 0;
 
@@ -1057,8 +1329,11 @@ nomem:
     snprintf(err, errsz, "cannot set up Lua: out of memory");
     rc = -ENOMEM;
 fail:
-    if (s != NULL)
-        s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : MT_DEFAULT_BUDGET;
+    if (s != NULL) {
+        s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
+        s->call_time =
+            (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_LUA_TIME) / 1e3;
+    }
     mt__destroy(s, false);
     return rc;
 }

@@ -20,6 +20,7 @@
  * config filled in by hand, as moontun test and replay do). */
 #define MT_DEFAULT_LUA_BUDGET 1000000
 #define MT_DEFAULT_LUA_MEM    64 /* MB */
+#define MT_DEFAULT_LUA_TIME   50 /* ms */
 #define MT_DEFAULT_MAX_PEERS  256
 
 enum mt_role { MT_ROLE_SERVER = 0, MT_ROLE_CLIENT = 1 };
@@ -51,6 +52,7 @@ struct mt_config {
     enum mt_on_error on_error;
     long lua_budget; /* instructions per handler call */
     long lua_mem_mb;
+    long lua_time_ms; /* wall-clock bound per handler call, timer run or hook */
     char user[64];
     struct mt_prefix allow[MT_MAX_ALLOW];
     int nallow;

@@ -15,6 +15,10 @@
 struct ev_loop;
 struct ev_timer;
 
+/* The exit status when the watchdog ends the process: a call into the scripts ran more than
+ * 5 s past its time bound, stuck where no limit reaches. A supervisor should restart. */
+#define MT_EXIT_STALL 70
+
 enum mt_verdict {
     MT_VERDICT_PASS = 0,  /* continue; after the chain, the default action */
     MT_VERDICT_DROP = 1,  /* drop and count */

@@ -436,6 +436,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     CFG.on_error = MT_ON_ERROR_DROP;
     CFG.lua_budget = 10000000;
     CFG.lua_mem_mb = 64;
+    CFG.lua_time_ms = 10000; /* a sanitized harness on a busy machine: the budget bounds it */
     CFG.max_peers = 16;
     CFG.scripts[0].path = strdup(path);
     CFG.nscripts = 1;
@@ -458,8 +459,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_lpacket: the harness script does not load: %s\n", err);
         abort();
     }
+    /* The script's globals are its own environment, not the state's global table. */
+    lua_rawgeti(S->L, LUA_REGISTRYINDEX, S->env_refs[0]);
     luaL_newlib(S->L, fuzz_funcs);
-    lua_setglobal(S->L, "FUZZ");
+    lua_setfield(S->L, -2, "FUZZ");
+    lua_pop(S->L, 1);
     return 0;
 }
 
@@ -492,8 +496,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     PKT.peer = DIR == MT_DIR_INGRESS ? &PEER : NULL;
 
     lua_State *L = S->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_refs[0]); /* the script's globals */
     lua_pushlstring(L, (const char *)prog, plen);
-    lua_setglobal(L, "PROG");
+    lua_setfield(L, -2, "PROG");
+    lua_pop(L, 1);
 
     close_buffer();
     struct mt_peer *route = NULL;
@@ -505,7 +511,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(route == NULL);
 
     /* Outside any handler: what the script kept must refuse to work. */
-    lua_getglobal(L, "fuzz_after");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, S->env_refs[0]);
+    lua_getfield(L, -1, "fuzz_after");
+    lua_remove(L, -2);
     CHECK(mt__scripts_call(S, L, 0, 0, "fuzz_after", -1) == MT_CALL_OK);
     lua_settop(L, 0);
     /* Free this input's garbage now: runs stay independent of each other, and libFuzzer's

@@ -12,7 +12,7 @@ mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24
 SRV=$MT_LAST_PID
 mt_wait_link "$NS_A" mt0
 mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 -S "$MT_TMP/hostile.lua" \
-    --lua-budget 300000 --lua-mem 32
+    --lua-budget 300000 --lua-mem 32 --lua-time 2000 # this test is about the budget and the cap
 CLI=$MT_LAST_PID
 mt_wait_link "$NS_B" mt0
 mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "tunnel not up"

@@ -154,6 +154,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.on_error, MT_ON_ERROR_DROP);
     assert_int_equal(cfg.lua_budget, 1000000);
     assert_int_equal(cfg.lua_mem_mb, 64);
+    assert_int_equal(cfg.lua_time_ms, 50);
     assert_int_equal(cfg.max_peers, 256);
     assert_true(cfg.keepalive == 10.0);
     assert_true(cfg.idle_timeout == 60.0);
@@ -361,6 +362,9 @@ static void test_lua_budget(void **state)
     PARSE_OK("-s", "--lua-budget", "50000000");
     assert_int_equal(cfg.lua_budget, 50000000);
     mt_config_free(&cfg);
+    PARSE_OK("-s", "--lua-budget", "0"); /* none: the time bound alone */
+    assert_int_equal(cfg.lua_budget, 0);
+    mt_config_free(&cfg);
 }
 
 static void test_lua_mem(void **state)
@@ -371,6 +375,22 @@ static void test_lua_mem(void **state)
     PARSE_OK("-s", "--lua-mem", "512");
     assert_int_equal(cfg.lua_mem_mb, 512);
     mt_config_free(&cfg);
+}
+
+static void test_lua_time(void **state)
+{
+    PARSE_OK("-s", "--lua-time", "1");
+    assert_int_equal(cfg.lua_time_ms, 1);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--lua-time", "250");
+    assert_int_equal(cfg.lua_time_ms, 250);
+    mt_config_free(&cfg);
+}
+
+static void test_lua_time_out_of_range(void **state)
+{
+    PARSE_FAILS("--lua-time", "-s", "--lua-time", "0");
+    PARSE_FAILS("--lua-time", "-s", "--lua-time", "10001");
 }
 
 static void test_user(void **state)
@@ -734,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_on_error),
         cmocka_unit_test(test_lua_budget),
         cmocka_unit_test(test_lua_mem),
+        cmocka_unit_test(test_lua_time),
+        cmocka_unit_test(test_lua_time_out_of_range),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_max_peers),
         cmocka_unit_test(test_outer_df),

@@ -9,10 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <ev.h>
+#include <lauxlib.h>
+#include <lualib.h>
 
 #include "moontun/config.h"
 #include "moontun/log.h"
@@ -415,23 +419,22 @@ static void test_chain_order(void **state)
 {
     add_script(write_script("local mt = require 'moontun'\n"
                             "return { egress = function(pkt)\n"
-                            "  trace = (trace or '') .. 'a'\n"
+                            "  mt.inject('a')\n"
                             "  if #pkt == 1 then return mt.DROP end\n"
                             "end }\n"),
                NULL);
     add_script(write_script("local mt = require 'moontun'\n"
                             "return { egress = function(pkt)\n"
-                            "  trace = trace .. 'b'\n"
-                            "  mt.inject(trace)\n"
+                            "  mt.inject('b')\n"
                             "  return mt.REPLY\n"
                             "end }\n"),
                NULL);
     struct mt_scripts *s = load_ok();
     assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
-    assert_int_equal(F.ninject, 0); /* DROP ended the chain: the second never ran */
+    assert_int_equal(F.ninject, 1); /* DROP ended the chain: the second never ran */
     assert_int_equal(egress_n(s, 2), MT_VERDICT_REPLY);
-    assert_int_equal(F.ninject, 1);
-    assert_string_equal(F.injected, "aab");
+    assert_int_equal(F.ninject, 3);
+    assert_string_equal(F.injected, "a|a|b");
     mt_scripts_free(s);
 }
 
@@ -569,6 +572,7 @@ static void test_budget(void **state)
 static void test_memory_cap(void **state)
 {
     CFG.lua_mem_mb = 16;
+    CFG.lua_time_ms = 5000; /* filling 16 MB under ASan takes longer than the default bound */
     struct mt_scripts *s =
         load_src("local mt = require 'moontun'\n"
                  "return { egress = function(pkt)\n"
@@ -946,23 +950,464 @@ static void test_budget_in_nested_encode(void **state)
     mt_scripts_free(s);
 }
 
-static void test_no_timer_from_finalizer_at_close(void **state)
+static void test_gc_metamethods_refused(void **state)
+{
+    char err[512] = "";
+    add_script(write_script("keep = setmetatable({}, { __gc = function() while true do end end })\n"
+                            "return {}\n"),
+               NULL);
+    load_fail(err, sizeof err);
+    assert_non_null(strstr(err, "__gc metamethods are not allowed"));
+
+    /* __gc added after setmetatable never makes a finalizer (Lua marks at setmetatable). */
+    CFG.nscripts = 0;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "local m = {}\n"
+                                    "keep = setmetatable({}, m)\n"
+                                    "m.__gc = function() mt.inject('finalized') end\n"
+                                    "return {}\n");
+    mt_scripts_free(s);
+    assert_int_equal(F.ninject, 0);
+}
+
+/* --- the sandbox contract: bounds on time, C calls, coroutines, isolation ------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs one egress of n bytes; asserts the verdict and that it took less than max seconds. */
+static double timed_egress(struct mt_scripts *s, size_t n, enum mt_verdict want, double max)
+{
+    double t0 = now_s();
+    enum mt_verdict v = egress_n(s, n);
+    double dt = now_s() - t0;
+    if (dt >= max || v != want)
+        fprintf(stderr, "egress %zu: verdict %d in %.3f s\n", n, (int)v, dt);
+    assert_int_equal(v, want);
+    assert_true(dt < max);
+    return dt;
+}
+
+/* Each case is one C library call (or one slow instruction) that no count hook sees. With the
+ * instruction budget out of the way, only the wall-clock bound (50 ms) can stop them; 0.5 s
+ * leaves room for ASan. */
+static void test_time_bound_c_calls(void **state)
+{
+    CFG.lua_budget = 1000000000L;
+    CFG.lua_mem_mb = 64;
+    struct mt_scripts *s = load_src(
+        "local mt = require 'moontun'\n"
+        "local big1, big2\n"
+        "local attacks = {\n"
+        "  [1] = function() return ('a'):rep(200):find(('a-'):rep(5) .. 'b') end,\n"
+        "  [2] = function() table.move({}, 1, math.maxinteger - 1, 1) end,\n"
+        "  [3] = function() table.remove(setmetatable({}, { __len = function() return 1 << 40 end "
+        "}), 1) end,\n"
+        "  [4] = function() table.insert(setmetatable({}, { __len = function() return 1 << 40 end "
+        "}), 1, 0) end,\n"
+        "  [5] = function() return table.concat(setmetatable({}, { __index = function() return '' "
+        "end }), '', 1, 1 << 40) end,\n"
+        "  [6] = function()\n"
+        "    big1 = big1 or ('x'):rep(20e6); big2 = big2 or ('x'):rep(20e6 - 1) .. 'x'\n"
+        "    while true do local _ = big1 == big2 end\n"
+        "  end,\n"
+        "  [7] = function() local t = {} for i = 1, 1e5 do t[i] = {} end while true do "
+        "collectgarbage() end end,\n"
+        "  [8] = function() return ('a'):rep(300):gsub(('a-'):rep(5) .. 'b', '') end,\n"
+        "  [9] = function() for _ in (('a'):rep(300)):gmatch('(a-)(a-)(a-)(a-)b') do end end,\n"
+        "  [10] = function() return ('a'):rep(200):match(('a?'):rep(40) .. ('a'):rep(40) .. 'b') "
+        "end,\n"
+        "  [11] = function() return #string.rep('', 1 << 62) end,\n"
+        "}\n"
+        "return { egress = function(pkt)\n"
+        "  local f = attacks[#pkt]\n"
+        "  if f then f() return mt.REPLY end\n"
+        "  return mt.PASS\n"
+        "end }\n");
+    uint64_t aborts = 0;
+    for (size_t n = 1; n <= 10; n++) {
+        timed_egress(s, n, MT_VERDICT_DROP, 0.5);
+        assert_int_equal(ST.budget_aborts, ++aborts);
+    }
+    timed_egress(s, 11, MT_VERDICT_REPLY, 0.5); /* string.rep('', huge): '' at once */
+    timed_egress(s, 20, MT_VERDICT_PASS, 0.5);  /* and the state is fine afterwards */
+    mt_scripts_free(s);
+}
+
+static void test_time_bound_sort_and_load(void **state)
+{
+    CFG.lua_budget = 1000000000L;
+    CFG.lua_mem_mb = 128;
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local t = {} for i = 1, 1e6 do t[i] = -i end\n"
+                 "return { egress = function(pkt)\n"
+                 "  if #pkt == 1 then table.sort(t) end\n"
+                 "  if #pkt == 2 then\n"
+                 "    local ok, err = load(('x=1 '):rep(2e5))\n"
+                 "    mt.inject(tostring(err))\n"
+                 "  end\n"
+                 "  if #pkt == 3 then return os.date(('%c'):rep(1e6)) end\n"
+                 "  if #pkt == 4 then\n"
+                 "    local u = {5, 3, 9, 1, 7} table.sort(u, function(a, b) return a > b end)\n"
+                 "    mt.inject(table.concat(u, ','))\n"
+                 "  end\n"
+                 "  return mt.REPLY\n"
+                 "end }\n");
+    timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    assert_int_equal(ST.budget_aborts, 1);
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5);
+    assert_non_null(strstr(F.injected, "chunk too large"));
+    timed_egress(s, 3, MT_VERDICT_DROP, 0.5);
+    F.injected_len = 0;
+    timed_egress(s, 4, MT_VERDICT_REPLY, 0.5);
+    assert_string_equal(F.injected, "9,7,5,3,1");
+    mt_scripts_free(s);
+}
+
+static void test_xpcall_handler_not_run_after_abort(void **state)
+{
+    struct mt_scripts *s = load_src(
+        "local mt = require 'moontun'\n"
+        "return { egress = function(pkt)\n"
+        "  if #pkt == 1 then\n"
+        "    xpcall(function() while true do end end, function() while true do end end)\n"
+        "  end\n"
+        "  local ok, msg = xpcall(error, function(m) return 'handled ' .. m end, 'oops', 0)\n"
+        "  mt.inject(tostring(ok) .. ' ' .. msg)\n"
+        "  return mt.REPLY\n"
+        "end }\n");
+    timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    assert_int_equal(ST.budget_aborts, 1);
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5); /* a script's own errors still reach it */
+    assert_string_equal(F.injected, "false handled oops");
+    mt_scripts_free(s);
+}
+
+static void test_close_of_killed_coroutine(void **state)
+{
+    struct mt_scripts *s = load_src(
+        "local mt = require 'moontun'\n"
+        "local killed\n"
+        "local function body()\n"
+        "  local x <close> = setmetatable({}, { __close = function()\n"
+        "    mt.inject('closed') while true do end end })\n"
+        "  while true do end\n"
+        "end\n"
+        "return { egress = function(pkt)\n"
+        "  if #pkt == 1 then coroutine.wrap(body)() end\n"
+        "  if #pkt == 2 then killed = coroutine.create(body) coroutine.resume(killed) end\n"
+        "  if #pkt == 3 then mt.inject(table.concat({tostring(coroutine.close(killed))}, ' ')) "
+        "end\n"
+        "  if #pkt == 4 then pcall(coroutine.wrap(function()\n"
+        "    local x <close> = setmetatable({}, { __close = function() mt.inject('closed') end })\n"
+        "    error('plain') end)) end\n"
+        "  return mt.REPLY\n"
+        "end }\n");
+    timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    timed_egress(s, 2, MT_VERDICT_DROP, 0.5);
+    timed_egress(s, 3, MT_VERDICT_REPLY, 0.5);
+    assert_string_equal(F.injected, "false"); /* not closed, and its handler never ran */
+    assert_int_equal(ST.budget_aborts, 2);
+    timed_egress(s, 4, MT_VERDICT_REPLY, 0.5); /* an ordinary error: closed as by Lua's wrap */
+    assert_string_equal(F.injected, "false|closed");
+    mt_scripts_free(s);
+}
+
+/* Lua 5.4.4 overflows the C stack (SIGSEGV) here; the nesting cap makes it an error. */
+static void test_nested_coroutine_close(void **state)
+{
+    CFG.lua_mem_mb = 128;
+    CFG.lua_time_ms = 5000;
+    CFG.lua_budget = 100000000L;
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "return { egress = function(pkt)\n"
+                 "  local prev, last\n"
+                 "  for i = 1, 20000 do\n"
+                 "    local p = prev\n"
+                 "    local co = coroutine.create(function()\n"
+                 "      local x <close> = setmetatable({}, { __close = function()\n"
+                 "        if p then local ok, e = coroutine.close(p) last = last or e end end })\n"
+                 "      coroutine.yield()\n"
+                 "    end)\n"
+                 "    coroutine.resume(co)\n"
+                 "    prev = co\n"
+                 "  end\n"
+                 "  local ok, err = coroutine.close(prev)\n"
+                 "  mt.inject(tostring(ok) .. ' ' .. tostring(last))\n"
+                 "  return mt.REPLY\n"
+                 "end }\n");
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_REPLY);
+    assert_non_null(strstr(F.injected, "nested too deep"));
+    mt_scripts_free(s);
+}
+
+/* The hook used to re-arm itself every 1,000 instructions, walking the whole call stack. */
+static void test_deep_recursion_abort_is_cheap(void **state)
+{
+    CFG.lua_mem_mb = 128;
+    struct mt_scripts *s = load_src("local function f(n) if n == 0 then while true do end end\n"
+                                    "  return 1 + f(n - 1) end\n"
+                                    "return { egress = function(pkt) return f(150000) end }\n");
+    for (int i = 0; i < 4; i++)
+        timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    assert_int_equal(ST.budget_aborts, 4);
+    mt_scripts_free(s);
+}
+
+/* A flood of calls that each spend their bound: after a quarter of a second of stopped calls in
+ * a second, the rest of that second's calls get 5 ms and 10,000 instructions (C steps
+ * included) each, so the loop keeps most of its time. */
+static void test_overload_shrinks_the_bound(void **state)
+{
+    CFG.lua_budget = 1000000000L;
+    struct mt_scripts *s = load_src("return { egress = function(pkt)\n"
+                                    "  if #pkt == 1 then while true do end end\n"
+                                    "  return ('a'):rep(200):find(('a-'):rep(5) .. 'b')\n"
+                                    "end }\n");
+    double t0 = now_s();
+    for (int i = 0; i < 200; i++)
+        egress_n(s, 1 + (size_t)(i & 1));
+    double dt = now_s() - t0;
+    fprintf(stderr, "200 spinning calls took %.2f s\n", dt);
+    assert_int_equal(ST.budget_aborts, 200);
+    assert_true(dt < 1.2); /* 200 bounds would be 10 s */
+    mt_scripts_free(s);
+}
+
+/* --lua-budget 0: no count hook while calls behave (the hook costs per instruction); the
+ * watchdog arms one when a call overruns its time bound. */
+static void test_time_bound_alone(void **state)
+{
+    CFG.lua_budget = 0;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { egress = function(pkt)\n"
+                                    "  if #pkt == 1 then while true do end end\n"
+                                    "  return mt.REPLY\n"
+                                    "end }\n");
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5);
+    assert_null(lua_gethook(s->L));
+    timed_egress(s, 1, MT_VERDICT_DROP, 0.5);
+    assert_int_equal(ST.budget_aborts, 1);
+    timed_egress(s, 2, MT_VERDICT_REPLY, 0.5);
+    assert_null(lua_gethook(s->L)); /* the watchdog's hook went with the call */
+    mt_scripts_free(s);
+}
+
+static double probe_last, probe_gap;
+
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    double now = now_s();
+    if (probe_last > 0 && now - probe_last > probe_gap)
+        probe_gap = now - probe_last;
+    probe_last = now;
+}
+
+/* 300 timers that each spend their whole bound: the loop turn still ends within about one
+ * bound, so a C timer beside them keeps ticking. */
+static void test_timers_share_a_turn(void **state)
 {
     struct mt_scripts *s =
         load_src("local mt = require 'moontun'\n"
-                 "keep = setmetatable({}, { __gc = function()\n"
-                 "  local ok = pcall(mt.after, 0.01, function() mt.inject('zombie') end)\n"
-                 "  mt.inject('gc ' .. tostring(ok))\n"
-                 "end })\n"
+                 "for i = 1, 300 do mt.every(0.01, function() while true do end end) end\n"
                  "return {}\n");
-    assert_int_equal(mt_scripts_hooks(s), 0);
+    ev_timer probe;
+    probe_last = probe_gap = 0;
+    ev_timer_init(&probe, probe_cb, 0.01, 0.01);
+    ev_timer_start(LOOP, &probe);
+    run_loop(0.6);
+    ev_timer_stop(LOOP, &probe);
+    fprintf(stderr, "largest gap between probe ticks: %.3f s, %llu timer runs deferred\n",
+            probe_gap, (unsigned long long)s->timer_deferred);
+    assert_true(probe_gap > 0 && probe_gap < 0.2);
+    assert_true(s->timer_deferred > 0);
+    assert_true(ST.budget_aborts >= 3);
     mt_scripts_free(s);
-    assert_string_equal(F.injected, "gc false");
-    run_loop(0.03);
-    assert_string_equal(F.injected, "gc false");
 }
 
-/* The per-packet path allocates nothing once warm: the Lua heap does not move. */
+/* A later script that vandalises everything it can reach changes nothing for an earlier one. */
+static void test_scripts_isolated(void **state)
+{
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "local util = require 'mtutil'\n"
+                            "return { egress = function(pkt)\n"
+                            "  assert(string.find('abc', 'b') == 2 and ('x'):rep(2) == 'xx')\n"
+                            "  assert(type(util.flow) == 'function' and table.insert)\n"
+                            "  assert(mt.state.mine == nil and shared == nil)\n"
+                            "  if #pkt == 1 then return mt.DROP end\n"
+                            "end }\n"),
+               NULL);
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "mt.DROP = nil mt.REPLY = nil\n"
+                            "require('moontun').PASS = 'x'\n"
+                            "require('mtutil').flow = nil\n"
+                            "string.find = nil string.rep = nil table.insert = nil\n"
+                            "load('string.find = nil shared = 1')()\n"
+                            "assert(getmetatable('') == false)\n"
+                            "mt.state.mine = true shared = true _G.shared = true\n"
+                            "return { egress = function(pkt) return nil end }\n"),
+               NULL);
+    struct mt_scripts *s = load_ok();
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
+    assert_int_equal(egress_n(s, 2), MT_VERDICT_PASS);
+    assert_int_equal(ST.script_errors, 0);
+    mt_scripts_free(s);
+}
+
+static void test_stall_at_load_is_bounded(void **state)
+{
+    char err[512] = "";
+    CFG.lua_budget = 1000000000000L;
+    add_script(write_script("while true do end\n"), NULL);
+    double t0 = now_s();
+    load_fail(err, sizeof err);
+    assert_true(now_s() - t0 < 3.0);
+    assert_non_null(strstr(err, "time limit exceeded"));
+
+    CFG.nscripts = 0;
+    add_script(write_script("return { start = function() while true do end end }\n"), NULL);
+    t0 = now_s();
+    load_fail(err, sizeof err);
+    assert_true(now_s() - t0 < 3.0);
+    assert_non_null(strstr(err, "time limit exceeded"));
+}
+
+static void test_script_logs_rate_limited(void **state)
+{
+    CFG.lua_time_ms = 2000; /* copying 2 MB under ASan is not what this test measures */
+    struct mt_scripts *s = load_src("return { egress = function(pkt)\n"
+                                    "  print(('x'):rep(2e6))\n"
+                                    "  for i = 1, 300 do print('line', i) warn('w', i) end\n"
+                                    "end }\n");
+    mt_log_level = MT_LOG_INFO; /* the 2 MB line is written cut to 2 KiB */
+    timed_egress(s, 1, MT_VERDICT_PASS, 0.5);
+    mt_log_level = MT_LOG_ERROR;
+    assert_int_equal(s->log_lines, 200); /* the burst */
+    assert_int_equal(s->log_suppressed, 401);
+    mt_scripts_free(s);
+}
+
+/* Fault: a reload whose copy of mt.state ran out of memory longjmp'd past the lua_settop that
+ * puts the running state's stack back, leaving values on it for good. */
+static void test_failed_carry_leaves_old_stack(void **state)
+{
+    CFG.lua_mem_mb = 3;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "mt.state.t = mt.state.t or {}\n"
+                                    "for i = 1, 32000 do mt.state.t[i] = { i } end\n"
+                                    "return { egress = function(pkt) return mt.DROP end }\n");
+    int top = lua_gettop(s->L);
+    char err[256];
+    for (int i = 0; i < 3; i++) {
+        struct mt_scripts *old = s;
+        assert_true(mt_scripts_reload(&s, err, sizeof err) < 0);
+        assert_ptr_equal(s, old);
+        assert_non_null(strstr(err, "mt.state"));
+        assert_int_equal(lua_gettop(s->L), top);
+    }
+    assert_int_equal(egress_n(s, 1), MT_VERDICT_DROP);
+    mt_scripts_free(s);
+}
+
+/* A host call that blocks stands for a stall no limit reaches. */
+static int stalling_inject(void *ctx, const uint8_t *data, size_t len)
+{
+    struct timespec left = {8, 0};
+    while (nanosleep(&left, &left) != 0) /* the watchdog's signal interrupts it */
+        ;
+    return 0;
+}
+
+/* The last resort: a call stuck more than 5 s past its bound ends the process with status
+ * MT_EXIT_STALL, so that a supervisor restarts it. Runs in a child process. */
+static void test_watchdog_ends_a_stalled_process(void **state)
+{
+    HOST.inject = stalling_inject;
+    add_script(write_script("local mt = require 'moontun'\n"
+                            "return { egress = function(pkt) mt.inject('x') end }\n"),
+               NULL);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* the state (and its watchdog thread) made in the child */
+        struct mt_scripts *s = NULL;
+        char err[256];
+        if (mt_scripts_load(&s, &CFG, &HOST, err, sizeof err) != 0)
+            _exit(3);
+        egress_n(s, 1);
+        _exit(0); /* the stall ended by itself: the watchdog did not act */
+    }
+    double t0 = now_s();
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    double dt = now_s() - t0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), MT_EXIT_STALL);
+    assert_true(dt > 4.5 && dt < 7.5);
+}
+
+/* The bounded matcher against the library's, on random patterns and subjects: the same
+ * results and the same errors. */
+static const char *const match_diff_src =
+    "math.randomseed(7)\n"
+    "local toks = { 'a', 'b', '.', '%a', '%d', '%s', '%W', '[ab]', '[^a]', '[%d-]', '[a-c]',\n"
+    "  '*', '+', '-', '?', '(', ')', '()', '%1', '%2', '$', '%b()', '%f[%w]', '%', '[', '%.', ']' "
+    "}\n"
+    "local subj = { '', 'a', 'aab', 'ab(c)d', '12 ab.cd', 'xxaab()b', 'a.b-c 9', 'aaaa' }\n"
+    "local out = {}\n"
+    "local function rec(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) "
+    "end\n"
+    "  out[#out + 1] = table.concat(t, ',', 1, t.n) end\n"
+    "for i = 1, 3000 do\n"
+    "  local p = (math.random(4) == 1) and '^' or ''\n"
+    "  for k = 1, math.random(4) do p = p .. toks[math.random(#toks)] end\n"
+    "  local s = subj[math.random(#subj)]\n"
+    "  local init = math.random(-3, 5)\n"
+    "  rec(pcall(string.find, s, p, init))\n"
+    "  rec(pcall(string.match, s, p))\n"
+    "  rec(pcall(string.gsub, s, p, '<%0>'))\n"
+    "  rec(pcall(string.gsub, s, p, { a = 'A' }, 2))\n"
+    "  rec(pcall(string.rep, s, init, p))\n"
+    "  rec(pcall(function() local r = {} for a, b in s:gmatch(p) do r[#r+1] = tostring(a) .. "
+    "tostring(b) end\n"
+    "    return table.concat(r, ';') end))\n"
+    "end\n"
+    "return table.concat(out, '\\n')\n";
+
+static void test_matcher_matches_lua(void **state)
+{
+    lua_State *ref = luaL_newstate();
+    luaL_openlibs(ref);
+    assert_int_equal(luaL_dostring(ref, match_diff_src), LUA_OK);
+    struct mt_scripts *s = load_src("return {}\n");
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->env_refs[0]); /* a script's environment */
+    assert_int_equal(luaL_loadstring(s->L, match_diff_src), LUA_OK);
+    lua_insert(s->L, -2);
+    lua_setupvalue(s->L, -2, 1);
+    int rc = lua_pcall(s->L, 0, 1, 0);
+    if (rc != LUA_OK)
+        fprintf(stderr, "%s\n", lua_tostring(s->L, -1));
+    assert_int_equal(rc, LUA_OK);
+    const char *a = lua_tostring(ref, -1), *b = lua_tostring(s->L, -1);
+    if (strcmp(a, b) != 0) { /* show the first difference */
+        size_t i = 0, line = 0;
+        for (; a[i] == b[i]; i++)
+            if (a[i] == '\n')
+                line = i + 1;
+        fprintf(stderr, "lua:     %.200s\nsandbox: %.200s\n", a + line, b + line);
+    }
+    assert_string_equal(a, b);
+    lua_pop(s->L, 1);
+    lua_close(ref);
+    mt_scripts_free(s);
+}
+
 static void test_hot_path_does_not_allocate(void **state)
 {
     struct mt_scripts *s =
@@ -1026,7 +1471,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_log_rate_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_from_decode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_budget_in_nested_encode, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_timer_from_finalizer_at_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_metamethods_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_bound_c_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_bound_sort_and_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_xpcall_handler_not_run_after_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_of_killed_coroutine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nested_coroutine_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_recursion_abort_is_cheap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_share_a_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overload_shrinks_the_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_time_bound_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scripts_isolated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stall_at_load_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_logs_rate_limited, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_carry_leaves_old_stack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_matcher_matches_lua, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watchdog_ends_a_stalled_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
