@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "moontun/addr.h"
 #include "moontun/proto.h"
 #include "bytes.h"
 
@@ -509,17 +510,25 @@ static void summary_l4(struct sbuf *b, const uint8_t *p, const struct mt_hdrs *h
         sb_printf(b, ", id %u, seq %u", rd16(l4 + 4), rd16(l4 + 6));
 }
 
+/* The text of the 4 or 16 address bytes at b (addr.c formats every address). */
+static void addr_text(enum mt_addr_kind kind, const uint8_t *b, char *buf, size_t bufsz)
+{
+    struct mt_addr a = {.kind = (uint8_t)kind};
+    memcpy(a.b, b, kind == MT_ADDR_IP4 ? 4 : 16);
+    mt_addr_str(&a, buf, bufsz);
+}
+
 static void summary_ip(struct sbuf *b, const uint8_t *p, const struct mt_hdrs *h)
 {
     char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
     const uint8_t *ip = p + h->l3;
     if (h->ipver == 4) {
-        inet_ntop(AF_INET, ip + 12, src, sizeof(src));
-        inet_ntop(AF_INET, ip + 16, dst, sizeof(dst));
+        addr_text(MT_ADDR_IP4, ip + 12, src, sizeof(src));
+        addr_text(MT_ADDR_IP4, ip + 16, dst, sizeof(dst));
         sb_printf(b, "IP ");
     } else {
-        inet_ntop(AF_INET6, ip + 8, src, sizeof(src));
-        inet_ntop(AF_INET6, ip + 24, dst, sizeof(dst));
+        addr_text(MT_ADDR_IP6, ip + 8, src, sizeof(src));
+        addr_text(MT_ADDR_IP6, ip + 24, dst, sizeof(dst));
         sb_printf(b, "IP6 ");
     }
     if (h->l4 >= 0) {
@@ -560,8 +569,8 @@ static void summary_arp(struct sbuf *b, const uint8_t *a, size_t alen)
         return;
     }
     char spa[INET_ADDRSTRLEN], tpa[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, a + 14, spa, sizeof(spa));
-    inet_ntop(AF_INET, a + 24, tpa, sizeof(tpa));
+    addr_text(MT_ADDR_IP4, a + 14, spa, sizeof(spa));
+    addr_text(MT_ADDR_IP4, a + 24, tpa, sizeof(tpa));
     uint16_t op = rd16(a + 6);
     if (op == 1)
         sb_printf(b, "ARP, request who-has %s tell %s", tpa, spa);

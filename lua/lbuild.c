@@ -197,10 +197,15 @@ static void read_ip(lua_State *L, int t, struct spec *s)
         luaL_error(L, "mt.packet: ip.src and ip.dst must be both IPv4 or both IPv6");
     s->v6 = vs == 6 || vd == 6;
     /* Defaults: 10.0.0.1 > 10.0.0.2, or fd00::1 > fd00::2 */
-    if (vs == 0)
-        inet_pton(s->v6 ? AF_INET6 : AF_INET, s->v6 ? "fd00::1" : "10.0.0.1", s->src);
-    if (vd == 0)
-        inet_pton(s->v6 ? AF_INET6 : AF_INET, s->v6 ? "fd00::2" : "10.0.0.2", s->dst);
+    static const uint8_t v4[4] = {10, 0, 0, 0}, v6[16] = {0xfd};
+    if (vs == 0) {
+        memcpy(s->src, s->v6 ? v6 : v4, s->v6 ? 16 : 4);
+        s->src[s->v6 ? 15 : 3] = 1;
+    }
+    if (vd == 0) {
+        memcpy(s->dst, s->v6 ? v6 : v4, s->v6 ? 16 : 4);
+        s->dst[s->v6 ? 15 : 3] = 2;
+    }
     s->ttl = opt_int(L, t, "ip", "ttl", 64, 0, 255);
     s->tos = opt_int(L, t, "ip", "tos", 0, 0, 255);
     s->id = opt_int(L, t, "ip", "id", 0, 0, s->v6 ? 0xfffff : 0xffff);
