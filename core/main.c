@@ -52,11 +52,16 @@ static void print_summary(const struct mt_stats *s)
             (unsigned long long)s->reload_failures);
 }
 
+#include "../tools/keys.h" /* moontun genkey | pubkey */
+
 int main(int argc, char **argv)
 {
     static struct mt_config cfg;
     static struct mt_tunnel tun;
     char err[512] = "";
+    if (argc > 1 && (!strcmp(argv[1], "genkey") || !strcmp(argv[1], "pubkey")))
+        return argv[1][0] == 'g' ? mt_tool_genkey(argc - 1, argv + 1)
+                                 : mt_tool_pubkey(argc - 1, argv + 1);
 
     int rc = mt_config_parse(&cfg, argc, argv, err, sizeof(err));
     if (rc == MT_CONFIG_EXIT)
