@@ -68,9 +68,10 @@ static void chachapoly_rfc8439(void **state)
     unhex(nonce, "070000004041424344454647");
     unhex(ad, "50515253c0c1c2c3c4c5c6c7");
     assert_int_equal(mt_wg_aead_seal_nonce(buf, key, nonce, (const uint8_t *)LADIES, n, ad, 12), 0);
-    assert_hex(buf, "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282"
-                    "fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fa"
-                    "b324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116");
+    assert_hex(buf,
+               "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282"
+               "fafb69da92728b1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fa"
+               "b324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116");
     assert_hex(buf + n, "1ae10b594f09e26a7e902ecbd0600691");
     assert_int_equal(mt_wg_aead_open_nonce(back, key, nonce, buf, n + 16, ad, 12), 0);
     assert_memory_equal(back, LADIES, n);
@@ -111,9 +112,10 @@ static void xchachapoly_draft(void **state)
         nonce[i] = (uint8_t)(0x40 + i);
     unhex(ad, "50515253c0c1c2c3c4c5c6c7");
     assert_int_equal(mt_wg_xaead_seal(buf, key, nonce, (const uint8_t *)LADIES, n, ad, 12), 0);
-    assert_hex(buf, "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa644"
-                    "0bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e"
-                    "3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52e");
+    assert_hex(buf,
+               "bd6d179d3e83d43b9576579493c0e939572a1700252bfaccbed2902c21396cbb731c7f1b0b4aa644"
+               "0bf3a82f4eda7e39ae64c6708c54c216cb96b72e1213b4522f8c9ba40db5d945b11b69b982c1bb9e"
+               "3f3fac2bc369488f76b2383565d3fff921f9664c97637da9768812f615c68b13b52e");
     assert_hex(buf + n, "c0875924c1c7987947deafd8780acf49");
     assert_int_equal(mt_wg_xaead_open(back, key, nonce, buf, n + 16, ad, 12), 0);
     assert_memory_equal(back, LADIES, n);
@@ -182,10 +184,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(x25519_rfc7748),    cmocka_unit_test(x25519_low_order_refused),
+        cmocka_unit_test(x25519_rfc7748),     cmocka_unit_test(x25519_low_order_refused),
         cmocka_unit_test(chachapoly_rfc8439), cmocka_unit_test(chachapoly_counter_nonce),
-        cmocka_unit_test(xchachapoly_draft), cmocka_unit_test(blake2s_vectors),
-        cmocka_unit_test(kdf_is_hmac_chain), cmocka_unit_test(equal_and_wipe),
+        cmocka_unit_test(xchachapoly_draft),  cmocka_unit_test(blake2s_vectors),
+        cmocka_unit_test(kdf_is_hmac_chain),  cmocka_unit_test(equal_and_wipe),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
