@@ -308,10 +308,11 @@ int mt_wg_config_load(struct mt_wg_config *c, const char *path, mt_wg_config_not
     memset(c, 0, sizeof(*c));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
         if (fd >= 0)
             close(fd);
-        return -errno;
+        return -e;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > MT_WG_CONFIG_MAX_BYTES) {
         snprintf(err, errlen, "%s: not a regular file of at most %d bytes", path,

@@ -17,7 +17,7 @@
 #include "moontun/log.h"
 
 static struct {
-    bool ready;
+    bool ready, failed; /* failed: said once, not on every packet */
     EVP_MD *blake2s;
     EVP_MD_CTX *md;
     EVP_MAC *hmac_alg, *b2mac_alg;
@@ -43,6 +43,8 @@ int mt_wg_crypto_init(void)
 {
     if (C.ready)
         return 0;
+    if (C.failed)
+        return -ENOSYS;
     char digest[] = "BLAKE2S-256";
     size_t macsize = MT_WG_MAC_LEN;
     OSSL_PARAM hp[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
@@ -63,6 +65,7 @@ int mt_wg_crypto_init(void)
         mt_error("wireguard: OpenSSL 3 (BLAKE2s, HMAC, BLAKE2SMAC, ChaCha20-Poly1305) or "
                  "libsodium is not usable");
         mt_wg_crypto_fini();
+        C.failed = true;
         return -ENOSYS;
     }
     C.ready = true;
