@@ -205,6 +205,14 @@ int mt_wg_kdf(uint8_t *out1, uint8_t *out2, uint8_t *out3, const uint8_t ck[MT_W
     return rc;
 }
 
+/* The cipher for EVP_*Init_ex2: only the first time. Naming it again makes OpenSSL reset the
+ * context, which frees and allocates its state on every packet; NULL keeps it and sets the new
+ * key and nonce. */
+static const EVP_CIPHER *cipher_once(void)
+{
+    return EVP_CIPHER_CTX_get0_cipher(C.cipher) ? NULL : C.chapoly;
+}
+
 int mt_wg_aead_seal_nonce(uint8_t *out, const uint8_t key[MT_WG_KEY_LEN],
                           const uint8_t nonce[MT_WG_NONCE_LEN], const uint8_t *pt, size_t n,
                           const uint8_t *ad, size_t adlen)
@@ -213,7 +221,7 @@ int mt_wg_aead_seal_nonce(uint8_t *out, const uint8_t key[MT_WG_KEY_LEN],
     int l1 = 0, l2 = 0, la = 0;
     if (n > INT_MAX - MT_WG_TAG_LEN || adlen > INT_MAX)
         return -EMSGSIZE;
-    if (EVP_EncryptInit_ex2(C.cipher, C.chapoly, key, nonce, NULL) != 1 ||
+    if (EVP_EncryptInit_ex2(C.cipher, cipher_once(), key, nonce, NULL) != 1 ||
         (adlen && EVP_EncryptUpdate(C.cipher, NULL, &la, ad, (int)adlen) != 1) ||
         (n && EVP_EncryptUpdate(C.cipher, out, &l1, pt, (int)n) != 1) ||
         EVP_EncryptFinal_ex(C.cipher, out + l1, &l2) != 1 || (size_t)(l1 + l2) != n ||
@@ -236,7 +244,7 @@ int mt_wg_aead_open_nonce(uint8_t *out, const uint8_t key[MT_WG_KEY_LEN],
     size_t m = n - MT_WG_TAG_LEN;
     uint8_t tag[MT_WG_TAG_LEN];
     memcpy(tag, ct + m, sizeof(tag)); /* out may be ct: keep the tag before it is overwritten */
-    if (EVP_DecryptInit_ex2(C.cipher, C.chapoly, key, nonce, NULL) != 1 ||
+    if (EVP_DecryptInit_ex2(C.cipher, cipher_once(), key, nonce, NULL) != 1 ||
         EVP_CIPHER_CTX_ctrl(C.cipher, EVP_CTRL_AEAD_SET_TAG, MT_WG_TAG_LEN, tag) != 1 ||
         (adlen && EVP_DecryptUpdate(C.cipher, NULL, &la, ad, (int)adlen) != 1) ||
         (m && EVP_DecryptUpdate(C.cipher, out, &l1, ct, (int)m) != 1))
