@@ -1,6 +1,8 @@
 /* The table of verbs core/main.c dispatches to. */
 #include "verbs.h"
 
+#include "keys.h"
+
 #include <string.h>
 
 static const struct {
@@ -9,6 +11,8 @@ static const struct {
 } verbs[] = {
     {"replay", mt_replay_main},
     {"test", mt_test_main},
+    {"genkey", mt_tool_genkey},
+    {"pubkey", mt_tool_pubkey},
 };
 
 int (*mt_verb_find(const char *word))(int argc, char **argv)
