@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "moontun/log.h"
+#include "wg/config.h"
 
 #define MT_DEFAULT_PORT      55555 /* as simpletun */
 #define MT_DEFAULT_MTU       1400
@@ -39,6 +40,7 @@ enum {
     OPT_IDLE,
     OPT_NO_OFFLOAD,
     OPT_OUTER_DF,
+    OPT_WG,
 };
 
 static const struct option long_options[] = {
@@ -51,6 +53,7 @@ static const struct option long_options[] = {
     {"listen", required_argument, NULL, 'l'},
     {"tcp", no_argument, NULL, OPT_TCP},
     {"udp", no_argument, NULL, OPT_UDP},
+    {"wg", required_argument, NULL, OPT_WG},
     {"script", required_argument, NULL, 'S'},
     {"addr", required_argument, NULL, OPT_ADDR},
     {"mtu", required_argument, NULL, OPT_MTU},
@@ -76,7 +79,8 @@ void mt_config_usage(FILE *out)
 {
     fputs("Usage: moontun [-i IFNAME] [-u|-a] (-s | -c HOST) [-p PORT] [--udp|--tcp]\n"
           "               [-S \"SCRIPT [key=value ...]\"]... [options]\n"
-          "A tun/tap tunnel over TCP or UDP whose data path is programmable in Lua.\n"
+          "       moontun [-i IFNAME] --wg FILE [-S ...] [options]\n"
+          "A tun/tap tunnel over TCP, UDP or WireGuard whose data path is programmable in Lua.\n"
           "\n"
           "  -i, --iface NAME      device name (default: the kernel picks tunN/tapN)\n"
           "  -u, --tun             tun mode, IP packets (default)\n"
@@ -86,6 +90,9 @@ void mt_config_usage(FILE *out)
           "  -p, --port PORT       port to listen on or connect to (default 55555)\n"
           "  -l, --listen ADDR     bind address (default: any, IPv6 and IPv4)\n"
           "      --tcp | --udp     transport (default tcp, simpletun-compatible framing)\n"
+          "      --wg FILE         WireGuard: keys, ListenPort and peers from a wg(8) file\n"
+          "                        (peer to peer: no -s/-c; its Address and MTU apply\n"
+          "                        unless --addr/--mtu are given; -p when no ListenPort)\n"
           "  -S, --script \"FILE [key=value ...]\"\n"
           "                        Lua script and its settings; repeat to chain in order\n"
           "      --addr CIDR       assign this address to the device and bring it up\n"
@@ -204,6 +211,58 @@ static int check_ipv6_mtu(const struct mt_config *cfg, char *err, size_t errsz)
     return MT_CONFIG_RUN;
 }
 
+static void wg_note(void *ctx, int line, const char *msg)
+{
+    if (line > 0)
+        mt_info("%s: line %d: %s", (const char *)ctx, line, msg);
+    else
+        mt_info("%s: %s", (const char *)ctx, msg);
+}
+
+/* --wg FILE: the transport, and what the file says of the device when the command line did
+ * not (wg-quick's Address and MTU), and the port (ListenPort; else -p; else any, as wg). */
+static int wg_options(struct mt_config *cfg, const char *path, bool role_client, bool port_set,
+                      bool mtu_set, char *err, size_t errsz)
+{
+    if (role_client)
+        return fail(err, errsz,
+                    "--wg and -c exclude each other: WireGuard peers and their "
+                    "endpoints come from the file");
+    if (cfg->transport != MT_TRANSPORT_TCP || cfg->tap)
+        return fail(err, errsz, "--wg carries IP packets over its own UDP: no --tcp, --udp or -a");
+    cfg->wg = calloc(1, sizeof(*cfg->wg));
+    if (!cfg->wg)
+        return fail(err, errsz, "out of memory");
+    char why[512];
+    if (mt_wg_config_load(cfg->wg, path, wg_note, (void *)path, why, sizeof(why)) < 0)
+        return fail(err, errsz, "--wg: %s", why);
+    if (!cfg->wg->has_priv)
+        return fail(err, errsz, "--wg: %s: [Interface] has no PrivateKey", path);
+    cfg->transport = MT_TRANSPORT_WG;
+    if (cfg->wg->has_listen_port)
+        cfg->port = cfg->wg->listen_port;
+    else if (!port_set)
+        cfg->port = 0; /* the kernel picks: an end that only initiates */
+    if (!mtu_set && cfg->wg->mtu) {
+        if (cfg->wg->mtu > MT_MAX_MTU)
+            return fail(err, errsz, "--wg: %s: MTU %u is above %d", path, cfg->wg->mtu, MT_MAX_MTU);
+        cfg->mtu = (int)cfg->wg->mtu;
+    }
+    for (size_t i = 0; cfg->naddrs == 0 && i < cfg->wg->n_addresses; i++) {
+        const struct mt_wg_prefix *a = &cfg->wg->addresses[i];
+        if (i == MT_MAX_ADDRS)
+            return fail(err, errsz, "--wg: %s: at most %d Address prefixes", path, MT_MAX_ADDRS);
+        struct mt_prefix *d = &cfg->addrs[i];
+        memset(d, 0, sizeof(*d));
+        d->addr.kind = a->family == 4 ? MT_ADDR_IP4 : MT_ADDR_IP6;
+        memcpy(d->addr.b, a->addr, a->family == 4 ? 4 : 16);
+        d->len = a->bits;
+        if (i + 1 == cfg->wg->n_addresses)
+            cfg->naddrs = (int)cfg->wg->n_addresses;
+    }
+    return 0;
+}
+
 static void set_defaults(struct mt_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -223,7 +282,8 @@ static void set_defaults(struct mt_config *cfg)
 int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, size_t errsz)
 {
     set_defaults(cfg);
-    bool role_client = false, role_server = false;
+    bool role_client = false, role_server = false, port_set = false, mtu_set = false;
+    const char *wg_path = NULL;
     long v;
     int rc;
 
@@ -258,6 +318,7 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
             if (parse_long(optarg, 1, 65535, &v) < 0)
                 return fail(err, errsz, "-p: '%s' is not a port (1-65535)", optarg);
             cfg->port = (uint16_t)v;
+            port_set = true;
             break;
         case 'l':
             if (copy_string(cfg->listen, sizeof(cfg->listen), optarg) < 0 || !*optarg)
@@ -268,6 +329,11 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
             break;
         case OPT_UDP:
             cfg->transport = MT_TRANSPORT_UDP;
+            break;
+        case OPT_WG:
+            if (!*optarg)
+                return fail(err, errsz, "--wg: a wg(8) configuration file is needed");
+            wg_path = optarg;
             break;
         case 'S':
             if (cfg->nscripts == MT_MAX_SCRIPTS)
@@ -291,6 +357,7 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
                 return fail(err, errsz, "--mtu: '%s' is out of range (%d-%d)", optarg, MT_MIN_MTU,
                             MT_MAX_MTU);
             cfg->mtu = (int)v;
+            mtu_set = true;
             break;
         case OPT_ON_ERROR:
             if (strcmp(optarg, "drop") == 0)
@@ -375,6 +442,12 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
     }
     if (optind < argc)
         return fail(err, errsz, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (wg_path) {
+        rc = wg_options(cfg, wg_path, role_client, port_set, mtu_set, err, errsz);
+        if (rc < 0)
+            return rc;
+        role_server = true; /* peer to peer: every end listens */
+    }
     if (role_client && role_server)
         return fail(err, errsz, "-s and -c exclude each other: be a server or a client");
     if (!role_client && !role_server)
@@ -393,4 +466,9 @@ void mt_config_free(struct mt_config *cfg)
         cfg->scripts[i].text = NULL;
     }
     cfg->nscripts = 0;
+    if (cfg->wg) {
+        mt_wg_config_free(cfg->wg);
+        free(cfg->wg);
+        cfg->wg = NULL;
+    }
 }

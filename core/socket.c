@@ -135,5 +135,7 @@ int mt__udp_socket_options(int fd, int family, bool outer_df, bool server)
 
 const struct mt_transport_ops *mt__transport_pick(enum mt_transport kind)
 {
+    if (kind == MT_TRANSPORT_WG)
+        return &mt__wg_transport;
     return kind == MT_TRANSPORT_UDP ? &mt__udp_transport : &mt__tcp_transport;
 }

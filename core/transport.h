@@ -15,7 +15,7 @@ struct mt_tunnel;
 struct mt_tpeer;
 
 struct mt_transport_ops {
-    const char *name; /* "tcp", "udp": for logs */
+    const char *name; /* "tcp", "udp", "wg": for logs */
     /* Bytes to allocate for one of its peers: a struct that starts with (or embeds, found
      * with mt_container_of) the generic struct mt_tpeer, which mt__peer_new fills in. */
     size_t peer_size;
@@ -41,6 +41,10 @@ struct mt_transport_ops {
      * fixed prefixes, as WireGuard's allowed IPs). NULL: any source, learned as it comes.
      * A false drops the packet before any script or route sees it. */
     bool (*source_ok)(const struct mt_tpeer *p, const struct mt_packet *pkt);
+    /* The peer an egress packet the scripts did not route goes to, by the transport's own
+     * rule (WireGuard: the longest AllowedIPs prefix holding the destination); NULL: no
+     * route, dropped. Its answer is final. NULL op: the tunnel's learning table decides. */
+    struct mt_tpeer *(*route)(struct mt_tunnel *t, struct mt_packet *pkt);
     /* Sends what is queued, says goodbye where the protocol has one, closes its peers'
      * sockets and its own, frees t->tr. Safe when start never ran or failed half-way. */
     void (*stop)(struct mt_tunnel *t);
@@ -48,8 +52,9 @@ struct mt_transport_ops {
 
 extern const struct mt_transport_ops mt__tcp_transport; /* transport_tcp.c */
 extern const struct mt_transport_ops mt__udp_transport; /* transport_udp.c */
+extern const struct mt_transport_ops mt__wg_transport;  /* transport_wg.c */
 
-/* The operations table for --tcp/--udp: the one place the choice is made. */
+/* The operations table for --tcp/--udp/--wg: the one place the choice is made. */
 const struct mt_transport_ops *mt__transport_pick(enum mt_transport kind);
 
 #endif

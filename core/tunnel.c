@@ -228,7 +228,9 @@ static void to_all_peers(struct mt_tunnel *t, const struct mt_packet *pkt,
 static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
 {
     struct mt_tpeer *p = NULL;
-    if (t->cfg->role == MT_ROLE_CLIENT) {
+    if (t->ops->route) {
+        p = t->ops->route(t, pkt); /* the transport's own routing (cryptokey routing) */
+    } else if (t->cfg->role == MT_ROLE_CLIENT) {
         p = t->peers; /* a client has at most one peer: its server */
     } else {
         struct mt_addr dst;

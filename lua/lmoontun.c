@@ -145,6 +145,8 @@ static int peer_index(lua_State *L)
         lua_pushstring(L, p->name);
     else if (strcmp(k, "id") == 0)
         lua_pushinteger(L, (lua_Integer)p->id);
+    else if (strcmp(k, "key") == 0 && p->key[0]) /* WireGuard peers */
+        lua_pushstring(L, p->key);
     else if (strcmp(k, "up") == 0)
         lua_pushboolean(L, u->peer != NULL && p->up);
     else if (strcmp(k, "rx_packets") == 0)

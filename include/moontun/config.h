@@ -24,8 +24,10 @@
 #define MT_DEFAULT_MAX_PEERS  256
 
 enum mt_role { MT_ROLE_SERVER = 0, MT_ROLE_CLIENT = 1 };
-enum mt_transport { MT_TRANSPORT_TCP = 0, MT_TRANSPORT_UDP = 1 };
+enum mt_transport { MT_TRANSPORT_TCP = 0, MT_TRANSPORT_UDP = 1, MT_TRANSPORT_WG = 2 };
 enum mt_on_error { MT_ON_ERROR_DROP = 0, MT_ON_ERROR_PASS = 1 };
+
+struct mt_wg_config; /* core/wg/config.h */
 
 /* One -S argument: a script path and its key=value settings. Strings point into text. */
 struct mt_script_spec {
@@ -62,6 +64,9 @@ struct mt_config {
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
     bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
     bool outer_df;       /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
+    /* --wg FILE: the wg(8) file, parsed once here (keys, peers, AllowedIPs); freed (and its
+     * keys wiped) by mt_config_free. NULL without --wg. */
+    struct mt_wg_config *wg;
 };
 
 /* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */

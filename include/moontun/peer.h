@@ -20,6 +20,7 @@ struct mt_peer {
     char addr[MT_PEER_ADDRSTRLEN]; /* ro: "host:port" of the outer socket */
     char name[64];                 /* rw: defaults to addr; scripts may rename */
     uint32_t id;                   /* ro: unique for the life of the process */
+    char key[48];                  /* ro: WireGuard: its base64 public key; "" otherwise */
     bool up;                       /* ro: false once it is gone (objects may outlive it) */
     struct mt_peer_stats stats;    /* ro */
 };
