@@ -84,3 +84,78 @@ mt_wait_ping "$NS_B" 10.77.0.1 10 || mt_fail "no ping from moontun to wireguard-
 grep -q "handshake complete (we initiated)" "$MT_TMP/mtwg.log" || mt_fail "moontun did not initiate"
 mt_ping "$NS_A" 10.77.0.2 3 || mt_fail "ping from wireguard-go after moontun initiated"
 mt_pass "moontun initiated; ping both ways"
+
+mt_log "TCP stream and the script"
+mt_transfer "$NS_A" "$NS_B" 10.77.0.2 4 5201 || mt_fail "TCP transfer wireguard-go -> moontun"
+mt_pass "4 MiB wireguard-go -> moontun, sha256 equal (${MT_XFER_MBIT} Mbit/s)"
+mt_transfer "$NS_B" "$NS_A" 10.77.0.1 2 5202 || mt_fail "TCP transfer moontun -> wireguard-go"
+mt_pass "2 MiB moontun -> wireguard-go, sha256 equal"
+grep -q "seen src=10.77.0.1 peer=alice key=$WG_PUB addr=172.31.0.1:51820" "$MT_TMP/mtwg.log" ||
+    mt_fail "the script did not see peer alice with its key and endpoint"
+ip netns exec "$NS_A" timeout 10 python3 -c '
+import socket, sys
+s = socket.socket(); s.settimeout(1.5)
+try:
+    s.connect(("10.77.0.2", 5999)); sys.exit(1)
+except OSError:
+    sys.exit(0)' || mt_fail "tcp/5999 was not dropped"
+grep -q "dropped tcp/5999 from alice" "$MT_TMP/mtwg.log" || mt_fail "the script did not drop tcp/5999"
+mt_pass "the script sees peer alice (name, key, endpoint) and drops tcp/5999"
+
+mt_log "spoofed inner source"
+# wireguard-go sends whatever its routes say; 10.77.0.9 is not in alice's AllowedIPs here.
+ip -n "$NS_A" addr add 10.77.0.9/32 dev "$WGIF"
+ip netns exec "$NS_A" ping -n -q -c 3 -i 0.2 -W 1 -I 10.77.0.9 10.77.0.2 >/dev/null 2>&1 &&
+    mt_fail "a ping from a source outside AllowedIPs was answered"
+grep -q "decode src=10.77.0.1 peer=alice" "$MT_TMP/mtwg.log" || mt_fail "decode saw nothing"
+grep -qE "(seen|decode) src=10.77.0.9" "$MT_TMP/mtwg.log" && mt_fail "a script saw the spoofed source"
+grep -q "inner source not in the peer's AllowedIPs from alice: dropped before any script" \
+    "$MT_TMP/mtwg.log" || mt_fail "no log of the spoofed source being dropped"
+mt_ping "$NS_A" 10.77.0.2 2 || mt_fail "alice's own address stopped working"
+mt_pass "10.77.0.9 (not alice's) dropped before the script, logged; 10.77.0.1 still passes"
+
+mt_log "roaming"
+ip netns exec "$NS_A" wg set "$WGIF" listen-port 51830 || mt_fail "wg set listen-port"
+mt_wait_ping "$NS_A" 10.77.0.2 10 || mt_fail "no ping after wireguard-go moved to port 51830"
+mt_wait_log mtwg "endpoint 172.31.0.1:51820 -> 172.31.0.1:51830" 3
+mt_ping "$NS_B" 10.77.0.1 3 || mt_fail "moontun does not reach wireguard-go at its new port"
+ip -n "$NS_A" addr add 172.31.0.11/24 dev "$VETH_A"
+ip netns exec "$NS_A" wg set "$WGIF" listen-port 51831
+# wireguard-go answers from the address the kernel picks: make it the new one.
+ip -n "$NS_A" route replace 172.31.0.0/24 dev "$VETH_A" src 172.31.0.11
+mt_wait_ping "$NS_A" 10.77.0.2 10 || mt_fail "no ping after wireguard-go moved to 172.31.0.11"
+mt_wait_log mtwg "endpoint 172.31.0.1:51830 -> 172.31.0.11:51831" 3
+mt_ping "$NS_B" 10.77.0.1 3 || mt_fail "moontun does not reach wireguard-go at its new address"
+mt_pass "wireguard-go moved port, then address: moontun follows (51820 -> 51830 -> .11:51831)"
+
+mt_log "moontun to moontun"
+P1=$("$MOONTUN" genkey)
+P2=$("$MOONTUN" genkey)
+cat >"$MT_TMP/m1.conf" <<CONF
+[Interface]
+PrivateKey = $P1
+ListenPort = 51840
+[Peer]
+# Name = two
+PublicKey = $(echo "$P2" | "$MOONTUN" pubkey)
+AllowedIPs = 10.78.0.2/32, fd78::2/128
+CONF
+cat >"$MT_TMP/m2.conf" <<CONF
+[Interface]
+PrivateKey = $P2
+[Peer]
+PublicKey = $(echo "$P1" | "$MOONTUN" pubkey)
+AllowedIPs = 10.78.0.0/24, fd78::/64
+Endpoint = 172.31.0.1:51840
+PersistentKeepalive = 25
+CONF
+chmod 600 "$MT_TMP/m1.conf" "$MT_TMP/m2.conf"
+mt_start m1 "$NS_A" -i mtm1 --wg "$MT_TMP/m1.conf" --addr 10.78.0.1/24 --addr fd78::1/64
+mt_wait_link "$NS_A" mtm1
+mt_start m2 "$NS_B" -i mtm2 --wg "$MT_TMP/m2.conf" --addr 10.78.0.2/24 --addr fd78::2/64
+mt_wait_link "$NS_B" mtm2
+mt_wait_log m1 "handshake complete \(it initiated\)" 5
+mt_ping "$NS_A" 10.78.0.2 3 || mt_fail "moontun to moontun: ping"
+mt_ping "$NS_B" fd78::1 3 || mt_fail "moontun to moontun: IPv6 ping"
+mt_transfer "$NS_A" "$NS_B" 10.78.0.2 4 5203 || mt_fail "moontun to moontun: TCP transfer"
+mt_pass "moontun to moontun over --wg: persistent keepalive handshake, ping v4/v6, 4 MiB (${MT_XFER_MBIT} Mbit/s)"

@@ -1,11 +1,21 @@
--- For test_wg_transport.sh: logs every ingress packet's source with its peer's name and key
--- (so the test can prove a spoofed source never reached a script), and drops TCP to `port`.
+-- For test_wg_transport.sh: logs the first ingress packet of every source with its peer's
+-- name, key and endpoint (so the test can prove a spoofed source never reached a script), and
+-- drops TCP to `port`.
 local mt = require "moontun"
 local args = ...
 local port = tonumber(args.port or 5999)
+local seen, decoded = {}, {}
 return {
+    -- decode runs first of all hooks: a source the transport refuses must not get here.
+    decode = function(pkt, peer)
+        if pkt.ip and not decoded[pkt.ip.src] then
+            decoded[pkt.ip.src] = true
+            mt.log("decode src=%s peer=%s", pkt.ip.src, peer.name)
+        end
+    end,
     ingress = function(pkt, peer)
-        if pkt.ip then
+        if pkt.ip and not seen[pkt.ip.src] then
+            seen[pkt.ip.src] = true
             mt.log("seen src=%s peer=%s key=%s addr=%s", pkt.ip.src, peer.name,
                 tostring(peer.key), peer.addr)
         end
