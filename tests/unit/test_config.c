@@ -16,6 +16,7 @@
 
 #include "moontun/config.h"
 #include "moontun/log.h"
+#include "wg/config.h"
 
 static struct mt_config cfg;
 static char err[512];
@@ -244,6 +245,67 @@ static void test_transport(void **state)
     PARSE_OK("-s", "--udp", "--tcp");
     assert_int_equal(cfg.transport, MT_TRANSPORT_TCP);
     mt_config_free(&cfg);
+}
+
+/* A wg(8) file for --wg, written to a temporary path (mode 600). */
+static void write_wg_file(char *path, size_t pathsz, const char *text)
+{
+    snprintf(path, pathsz, "/tmp/moontun_test_wg_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+#define WG_KEY "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
+#define WG_PUB "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+
+/* --wg: the transport, no -s/-c needed; the file's ListenPort, MTU and Address apply unless
+ * the command line gave --mtu/--addr; -c is refused; a bad file names its line. */
+static void test_wg(void **state)
+{
+    char path[64], bad[64];
+    write_wg_file(path, sizeof(path),
+                  "[Interface]\nPrivateKey = " WG_KEY "\nListenPort = 51999\nAddress = "
+                  "10.5.0.2/24, fd05::2/64\nMTU = 1420\n\n[Peer]\nPublicKey = " WG_PUB
+                  "\nAllowedIPs = 10.5.0.1/32\n");
+    PARSE_OK("--wg", path);
+    assert_int_equal(cfg.transport, MT_TRANSPORT_WG);
+    assert_int_equal(cfg.role, MT_ROLE_SERVER);
+    assert_int_equal(cfg.port, 51999);
+    assert_int_equal(cfg.mtu, 1420);
+    assert_int_equal(cfg.naddrs, 2);
+    check_prefix(&cfg.addrs[0], "10.5.0.2/24");
+    check_prefix(&cfg.addrs[1], "fd05::2/64");
+    assert_non_null(cfg.wg);
+    assert_int_equal(cfg.wg->n_peers, 1);
+    mt_config_free(&cfg);
+    assert_null(cfg.wg);
+
+    PARSE_OK("--wg", path, "--mtu", "1300", "--addr", "10.6.0.2/24", "-p", "4000");
+    assert_int_equal(cfg.mtu, 1300);
+    assert_int_equal(cfg.naddrs, 1);
+    check_prefix(&cfg.addrs[0], "10.6.0.2/24");
+    assert_int_equal(cfg.port, 51999); /* ListenPort wins over -p */
+    mt_config_free(&cfg);
+
+    PARSE_FAILS("exclude", "--wg", path, "-c", "example.org");
+    PARSE_FAILS("--udp", "--wg", path, "--udp");
+    write_wg_file(bad, sizeof(bad), "[Interface]\nPrivateKey = nope\n");
+    PARSE_FAILS("line 2", "--wg", bad);
+    unlink(bad);
+    write_wg_file(bad, sizeof(bad), "[Peer]\nPublicKey = " WG_PUB "\n");
+    PARSE_FAILS("no PrivateKey", "--wg", bad);
+    unlink(bad);
+    write_wg_file(bad, sizeof(bad), "[Interface]\nPrivateKey = " WG_KEY "\n");
+    PARSE_OK("--wg", bad, "-p", "4000");
+    assert_int_equal(cfg.port, 4000); /* no ListenPort: -p */
+    mt_config_free(&cfg);
+    PARSE_OK("--wg", bad);
+    assert_int_equal(cfg.port, 0); /* neither: any port, as wg(8) */
+    mt_config_free(&cfg);
+    unlink(bad);
+    unlink(path);
 }
 
 static void test_script_short_and_long(void **state)
@@ -743,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_port),
         cmocka_unit_test(test_listen),
         cmocka_unit_test(test_transport),
+        cmocka_unit_test(test_wg),
         cmocka_unit_test(test_script_short_and_long),
         cmocka_unit_test(test_script_settings),
         cmocka_unit_test(test_script_missing_file),
