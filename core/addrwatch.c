@@ -39,9 +39,8 @@ static void restore(struct mt_addrwatch *aw)
         const struct mt_prefix *p = &aw->cfg->addrs[i];
         if (p->addr.kind != MT_ADDR_IP6)
             continue;
-        char text[INET6_ADDRSTRLEN];
-        if (inet_ntop(AF_INET6, p->addr.b, text, sizeof(text)) == NULL)
-            continue;
+        char text[MT_ADDR_STRLEN];
+        mt_addr_str(&p->addr, text, sizeof(text));
         int rc = mt_device_add_addr(aw->ifname, p, 0);
         if (rc < 0 && rc != -EEXIST) {
             if (failed[0] == '\0')

@@ -1,4 +1,4 @@
-/* The command line (DESIGN.md section 3): parsing, validation and --help. Everything that can
+/* The command line: parsing, validation and --help. Everything that can
  * be checked without touching the system is checked here, so a bad flag exits before any
  * device or socket exists. */
 #include "moontun/config.h"
@@ -15,17 +15,13 @@
 
 #include "moontun/log.h"
 
-#define MT_DEFAULT_PORT       55555 /* as simpletun */
-#define MT_DEFAULT_MTU        1400
-#define MT_MIN_MTU            68    /* RFC 791: every IPv4 host must take 68 bytes */
-#define MT_MAX_MTU            65000 /* leaves room for headers under the 64 KiB frame limit */
-#define MT_IPV6_MIN_MTU       1280  /* RFC 8200: an IPv6 link carries at least 1280 bytes */
-#define MT_DEFAULT_LUA_BUDGET 1000000
-#define MT_DEFAULT_LUA_MEM    64
-#define MT_DEFAULT_LUA_TIME   50 /* ms */
-#define MT_DEFAULT_MAX_PEERS  256
-#define MT_DEFAULT_KEEPALIVE  10.0
-#define MT_DEFAULT_IDLE       60.0
+#define MT_DEFAULT_PORT      55555 /* as simpletun */
+#define MT_DEFAULT_MTU       1400
+#define MT_MIN_MTU           68    /* RFC 791: every IPv4 host must take 68 bytes */
+#define MT_MAX_MTU           65000 /* leaves room for headers under the 64 KiB frame limit */
+#define MT_IPV6_MIN_MTU      1280  /* RFC 8200: an IPv6 link carries at least 1280 bytes */
+#define MT_DEFAULT_KEEPALIVE 10.0
+#define MT_DEFAULT_IDLE      60.0
 
 enum {
     OPT_TCP = 1000,
@@ -155,47 +151,6 @@ static int parse_seconds(const char *text, double min, double max, double *out)
     return 0;
 }
 
-int mt_prefix_parse(const char *text, struct mt_prefix *out)
-{
-    char buf[INET6_ADDRSTRLEN + 8];
-    size_t n = strlen(text);
-    if (n == 0 || n >= sizeof(buf))
-        return -EINVAL;
-    memcpy(buf, text, n + 1);
-    char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    memset(out, 0, sizeof(*out));
-    long maxlen;
-    if (inet_pton(AF_INET, buf, out->addr.b) == 1) {
-        out->addr.kind = MT_ADDR_IP4;
-        maxlen = 32;
-    } else if (inet_pton(AF_INET6, buf, out->addr.b) == 1) {
-        out->addr.kind = MT_ADDR_IP6;
-        maxlen = 128;
-    } else {
-        return -EINVAL;
-    }
-    long len = maxlen;
-    if (slash && parse_long(slash + 1, 0, maxlen, &len) < 0)
-        return -EINVAL;
-    out->len = (uint8_t)len;
-    return 0;
-}
-
-bool mt_prefix_contains(const struct mt_prefix *p, const struct mt_addr *a)
-{
-    if (p->addr.kind != a->kind)
-        return false;
-    unsigned full = p->len / 8, rest = p->len % 8;
-    if (memcmp(p->addr.b, a->b, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return (p->addr.b[full] & mask) == (a->b[full] & mask);
-}
-
 /* Splits "FILE key=value ..." in place. Settings are separated by blanks; a value cannot hold
  * a blank (paths and prefixes never need one). */
 static int parse_script_spec(const char *arg, struct mt_script_spec *spec, char *err, size_t errsz)
@@ -242,12 +197,9 @@ static int check_ipv6_mtu(const struct mt_config *cfg, char *err, size_t errsz)
         const struct mt_prefix *p = &cfg->addrs[i];
         if (p->addr.kind != MT_ADDR_IP6 || cfg->mtu >= MT_IPV6_MIN_MTU)
             continue;
-        char text[INET6_ADDRSTRLEN];
-        if (inet_ntop(AF_INET6, p->addr.b, text, sizeof(text)) == NULL)
-            snprintf(text, sizeof(text), "?");
-        return fail(err, errsz,
-                    "--addr %s/%u is IPv6, which needs an MTU of at least %d; --mtu is %d", text,
-                    (unsigned)p->len, MT_IPV6_MIN_MTU, cfg->mtu);
+        char text[MT_PREFIX_STRLEN];
+        return fail(err, errsz, "--addr %s is IPv6, which needs an MTU of at least %d; --mtu is %d",
+                    mt_prefix_str(p, text, sizeof(text)), MT_IPV6_MIN_MTU, cfg->mtu);
     }
     return MT_CONFIG_RUN;
 }
@@ -428,7 +380,6 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
     if (!role_client && !role_server)
         return fail(err, errsz, "say -s (server) or -c HOST (client) (see --help)");
     cfg->role = role_client ? MT_ROLE_CLIENT : MT_ROLE_SERVER;
-    cfg->role_set = true;
     if (cfg->idle_timeout <= cfg->keepalive)
         return fail(err, errsz, "--idle-timeout (%g s) must be longer than --keepalive (%g s)",
                     cfg->idle_timeout, cfg->keepalive);

@@ -11,9 +11,6 @@
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
 
-#define TCP_PSH 0x08
-#define TCP_ACK 0x10
-
 /* A TCP data segment we may join: IPv4 without fragments or IPv6 without extension headers,
  * only ACK/PSH set, some payload, a checksum that verifies. Fills the header geometry. */
 static bool segment_shape(const uint8_t *pkt, size_t len, size_t *l4, size_t *hdrlen,
@@ -29,11 +26,11 @@ static bool segment_shape(const uint8_t *pkt, size_t len, size_t *l4, size_t *hd
         return false; /* trailing bytes or a lying length */
     size_t thl = (size_t)(pkt[h.l4 + 12] >> 4) * 4;
     uint8_t flags = pkt[h.l4 + 13];
-    if ((flags & ~(TCP_ACK | TCP_PSH)) != 0 || !(flags & TCP_ACK))
+    if ((flags & ~(MT_TCP_ACK | MT_TCP_PSH)) != 0 || !(flags & MT_TCP_ACK))
         return false;
     if ((size_t)h.l4 + thl >= len)
         return false; /* no payload: a pure ACK goes as it is */
-    if (!mt_proto_checksums_ok(pkt, len, MT_LINK_IP))
+    if (!mt_proto_checksums_ok_h(pkt, len, &h))
         return false; /* let the kernel drop it and count it */
     *l4 = (size_t)h.l4;
     *hdrlen = (size_t)h.l4 + thl;
@@ -56,7 +53,7 @@ bool mt_gro_start(struct mt_gro *g, const void *owner, const uint8_t *pkt, size_
     g->mss = (uint16_t)(len - hdrlen);
     g->next_seq = rd32(pkt + l4 + 4) + g->mss;
     g->segs = 1;
-    g->closed = (pkt[l4 + 13] & TCP_PSH) != 0;
+    g->closed = (pkt[l4 + 13] & MT_TCP_PSH) != 0;
     return true;
 }
 
@@ -95,10 +92,10 @@ void mt_gro_append(struct mt_gro *g, const uint8_t *pkt, size_t len)
     g->next_seq += (uint32_t)payload;
     g->segs++;
     uint8_t flags = pkt[g->l4 + 13];
-    if (flags & TCP_PSH)
-        g->buf[g->l4 + 13] |= TCP_PSH;
+    if (flags & MT_TCP_PSH)
+        g->buf[g->l4 + 13] |= MT_TCP_PSH;
     /* A short or pushed segment ends a burst; the next one starts a new super-packet. */
-    g->closed = payload < g->mss || (flags & TCP_PSH) || g->len + g->mss > MT_MAX_PACKET;
+    g->closed = payload < g->mss || (flags & MT_TCP_PSH) || g->len + g->mss > MT_MAX_PACKET;
 }
 
 size_t mt_gro_finish(struct mt_gro *g, struct mt_vnet_hdr *vnet)
@@ -109,7 +106,6 @@ size_t mt_gro_finish(struct mt_gro *g, struct mt_vnet_hdr *vnet)
     if (len == 0 || g->segs == 1)
         return len;
     uint8_t *p = g->buf;
-    size_t alen = g->ipver == 4 ? 4 : 16;
     if (g->ipver == 4) {
         wr16(p + 2, (uint16_t)len);
         wr16(p + 10, 0);
@@ -118,19 +114,9 @@ size_t mt_gro_finish(struct mt_gro *g, struct mt_vnet_hdr *vnet)
         wr16(p + 4, (uint16_t)(len - 40));
     }
     /* The kernel completes the TCP checksum (it trusts a partial one from the device): the
-     * field holds the pseudo-header sum, not complemented, as a NIC's TSO input would. */
-    uint32_t l4len = (uint32_t)(len - g->l4);
-    uint8_t tail[8] = {0,
-                       0,
-                       (uint8_t)(l4len >> 24),
-                       (uint8_t)(l4len >> 16),
-                       (uint8_t)(l4len >> 8),
-                       (uint8_t)l4len,
-                       0,
-                       MT_IPPROTO_TCP};
-    uint32_t sum = mt_csum_add(0, g->ipver == 4 ? p + 12 : p + 8, 2 * alen);
-    sum = mt_csum_add(sum, tail, sizeof(tail));
-    wr16(p + g->l4 + 16, (uint16_t)~mt_csum_fold(sum));
+     * field holds the pseudo-header sum, as a NIC's TSO input would. The lengths above are
+     * the whole's, so the sum is. */
+    mt_proto_set_partial_csum(p, len, MT_LINK_IP);
     vnet->flags = MT_VNET_F_NEEDS_CSUM;
     vnet->gso_type = g->ipver == 4 ? MT_VNET_GSO_TCPV4 : MT_VNET_GSO_TCPV6;
     vnet->gso_size = g->mss;

@@ -17,6 +17,11 @@
  * one). A moontun sender never announces more. */
 #define MT_XFRAME_MAX (MT_XFRAME_VNET + MT_MAX_PACKET)
 
+/* A TCP connection's receive buffer: two frames of the longest ordinary length, so a frame
+ * being completed and the next header always fit (the fuzzers allocate the same). */
+#define MT_FRAME_MAX_ANY 65535
+#define MT_RX_BUF        (2 * (MT_FRAME_MAX_ANY + 2))
+
 /* Handshake messages: ordinary frames holding a 44-byte IPv4 packet every kernel drops. */
 #define MT_HS_LEN 44
 enum mt_hs_msg { MT_HS_NONE = 0, MT_HS_HELLO = 1, MT_HS_SWITCH = 2 };

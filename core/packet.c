@@ -24,6 +24,7 @@ void mt_packet_init(struct mt_packet *pkt, uint8_t *buf, size_t cap, size_t head
     pkt->dir = MT_DIR_EGRESS;
     pkt->peer = NULL;
     memset(&pkt->vnet, 0, sizeof(pkt->vnet));
+    pkt->hdrs_ok = false;
 }
 
 /* True when len + n stays within MT_MAX_PACKET. Subtract form, and len itself is checked
@@ -56,6 +57,7 @@ int mt_packet_push(struct mt_packet *pkt, size_t n)
     }
     pkt->data -= n;
     pkt->len += n;
+    mt_packet_changed(pkt);
     return 0;
 }
 
@@ -78,6 +80,7 @@ int mt_packet_pull(struct mt_packet *pkt, size_t n)
     }
     pkt->data += n;
     pkt->len -= n;
+    mt_packet_changed(pkt);
     return 0;
 }
 
@@ -86,6 +89,7 @@ int mt_packet_put(struct mt_packet *pkt, size_t n)
     if (n > mt_packet_tailroom(pkt) || !fits(pkt, n))
         return -ENOSPC;
     pkt->len += n;
+    mt_packet_changed(pkt);
     return 0;
 }
 
@@ -102,6 +106,8 @@ int mt_packet_copy(struct mt_packet *dst, uint8_t *buf, size_t cap, const struct
     dst->dir = src->dir;
     dst->peer = src->peer;
     dst->vnet = src->vnet;
+    dst->hdrs = src->hdrs; /* offsets from the first byte: the same in the copy */
+    dst->hdrs_ok = src->hdrs_ok;
     return 0;
 }
 
@@ -111,6 +117,7 @@ int mt_packet_resize(struct mt_packet *pkt, size_t n)
         return -ENOSPC;
     if (n <= pkt->len) {
         pkt->len = n;
+        mt_packet_changed(pkt);
         return 0;
     }
     if (n - pkt->len > mt_packet_tailroom(pkt))
@@ -119,5 +126,6 @@ int mt_packet_resize(struct mt_packet *pkt, size_t n)
      * never see (or send) them. */
     memset(pkt->data + pkt->len, 0, n - pkt->len);
     pkt->len = n;
+    mt_packet_changed(pkt);
     return 0;
 }

@@ -2,7 +2,6 @@
  * address and by UDP session identity (keyed hashes, so thousands of peers cost one bucket
  * per datagram), moving to a new address, and removal, which also forgets the peer's learned
  * routes and tells the scripts. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,48 +10,7 @@
 
 #include "moontun/log.h"
 #include "tunnel.h"
-
-void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-        snprintf(buf, bufsz, "%s:%u", host, ntohs(sin->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-        /* A v4-mapped address (dual-stack socket) reads better as plain IPv4. */
-        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
-            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], host, sizeof(host));
-            snprintf(buf, bufsz, "%s:%u", host, ntohs(sin6->sin6_port));
-        } else {
-            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-            snprintf(buf, bufsz, "[%s]:%u", host, ntohs(sin6->sin6_port));
-        }
-    } else {
-        snprintf(buf, bufsz, "?");
-    }
-}
-
-/* The outer source address as an mt_addr, unmapping v4-mapped IPv6 so that --allow
- * 10.0.0.0/8 matches a peer that reached a dual-stack socket. */
-static void sockaddr_to_addr(const struct sockaddr *sa, struct mt_addr *a)
-{
-    memset(a, 0, sizeof(*a));
-    if (sa->sa_family == AF_INET) {
-        a->kind = MT_ADDR_IP4;
-        memcpy(a->b, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(in6)) {
-            a->kind = MT_ADDR_IP4;
-            memcpy(a->b, &in6->s6_addr[12], 4);
-        } else {
-            a->kind = MT_ADDR_IP6;
-            memcpy(a->b, in6, 16);
-        }
-    }
-}
+#include "util.h"
 
 /* A refused UDP sender may send thousands of datagrams: one log line per second at most. */
 static bool refusal_log_ok(struct mt_tunnel *t)
@@ -74,7 +32,7 @@ bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa)
     if (t->cfg->nallow == 0)
         return true;
     struct mt_addr a;
-    sockaddr_to_addr(sa, &a);
+    mt_addr_from_sockaddr(sa, &a);
     for (int i = 0; i < t->cfg->nallow; i++)
         if (mt_prefix_contains(&t->cfg->allow[i], &a))
             return true;
@@ -87,7 +45,7 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
     if (!mt__peer_allowed(t, sa)) {
         t->stats.peers_refused++;
         if (refusal_log_ok(t)) {
-            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_sockaddr_str(sa, name, sizeof(name));
             mt_warn("peer %s refused: not in --allow", name);
         }
         return false;
@@ -95,7 +53,7 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
     if (t->npeers >= t->cfg->max_peers) {
         t->stats.peers_refused++;
         if (refusal_log_ok(t)) {
-            mt__sockaddr_str(sa, name, sizeof(name));
+            mt_sockaddr_str(sa, name, sizeof(name));
             mt_warn("peer %s refused: --max-peers %d reached", name, t->cfg->max_peers);
         }
         return false;
@@ -107,36 +65,26 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
  * bucket and turn lookups back into a linear scan. */
 static uint64_t hash_seed;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static size_t sockaddr_hash(const struct sockaddr *sa, size_t mask)
 {
-    uint64_t h = mix64(hash_seed ^ sa->sa_family);
+    uint64_t h = mt_mix64(hash_seed ^ sa->sa_family);
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const void *)sa;
-        h = mix64(h ^ ((uint64_t)sin->sin_port << 32 | sin->sin_addr.s_addr));
+        h = mt_mix64(h ^ ((uint64_t)sin->sin_port << 32 | sin->sin_addr.s_addr));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const void *)sa;
         uint64_t lo, hi;
         memcpy(&lo, sin6->sin6_addr.s6_addr, 8);
         memcpy(&hi, sin6->sin6_addr.s6_addr + 8, 8);
-        h = mix64(h ^ lo);
-        h = mix64(h ^ hi ^ sin6->sin6_port);
+        h = mt_mix64(h ^ lo);
+        h = mt_mix64(h ^ hi ^ sin6->sin6_port);
     }
     return (size_t)h & mask;
 }
 
 static size_t sid_hash(uint64_t sid, size_t mask)
 {
-    return (size_t)mix64(hash_seed ^ sid) & mask;
+    return (size_t)mt_mix64(hash_seed ^ sid) & mask;
 }
 
 /* The buckets, allocated with the first peer (twice --max-peers, so chains stay about half a
@@ -207,7 +155,8 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
 {
     if (!hash_ready(t))
         return NULL;
-    struct mt_tpeer *p = calloc(1, sizeof(*p));
+    /* The transport's peer struct, which holds this generic part (transport.h). */
+    struct mt_tpeer *p = calloc(1, t->ops->peer_size);
     if (!p) {
         if (t->npeers == 0) { /* the buckets live only while some peer does */
             free(t->peer_by_addr);
@@ -217,12 +166,11 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
         return NULL;
     }
     p->tun = t;
-    p->fd = -1;
     if (salen > sizeof(p->sa))
         salen = sizeof(p->sa);
     memcpy(&p->sa, sa, salen);
     p->salen = salen;
-    mt__sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
+    mt_sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
     snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     p->pub.id = ++t->next_peer_id;
     p->pub.up = true;
@@ -255,8 +203,8 @@ void mt__peer_free(struct mt_tpeer *p, const char *reason)
     mt_route_forget(&t->routes, p);
     if (t->scripts)
         mt_scripts_peer_gone(t->scripts, &p->pub);
-    free(p->rxbuf);
-    free(p->txbuf);
+    if (t->ops->peer_release)
+        t->ops->peer_release(p);
     free(p);
     if (t->npeers == 0) {
         free(t->peer_by_addr);
@@ -326,7 +274,7 @@ void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t 
     memset(&p->sa, 0, sizeof(p->sa));
     memcpy(&p->sa, sa, salen);
     p->salen = salen;
-    mt__sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
+    mt_sockaddr_str(sa, p->pub.addr, sizeof(p->pub.addr));
     if (!renamed)
         snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     addr_link(p);

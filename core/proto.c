@@ -8,15 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "moontun/addr.h"
 #include "moontun/proto.h"
 #include "bytes.h"
 
 #define ETHERTYPE_ARP  0x0806
 #define ETHERTYPE_QINQ 0x88A8
-#define IP4_HLEN       20
-#define IP6_HLEN       40
-#define TCP_HLEN       20
-#define UDP_HLEN       8
 /* Every ICMP message (RFC 792) and every ICMPv6 message a tunnel meets (echo, errors, ND) has
  * at least type, code, checksum and four more bytes; asking for 8 lets callers read id/seq. */
 #define ICMP_HLEN 8
@@ -63,8 +60,8 @@ static void parse_l4(const uint8_t *p, size_t off, struct mt_hdrs *h)
 {
     if (!l4_known(h->ipver, h->l4proto))
         return;
-    size_t need = h->l4proto == MT_IPPROTO_TCP   ? TCP_HLEN
-                  : h->l4proto == MT_IPPROTO_UDP ? UDP_HLEN
+    size_t need = h->l4proto == MT_IPPROTO_TCP   ? MT_TCP_HLEN
+                  : h->l4proto == MT_IPPROTO_UDP ? MT_UDP_HLEN
                                                  : ICMP_HLEN;
     if (h->l4len < need)
         return;
@@ -72,7 +69,7 @@ static void parse_l4(const uint8_t *p, size_t off, struct mt_hdrs *h)
         /* A liar sets the data offset below 5 or past the segment; either way the options
          * and payload boundaries would be nonsense, so there is no usable TCP header. */
         size_t doff = (size_t)(p[off + 12] >> 4) * 4;
-        if (doff < TCP_HLEN || doff > h->l4len)
+        if (doff < MT_TCP_HLEN || doff > h->l4len)
             return;
     }
     h->l4 = (int32_t)off;
@@ -80,7 +77,7 @@ static void parse_l4(const uint8_t *p, size_t off, struct mt_hdrs *h)
 
 static void parse_ip4(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *h)
 {
-    if (len - off < IP4_HLEN)
+    if (len - off < MT_IP4_HLEN)
         return;
     const uint8_t *ip = p + off;
     h->l3 = (int32_t)off;
@@ -96,7 +93,7 @@ static void parse_ip4(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *
     h->fragment = (frag & 0x3fff) != 0; /* MF set or a non-zero offset */
     /* IHL below 5 would overlap the fixed header with the payload; IHL past the claimed
      * length (IHL 15 on a 20-byte packet) would put the transport header past the end. */
-    if (ihl < IP4_HLEN || ihl > h->l3len)
+    if (ihl < MT_IP4_HLEN || ihl > h->l3len)
         return;
     h->l4len = h->l3len - (uint32_t)ihl;
     /* Only the first fragment holds the transport header. */
@@ -107,7 +104,7 @@ static void parse_ip4(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *
 
 static void parse_ip6(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *h)
 {
-    if (len - off < IP6_HLEN)
+    if (len - off < MT_IP6_HLEN)
         return;
     const uint8_t *ip = p + off;
     h->l3 = (int32_t)off;
@@ -115,12 +112,12 @@ static void parse_ip6(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *
     size_t plen = rd16(ip + 4);
     /* Payload length 0 is a jumbogram (RFC 2675), which a 64 KiB buffer cannot hold; the
      * clip below then leaves just the fixed header. A liar's larger claim is clipped too. */
-    size_t l3len = IP6_HLEN + plen;
+    size_t l3len = MT_IP6_HLEN + plen;
     if (l3len > len - off)
         l3len = len - off;
     h->l3len = (uint32_t)l3len;
     uint8_t next = ip[6];
-    size_t pos = IP6_HLEN;
+    size_t pos = MT_IP6_HLEN;
     for (;;) {
         size_t hl;
         if (next == IP6_HOPOPTS || next == IP6_ROUTING || next == IP6_DSTOPTS ||
@@ -164,8 +161,20 @@ static void parse_ip6(const uint8_t *p, size_t len, size_t off, struct mt_hdrs *
     parse_l4(p, off + pos, h);
 }
 
+uint64_t mt_proto_parse_count;
+
+const struct mt_hdrs *mt_packet_hdrs(struct mt_packet *pkt)
+{
+    if (!pkt->hdrs_ok) {
+        mt_proto_parse(pkt->data, pkt->len, pkt->link, &pkt->hdrs);
+        pkt->hdrs_ok = true;
+    }
+    return &pkt->hdrs;
+}
+
 void mt_proto_parse(const uint8_t *p, size_t len, enum mt_link link, struct mt_hdrs *h)
 {
+    mt_proto_parse_count++;
     memset(h, 0, sizeof(*h));
     h->l2 = h->l3 = h->l4 = -1;
     size_t off = 0;
@@ -288,7 +297,7 @@ static bool ip4_header_whole(const uint8_t *p, size_t len, const struct mt_hdrs 
         return false;
     *ihl = (size_t)(p[h->l3] & 0x0f) * 4;
     /* A liar's IHL below 5 or past the end leaves no header we can checksum. */
-    return *ihl >= IP4_HLEN && *ihl <= len - (size_t)h->l3;
+    return *ihl >= MT_IP4_HLEN && *ihl <= len - (size_t)h->l3;
 }
 
 /* Fragments carry a piece of a checksum that covers the whole datagram; it cannot be judged
@@ -340,21 +349,26 @@ int mt_proto_set_partial_csum(uint8_t *p, size_t len, enum mt_link link)
     return 0;
 }
 
+bool mt_proto_checksums_ok_h(const uint8_t *p, size_t len, const struct mt_hdrs *h)
+{
+    if (h->l3 < 0)
+        return true; /* nothing there carries a checksum */
+    size_t ihl;
+    if (ip4_header_whole(p, len, h, &ihl) && mt_csum_fold(mt_csum_add(0, p + h->l3, ihl)) != 0)
+        return false;
+    if (!l4_checksummable(h))
+        return true;
+    const uint8_t *l4 = p + h->l4;
+    if (h->ipver == 4 && h->l4proto == MT_IPPROTO_UDP && rd16(l4 + 6) == 0)
+        return true;
+    return mt_csum_fold(mt_csum_add(pseudo_sum(p, h), l4, h->l4len)) == 0;
+}
+
 bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link)
 {
     struct mt_hdrs h;
     mt_proto_parse(p, len, link, &h);
-    if (h.l3 < 0)
-        return true; /* nothing there carries a checksum */
-    size_t ihl;
-    if (ip4_header_whole(p, len, &h, &ihl) && mt_csum_fold(mt_csum_add(0, p + h.l3, ihl)) != 0)
-        return false;
-    if (!l4_checksummable(&h))
-        return true;
-    const uint8_t *l4 = p + h.l4;
-    if (h.ipver == 4 && h.l4proto == MT_IPPROTO_UDP && rd16(l4 + 6) == 0)
-        return true;
-    return mt_csum_fold(mt_csum_add(pseudo_sum(p, &h), l4, h.l4len)) == 0;
+    return mt_proto_checksums_ok_h(p, len, &h);
 }
 
 /* Summaries. Appends with snprintf semantics but never runs pos past the buffer, so a long
@@ -496,17 +510,25 @@ static void summary_l4(struct sbuf *b, const uint8_t *p, const struct mt_hdrs *h
         sb_printf(b, ", id %u, seq %u", rd16(l4 + 4), rd16(l4 + 6));
 }
 
+/* The text of the 4 or 16 address bytes at b (addr.c formats every address). */
+static void addr_text(enum mt_addr_kind kind, const uint8_t *b, char *buf, size_t bufsz)
+{
+    struct mt_addr a = {.kind = (uint8_t)kind};
+    memcpy(a.b, b, kind == MT_ADDR_IP4 ? 4 : 16);
+    mt_addr_str(&a, buf, bufsz);
+}
+
 static void summary_ip(struct sbuf *b, const uint8_t *p, const struct mt_hdrs *h)
 {
     char src[INET6_ADDRSTRLEN], dst[INET6_ADDRSTRLEN];
     const uint8_t *ip = p + h->l3;
     if (h->ipver == 4) {
-        inet_ntop(AF_INET, ip + 12, src, sizeof(src));
-        inet_ntop(AF_INET, ip + 16, dst, sizeof(dst));
+        addr_text(MT_ADDR_IP4, ip + 12, src, sizeof(src));
+        addr_text(MT_ADDR_IP4, ip + 16, dst, sizeof(dst));
         sb_printf(b, "IP ");
     } else {
-        inet_ntop(AF_INET6, ip + 8, src, sizeof(src));
-        inet_ntop(AF_INET6, ip + 24, dst, sizeof(dst));
+        addr_text(MT_ADDR_IP6, ip + 8, src, sizeof(src));
+        addr_text(MT_ADDR_IP6, ip + 24, dst, sizeof(dst));
         sb_printf(b, "IP6 ");
     }
     if (h->l4 >= 0) {
@@ -547,8 +569,8 @@ static void summary_arp(struct sbuf *b, const uint8_t *a, size_t alen)
         return;
     }
     char spa[INET_ADDRSTRLEN], tpa[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, a + 14, spa, sizeof(spa));
-    inet_ntop(AF_INET, a + 24, tpa, sizeof(tpa));
+    addr_text(MT_ADDR_IP4, a + 14, spa, sizeof(spa));
+    addr_text(MT_ADDR_IP4, a + 24, tpa, sizeof(tpa));
     uint16_t op = rd16(a + 6);
     if (op == 1)
         sb_printf(b, "ARP, request who-has %s tell %s", tpa, spa);
@@ -559,14 +581,14 @@ static void summary_arp(struct sbuf *b, const uint8_t *a, size_t alen)
         sb_printf(b, "ARP, op %u", op);
 }
 
-size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out, size_t outsz)
+static size_t summary(const uint8_t *p, size_t len, enum mt_link link, const struct mt_hdrs *hp,
+                      char *out, size_t outsz)
 {
     struct sbuf b = {out, outsz, 0};
     if (outsz == 0)
         return 0;
     out[0] = '\0';
-    struct mt_hdrs h;
-    mt_proto_parse(p, len, link, &h);
+    const struct mt_hdrs h = *hp;
     if (link == MT_LINK_ETH) {
         uint16_t type = 0;
         int vlan;
@@ -607,4 +629,16 @@ size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *o
     /* "length" is always the whole packet (frame, in tap mode) as handed to us. */
     sb_printf(&b, ", length %zu", len);
     return b.pos;
+}
+
+size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out, size_t outsz)
+{
+    struct mt_hdrs h;
+    mt_proto_parse(p, len, link, &h);
+    return summary(p, len, link, &h, out, outsz);
+}
+
+size_t mt_packet_summary(struct mt_packet *pkt, char *out, size_t outsz)
+{
+    return summary(pkt->data, pkt->len, pkt->link, mt_packet_hdrs(pkt), out, outsz);
 }

@@ -13,12 +13,14 @@
 
 #include "moontun/proto.h"
 #include "moontun/route.h"
+#include "util.h"
 
 #define MT_ROUTE_PROBE     16 /* entries weighed when a full table must evict one */
 #define MT_ROUTE_MIN_SLOTS 16
 
-int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
-                        struct mt_addr *out)
+/* The routing address from bytes whose headers h describes (NULL: tap, none needed). */
+static int addr_of(const uint8_t *p, size_t len, enum mt_link link, const struct mt_hdrs *h,
+                   bool dst, struct mt_addr *out)
 {
     memset(out, 0, sizeof(*out));
     if (link == MT_LINK_ETH) {
@@ -28,84 +30,46 @@ int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool ds
         memcpy(out->b, dst ? p : p + 6, 6);
         return 0;
     }
-    struct mt_hdrs h;
-    mt_proto_parse(p, len, link, &h);
     /* The parser sets l3 only when the fixed header is whole, so the addresses are there. */
-    if (h.l3 < 0)
+    if (h->l3 < 0)
         return -EINVAL;
-    if (h.ipver == 4) {
+    if (h->ipver == 4) {
         out->kind = MT_ADDR_IP4;
-        memcpy(out->b, p + h.l3 + (dst ? 16 : 12), 4);
+        memcpy(out->b, p + h->l3 + (dst ? 16 : 12), 4);
     } else {
         out->kind = MT_ADDR_IP6;
-        memcpy(out->b, p + h.l3 + (dst ? 24 : 8), 16);
+        memcpy(out->b, p + h->l3 + (dst ? 24 : 8), 16);
     }
     return 0;
 }
 
-bool mt_addr_is_multicast(const struct mt_addr *a)
+int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
+                        struct mt_addr *out)
 {
-    switch (a->kind) {
-    case MT_ADDR_MAC:
-        return a->b[0] & 1; /* the group bit; broadcast ff:ff:.. has it too */
-    case MT_ADDR_IP4:
-        return (a->b[0] >= 224 && a->b[0] <= 239) ||
-               (a->b[0] == 255 && a->b[1] == 255 && a->b[2] == 255 && a->b[3] == 255);
-    case MT_ADDR_IP6:
-        return a->b[0] == 0xff;
-    default:
-        return false;
-    }
+    struct mt_hdrs h;
+    if (link != MT_LINK_ETH)
+        mt_proto_parse(p, len, link, &h);
+    return addr_of(p, len, link, &h, dst, out);
 }
 
-const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz)
+int mt_addr_of_packet(struct mt_packet *pkt, bool dst, struct mt_addr *out)
 {
-    char tmp[INET6_ADDRSTRLEN];
-    if (bufsz == 0)
-        return buf;
-    switch (a->kind) {
-    case MT_ADDR_IP4:
-        inet_ntop(AF_INET, a->b, tmp, sizeof(tmp));
-        break;
-    case MT_ADDR_IP6:
-        inet_ntop(AF_INET6, a->b, tmp, sizeof(tmp));
-        break;
-    case MT_ADDR_MAC:
-        snprintf(tmp, sizeof(tmp), "%02x:%02x:%02x:%02x:%02x:%02x", a->b[0], a->b[1], a->b[2],
-                 a->b[3], a->b[4], a->b[5]);
-        break;
-    default:
-        snprintf(tmp, sizeof(tmp), "none");
-        break;
-    }
-    /* Cut rather than fail on a small buffer: this is for log lines. */
-    snprintf(buf, bufsz, "%s", tmp);
-    return buf;
+    const struct mt_hdrs *h = pkt->link == MT_LINK_ETH ? NULL : mt_packet_hdrs(pkt);
+    return addr_of(pkt->data, pkt->len, pkt->link, h, dst, out);
 }
 
 /* The hash is keyed by a per-process secret so that a peer cannot pick sources that all land
  * in one cluster from outside (which would make lookups walk it). */
 static uint64_t route_seed;
 
-static uint64_t mix64(uint64_t x)
-{
-    /* The splitmix64/murmur3 finaliser: every input bit flips about half the output bits. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static size_t addr_hash(const struct mt_addr *a, size_t mask)
 {
     uint64_t lo, hi;
     memcpy(&lo, a->b, 8);
     memcpy(&hi, a->b + 8, 8);
-    uint64_t h = mix64(route_seed ^ a->kind);
-    h = mix64(h ^ lo);
-    h = mix64(h ^ hi);
+    uint64_t h = mt_mix64(route_seed ^ a->kind);
+    h = mt_mix64(h ^ lo);
+    h = mt_mix64(h ^ hi);
     return (size_t)h & mask;
 }
 

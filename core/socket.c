@@ -1,6 +1,7 @@
-/* Outer sockets shared by both transports: name resolution (at start-up only, never on the
- * data path), the server's bound socket (dual-stack by default) and the UDP socket options
- * that decide how outer datagrams leave (DF, reply source address, buffer sizes). */
+/* Outer sockets shared by the transports: the choice of one (mt__transport_pick), name
+ * resolution (at start-up only, never on the data path), the server's bound socket
+ * (dual-stack by default) and the UDP socket options that decide how outer datagrams leave
+ * (DF, reply source address, buffer sizes). */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -74,7 +75,7 @@ int mt__bind_server(struct mt_tunnel *t, int socktype, char *err, size_t errsz)
     if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
         int e = errno;
         char name[MT_PEER_ADDRSTRLEN];
-        mt__sockaddr_str((struct sockaddr *)&ss, name, sizeof(name));
+        mt_sockaddr_str((struct sockaddr *)&ss, name, sizeof(name));
         snprintf(err, errsz, "cannot bind %s %s: %s", socktype == SOCK_STREAM ? "tcp" : "udp", name,
                  strerror(e));
         close(fd);
@@ -130,4 +131,9 @@ int mt__udp_socket_options(int fd, int family, bool outer_df, bool server)
             rc = -errno;
     }
     return rc;
+}
+
+const struct mt_transport_ops *mt__transport_pick(enum mt_transport kind)
+{
+    return kind == MT_TRANSPORT_UDP ? &mt__udp_transport : &mt__tcp_transport;
 }

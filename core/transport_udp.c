@@ -13,6 +13,7 @@
 #include "gro.h"
 #include "moontun/log.h"
 #include "tunnel.h"
+#include "util.h"
 
 #define RX_BATCH  64  /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
 #define TX_BATCH  64  /* datagrams per sendmmsg: one device batch's worth */
@@ -60,9 +61,37 @@ struct mt_udp_tx {
     uint64_t errs_unlogged;
 };
 
-static struct mt_tunnel *tunnel_of_sock(ev_io *w)
+/* The transport's state (t->tr): the one socket, its batches, the GRO buffer. */
+struct udp {
+    struct mt_tunnel *t;
+    int fd;
+    ev_io sock_w;
+    ev_timer tick_w;                   /* keepalives and idle timeouts */
+    struct sockaddr_storage server_sa; /* client: the server */
+    socklen_t server_salen;
+    struct mt_udp_rx *rx; /* receive batch buffers */
+    struct mt_udp_tx *tx; /* send batch (sendmmsg) */
+    struct mt_gro *gro;   /* segments being joined into a super-packet */
+};
+
+/* A peer and its session: the generic peer (whose sid is the session identity) and what the
+ * server learned from its control datagrams. */
+struct udp_peer {
+    struct mt_tpeer base;
+    double ka_interval;       /* keepalive interval the client announced; 0: unknown */
+    double routes_touched;    /* when a keepalive last marked its routes alive */
+    struct in6_pktinfo local; /* server: our address its last datagram arrived on (IPv4 as
+                               * v4-mapped); all zero: unknown */
+};
+
+static struct udp *udp_of(const struct mt_tunnel *t)
 {
-    return (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, sock_w));
+    return t->tr;
+}
+
+static struct udp_peer *udp_peer(struct mt_tpeer *p)
+{
+    return mt_container_of(p, struct udp_peer, base);
 }
 
 static bool local_known(const struct in6_pktinfo *l)
@@ -80,7 +109,7 @@ static size_t source_cmsg(const struct mt_tunnel *t, const struct in6_pktinfo *l
         return 0;
     memset(ctl, 0, sizeof(*ctl));
     struct cmsghdr *c = (struct cmsghdr *)ctl->buf;
-    if (t->udp_tx->family == AF_INET6) {
+    if (udp_of(t)->tx->family == AF_INET6) {
         c->cmsg_level = IPPROTO_IPV6;
         c->cmsg_type = IPV6_PKTINFO;
         c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
@@ -127,15 +156,15 @@ static int send_datagram(struct mt_tpeer *p, const uint8_t *data, size_t len)
     struct mt_tunnel *t = p->tun;
     ssize_t n;
     if (t->cfg->role == MT_ROLE_CLIENT) {
-        n = send(t->sock_fd, data, len, 0);
+        n = send(udp_of(t)->fd, data, len, 0);
     } else {
         union udp_cmsg ctl;
         struct iovec iov = {(void *)data, len};
         struct msghdr mh = {
             .msg_name = &p->sa, .msg_namelen = p->salen, .msg_iov = &iov, .msg_iovlen = 1};
-        mh.msg_controllen = source_cmsg(t, &p->local, &ctl);
+        mh.msg_controllen = source_cmsg(t, &udp_peer(p)->local, &ctl);
         mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
-        n = sendmsg(t->sock_fd, &mh, 0);
+        n = sendmsg(udp_of(t)->fd, &mh, 0);
     }
     if (n < 0)
         return -errno; /* EAGAIN/ENOBUFS: full; ECONNREFUSED: nobody listens (yet) */
@@ -152,16 +181,16 @@ static void send_control(struct mt_tpeer *p, uint8_t type)
     uint16_t ka = ds > 65535.0 ? 65535 : (uint16_t)ds;
     msg[2] = (uint8_t)(ka >> 8);
     msg[3] = (uint8_t)ka;
-    memcpy(msg + 4, &t->udp_tx->sid, 8);
+    memcpy(msg + 4, &udp_of(t)->tx->sid, 8);
     send_datagram(p, msg, sizeof(msg));
-    t->udp_tx->hello_sent = ev_now(t->loop);
+    udp_of(t)->tx->hello_sent = ev_now(t->loop);
 }
 
 /* One datagram of a batch the kernel refused (ENETUNREACH for one peer, EADDRNOTAVAIL for a
  * source address that went away, ...): dropped and counted, logged at most every 5 s. */
 static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, uint64_t count)
 {
-    struct mt_udp_tx *tx = t->udp_tx;
+    struct mt_udp_tx *tx = udp_of(t)->tx;
     t->stats.queue_drops += count;
     double now = ev_now(t->loop);
     if (now - tx->err_logged < LOG_EVERY) {
@@ -170,7 +199,7 @@ static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, u
     }
     char name[MT_PEER_ADDRSTRLEN] = "the server";
     if (mh->msg_name)
-        mt__sockaddr_str(mh->msg_name, name, sizeof(name));
+        mt_sockaddr_str(mh->msg_name, name, sizeof(name));
     mt_warn("udp send to %s failed: %s (%llu datagram%s dropped; %llu more since the last "
             "report)",
             name, strerror(err), (unsigned long long)count, count == 1 ? "" : "s",
@@ -179,12 +208,12 @@ static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, u
     tx->errs_unlogged = 0;
 }
 
-void mt__udp_flush(struct mt_tunnel *t)
+static void udp_flush(struct mt_tunnel *t)
 {
-    struct mt_udp_tx *tx = t->udp_tx;
+    struct mt_udp_tx *tx = udp_of(t)->tx;
     int done = 0;
     while (done < tx->n) {
-        int n = sendmmsg(t->sock_fd, tx->msgs + done, (unsigned)(tx->n - done), 0);
+        int n = sendmmsg(udp_of(t)->fd, tx->msgs + done, (unsigned)(tx->n - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -205,14 +234,15 @@ void mt__udp_flush(struct mt_tunnel *t)
     tx->n = 0;
 }
 
-int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
+static int udp_send(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uint8_t *data,
+                    size_t len)
 {
     struct mt_tunnel *t = p->tun;
-    struct mt_udp_tx *tx = t->udp_tx;
+    struct mt_udp_tx *tx = udp_of(t)->tx;
     if (len == 0 || len > MT_MAX_PACKET)
         return -EINVAL; /* an empty datagram means keepalive, never a packet */
     if (tx->n == TX_BATCH)
-        mt__udp_flush(t);
+        udp_flush(t);
     int i = tx->n++;
     uint8_t *buf = tx->bufs + (size_t)i * MT_MAX_PACKET;
     memcpy(buf, data, len);
@@ -226,18 +256,17 @@ int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
         memcpy(&tx->to[i], &p->sa, p->salen);
         mh->msg_name = &tx->to[i];
         mh->msg_namelen = p->salen;
-        mh->msg_controllen = source_cmsg(t, &p->local, &tx->ctl[i]);
+        mh->msg_controllen = source_cmsg(t, &udp_peer(p)->local, &tx->ctl[i]);
         mh->msg_control = mh->msg_controllen ? tx->ctl[i].buf : NULL;
     }
-    p->last_tx = ev_now(t->loop);
-    t->tx_pending = true; /* flushed before the loop sleeps, or when the batch is full */
+    p->last_tx = ev_now(t->loop); /* flushed before the loop sleeps, or when the batch is full */
     return 0;
 }
 
 /* Hands the coalesced segments (if any) on as one packet. */
 static void gro_flush(struct mt_tunnel *t)
 {
-    struct mt_gro *g = t->gro;
+    struct mt_gro *g = udp_of(t)->gro;
     if (!g || g->len == 0)
         return;
     struct mt_tpeer *p = (struct mt_tpeer *)g->owner;
@@ -254,7 +283,7 @@ static void gro_flush(struct mt_tunnel *t)
  * tun mode, no decode hook that must see each datagram), else delivered as it is. */
 static void deliver(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len)
 {
-    struct mt_gro *g = t->gro;
+    struct mt_gro *g = udp_of(t)->gro;
     if (!g || !t->vnet || t->link != MT_LINK_IP || (t->hooks & MT_HOOK_DECODE)) {
         mt__tunnel_from_peer(t, p, data, len, NULL);
         return;
@@ -282,16 +311,17 @@ static void before_peer_change(struct mt_tunnel *t)
 static bool free_a_dead_slot(struct mt_tunnel *t, double now)
 {
     /* A walk of every peer: a flood of HELLOs at a full server gets ten a second. */
-    if (now - t->udp_rx->dead_slot_checked < 0.1)
+    if (now - udp_of(t)->rx->dead_slot_checked < 0.1)
         return false;
-    t->udp_rx->dead_slot_checked = now;
+    udp_of(t)->rx->dead_slot_checked = now;
     struct mt_tpeer *stalest = NULL;
     for (struct mt_tpeer *q = t->peers; q; q = q->next)
         if (!stalest || q->last_rx < stalest->last_rx)
             stalest = q;
     if (!stalest)
         return false;
-    double interval = stalest->ka_interval > 0 ? stalest->ka_interval : t->cfg->keepalive;
+    double interval =
+        udp_peer(stalest)->ka_interval > 0 ? udp_peer(stalest)->ka_interval : t->cfg->keepalive;
     double silent = now - stalest->last_rx;
     if (silent <= 2 * interval + 1.0)
         return false;
@@ -300,6 +330,18 @@ static bool free_a_dead_slot(struct mt_tunnel *t, double now)
     before_peer_change(t);
     mt__peer_free(stalest, reason);
     return true;
+}
+
+/* A new peer at from, when --allow and --max-peers let it in; NULL otherwise. */
+static struct mt_tpeer *admit_peer(struct mt_tunnel *t, const struct sockaddr *from,
+                                   socklen_t fromlen)
+{
+    if (!mt__peer_admit(t, from))
+        return NULL;
+    struct mt_tpeer *p = mt__peer_new(t, from, fromlen);
+    if (p)
+        mt_info("peer %s up (udp)", p->pub.addr);
+    return p;
 }
 
 /* HELLO or BYE from a client (server side). A session identity binds a peer to the client
@@ -339,12 +381,9 @@ static void handle_control(struct mt_tunnel *t, const struct sockaddr *from, soc
     } else if (!p) {
         if (t->npeers >= t->cfg->max_peers && mt__peer_allowed(t, from))
             free_a_dead_slot(t, now);
-        if (!mt__peer_admit(t, from))
-            return;
-        p = mt__peer_new(t, from, fromlen);
+        p = admit_peer(t, from, fromlen);
         if (!p)
             return;
-        mt_info("peer %s up (udp)", p->pub.addr);
     }
     if (p->sid != sid) {
         if (p->sid) {
@@ -355,14 +394,14 @@ static void handle_control(struct mt_tunnel *t, const struct sockaddr *from, soc
         }
         mt__peer_set_sid(p, sid);
     }
-    p->ka_interval = (double)((unsigned)msg[2] << 8 | msg[3]) / 10.0;
-    p->local = *local;
+    udp_peer(p)->ka_interval = (double)((unsigned)msg[2] << 8 | msg[3]) / 10.0;
+    udp_peer(p)->local = *local;
     p->last_rx = now;
     /* The peer is alive, so are its routes: a full table evicts someone else's. A walk of
      * the table, so at most once a second whatever the client sends. */
-    if (now - p->routes_touched >= 1.0) {
+    if (now - udp_peer(p)->routes_touched >= 1.0) {
         mt_route_touch(&t->routes, p, now);
-        p->routes_touched = now;
+        udp_peer(p)->routes_touched = now;
     }
 }
 
@@ -373,7 +412,7 @@ static bool is_control(const uint8_t *data, size_t len)
 
 static void oversize(struct mt_tunnel *t, const char *who, size_t len)
 {
-    struct mt_udp_rx *rx = t->udp_rx;
+    struct mt_udp_rx *rx = udp_of(t)->rx;
     t->stats.bad_frames++;
     double now = ev_now(t->loop);
     if (now - rx->oversize_logged < LOG_EVERY) {
@@ -404,14 +443,11 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         }
         p = mt__peer_by_sockaddr(t, from, fromlen);
         if (!p) {
-            if (!mt__peer_admit(t, from))
-                return;
-            p = mt__peer_new(t, from, fromlen);
+            p = admit_peer(t, from, fromlen);
             if (!p)
                 return;
-            mt_info("peer %s up (udp)", p->pub.addr);
         }
-        p->local = *local;
+        udp_peer(p)->local = *local;
     }
     if (!p)
         return;
@@ -428,8 +464,8 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    struct mt_tunnel *t = tunnel_of_sock(w);
-    struct mt_udp_rx *rx = t->udp_rx;
+    struct mt_tunnel *t = mt_container_of(w, struct udp, sock_w)->t;
+    struct mt_udp_rx *rx = udp_of(t)->rx;
     bool server = t->cfg->role == MT_ROLE_SERVER;
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < RX_BATCH; i++) {
@@ -446,7 +482,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 mh->msg_controllen = sizeof(rx->ctl[i].buf);
             }
         }
-        int n = recvmmsg(t->sock_fd, rx->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        int n = recvmmsg(udp_of(t)->fd, rx->msgs, RX_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             /* ECONNREFUSED on a client: an earlier send found nobody; not fatal. */
             if (errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED)
@@ -458,7 +494,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             char name[MT_PEER_ADDRSTRLEN];
             if (mh->msg_flags & MSG_TRUNC) {
                 /* Longer than any packet can be. */
-                mt__sockaddr_str((struct sockaddr *)&rx->from[i], name, sizeof(name));
+                mt_sockaddr_str((struct sockaddr *)&rx->from[i], name, sizeof(name));
                 oversize(t, name, rx->msgs[i].msg_len);
                 continue;
             }
@@ -476,7 +512,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 /* Keepalives and idle timeouts, checked on one tunnel-wide tick. */
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct mt_tunnel *t = (struct mt_tunnel *)((char *)w - offsetof(struct mt_tunnel, tick_w));
+    struct mt_tunnel *t = mt_container_of(w, struct udp, tick_w)->t;
     double now = ev_now(loop);
     struct mt_tpeer *next;
     for (struct mt_tpeer *p = t->peers; p; p = next) {
@@ -496,7 +532,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         if (t->cfg->role == MT_ROLE_CLIENT) {
             /* The HELLO is the client's keepalive, and is sent even when traffic flows: it
              * is how the server finds us again after our address changed. */
-            if (now - t->udp_tx->hello_sent >= t->cfg->keepalive)
+            if (now - udp_of(t)->tx->hello_sent >= t->cfg->keepalive)
                 send_control(p, CTL_HELLO);
         } else if (now - p->last_tx >= t->cfg->keepalive) {
             send_datagram(p, (const uint8_t *)"", 0);
@@ -504,19 +540,26 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
+static int udp_start(struct mt_tunnel *t, char *err, size_t errsz)
 {
-    t->udp_rx = calloc(1, sizeof(*t->udp_rx));
-    t->udp_tx = calloc(1, sizeof(*t->udp_tx));
-    if (t->udp_rx)
-        t->udp_rx->bufs = malloc((size_t)RX_BATCH * MT_MAX_PACKET);
-    if (t->udp_tx)
-        t->udp_tx->bufs = malloc((size_t)TX_BATCH * MT_MAX_PACKET);
-    t->gro = calloc(1, sizeof(*t->gro));
-    if (t->gro)
-        t->gro->buf = malloc(MT_MAX_PACKET);
-    if (!t->udp_rx || !t->udp_rx->bufs || !t->udp_tx || !t->udp_tx->bufs || !t->gro ||
-        !t->gro->buf) {
+    struct udp *u = calloc(1, sizeof(*u));
+    if (!u) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
+    t->tr = u;
+    u->t = t;
+    u->fd = -1;
+    u->rx = calloc(1, sizeof(*u->rx));
+    u->tx = calloc(1, sizeof(*u->tx));
+    if (u->rx)
+        u->rx->bufs = malloc((size_t)RX_BATCH * MT_MAX_PACKET);
+    if (u->tx)
+        u->tx->bufs = malloc((size_t)TX_BATCH * MT_MAX_PACKET);
+    u->gro = calloc(1, sizeof(*u->gro));
+    if (u->gro)
+        u->gro->buf = malloc(MT_MAX_PACKET);
+    if (!u->rx || !u->rx->bufs || !u->tx || !u->tx->bufs || !u->gro || !u->gro->buf) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -524,27 +567,27 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     if (t->cfg->role == MT_ROLE_CLIENT) {
-        int rc = mt__resolve(t->cfg->host, t->cfg->port, SOCK_DGRAM, false, &t->server_sa,
-                             &t->server_salen, err, errsz);
+        int rc = mt__resolve(t->cfg->host, t->cfg->port, SOCK_DGRAM, false, &u->server_sa,
+                             &u->server_salen, err, errsz);
         if (rc < 0)
             return rc;
-        fd = socket(t->server_sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd = socket(u->server_sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             snprintf(err, errsz, "socket: %s", strerror(errno));
             return -errno;
         }
-        t->sock_fd = fd;
+        u->fd = fd;
         rc = mt__bind_client(t, fd, SOCK_DGRAM, err, errsz);
         if (rc < 0)
             return rc;
-        if (connect(fd, (struct sockaddr *)&t->server_sa, t->server_salen) < 0) {
+        if (connect(fd, (struct sockaddr *)&u->server_sa, u->server_salen) < 0) {
             snprintf(err, errsz, "connect %s: %s", t->cfg->host, strerror(errno));
             return -errno;
         }
         /* The session identity: random, so a restarted client is a new session and nobody
          * can predict it; never 0, which means "none". */
-        while (t->udp_tx->sid == 0)
-            if (getrandom(&t->udp_tx->sid, sizeof(t->udp_tx->sid), 0) < 0 && errno != EINTR) {
+        while (u->tx->sid == 0)
+            if (getrandom(&u->tx->sid, sizeof(u->tx->sid), 0) < 0 && errno != EINTR) {
                 snprintf(err, errsz, "getrandom: %s", strerror(errno));
                 return -errno;
             }
@@ -552,13 +595,13 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         fd = mt__bind_server(t, SOCK_DGRAM, err, errsz);
         if (fd < 0)
             return fd;
-        t->sock_fd = fd;
+        u->fd = fd;
     }
     if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
         snprintf(err, errsz, "getsockname: %s", strerror(errno));
         return -errno;
     }
-    t->udp_tx->family = ss.ss_family;
+    u->tx->family = ss.ss_family;
     int rc =
         mt__udp_socket_options(fd, ss.ss_family, t->cfg->outer_df, t->cfg->role == MT_ROLE_SERVER);
     if (rc < 0)
@@ -566,7 +609,7 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
                 "choice)",
                 strerror(-rc));
     if (t->cfg->role == MT_ROLE_CLIENT) {
-        struct mt_tpeer *p = mt__peer_new(t, (struct sockaddr *)&t->server_sa, t->server_salen);
+        struct mt_tpeer *p = mt__peer_new(t, (struct sockaddr *)&u->server_sa, u->server_salen);
         if (!p) {
             snprintf(err, errsz, "out of memory");
             return -ENOMEM;
@@ -574,41 +617,56 @@ int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         mt_info("peer %s up (udp)", p->pub.addr);
         send_control(p, CTL_HELLO); /* introduce ourselves at once */
     }
-    ev_io_init(&t->sock_w, read_cb, fd, EV_READ);
-    ev_io_start(t->loop, &t->sock_w);
+    ev_io_init(&u->sock_w, read_cb, fd, EV_READ);
+    ev_io_start(t->loop, &u->sock_w);
     double tick = t->cfg->keepalive / 2 < 1.0 ? t->cfg->keepalive / 2 : 1.0;
-    ev_timer_init(&t->tick_w, tick_cb, tick, tick);
-    ev_timer_start(t->loop, &t->tick_w);
+    ev_timer_init(&u->tick_w, tick_cb, tick, tick);
+    ev_timer_start(t->loop, &u->tick_w);
     return 0;
 }
 
-void mt__udp_stop(struct mt_tunnel *t)
+static void udp_stop(struct mt_tunnel *t)
 {
-    ev_timer_stop(t->loop, &t->tick_w);
-    if (t->udp_tx && t->sock_fd >= 0) {
-        mt__udp_flush(t); /* a clean stop sends what is queued */
+    struct udp *u = udp_of(t);
+    if (!u)
+        return;
+    ev_timer_stop(t->loop, &u->tick_w);
+    if (u->tx && u->fd >= 0) {
+        udp_flush(t); /* a clean stop sends what is queued */
         /* A client says goodbye, so the server frees its slot and routes at once. */
-        if (t->cfg->role == MT_ROLE_CLIENT && t->peers && t->udp_tx->sid)
+        if (t->cfg->role == MT_ROLE_CLIENT && t->peers && u->tx->sid)
             send_control(t->peers, CTL_BYE);
     }
-    if (t->sock_fd >= 0) {
-        ev_io_stop(t->loop, &t->sock_w);
-        close(t->sock_fd);
-        t->sock_fd = -1;
+    if (u->fd >= 0) {
+        ev_io_stop(t->loop, &u->sock_w);
+        close(u->fd);
     }
-    if (t->udp_tx) {
-        free(t->udp_tx->bufs);
-        free(t->udp_tx);
-        t->udp_tx = NULL;
-    }
-    if (t->gro) {
-        free(t->gro->buf);
-        free(t->gro);
-        t->gro = NULL;
-    }
-    if (t->udp_rx) {
-        free(t->udp_rx->bufs);
-        free(t->udp_rx);
-        t->udp_rx = NULL;
-    }
+    if (u->tx)
+        free(u->tx->bufs);
+    if (u->gro)
+        free(u->gro->buf);
+    if (u->rx)
+        free(u->rx->bufs);
+    free(u->tx);
+    free(u->gro);
+    free(u->rx);
+    free(u);
+    t->tr = NULL;
 }
+
+/* The kernel's socket buffer is the only queue; a full one drops (UDP promises nothing), so
+ * a UDP peer never holds the device back. */
+static bool udp_congested(const struct mt_tpeer *p)
+{
+    return false;
+}
+
+const struct mt_transport_ops mt__udp_transport = {
+    .name = "udp",
+    .peer_size = sizeof(struct udp_peer),
+    .start = udp_start,
+    .send = udp_send,
+    .flush = udp_flush,
+    .congested = udp_congested,
+    .stop = udp_stop,
+};

@@ -3,6 +3,7 @@
  * where a packet goes: script verdict first, then the learning table. */
 #include "tunnel.h"
 #include "addrwatch.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,16 +16,12 @@
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
 
-static inline struct mt_tunnel *tunnel_of(void *w, size_t off)
-{
-    return (struct mt_tunnel *)((char *)w - off);
-}
-#define TUNNEL_OF(w, field) tunnel_of((w), offsetof(struct mt_tunnel, field))
+#define TUNNEL_OF(w, field) mt_container_of(w, struct mt_tunnel, field)
 
-static void log_packet(const char *what, const struct mt_packet *pkt)
+static void log_packet(const char *what, struct mt_packet *pkt)
 {
     char line[256];
-    mt_proto_summary(pkt->data, pkt->len, pkt->link, line, sizeof(line));
+    mt_packet_summary(pkt, line, sizeof(line));
     mt_debug("%s %s", what, line);
 }
 
@@ -106,7 +103,7 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
     struct mt_tunnel *t = p->tun;
     if (!p->pub.up)
         return -ENOTCONN;
-    if (!p->xsend && len > t->frame_max) {
+    if (!p->offload && len > t->frame_max) {
         p->pub.stats.drops++;
         t->stats.too_big++;
         if (log_ok(t, &t->oversize_logged))
@@ -115,13 +112,7 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
                     p->pub.addr, len, t->frame_max, (unsigned long long)t->stats.too_big);
         return -EMSGSIZE;
     }
-    int rc;
-    if (t->cfg->transport == MT_TRANSPORT_UDP)
-        rc = mt__udp_send(p, data, len);
-    else if (p->xsend)
-        rc = mt__tcp_send_x(p, vnet, data, len);
-    else
-        rc = mt__tcp_send(p, data, len);
+    int rc = t->ops->send(p, p->offload ? vnet : NULL, data, len);
     if (rc < 0) {
         p->pub.stats.drops++;
         t->stats.queue_drops++;
@@ -131,6 +122,7 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
     p->pub.stats.tx_bytes += len;
     t->stats.net_tx_packets++;
     t->stats.net_tx_bytes += len;
+    mt__tunnel_queued(p);
     return 0;
 }
 
@@ -194,7 +186,7 @@ static void segment_to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_p
  * a super-packet) cut into ordinary packets, each through encode, checksums completed. */
 static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
 {
-    if (!p->xsend) {
+    if (!p->offload) {
         bool offloaded = is_offloaded(&pkt->vnet);
         if (!offloaded && pkt->len > t->frame_max)
             offloaded = mt_vnet_make_super(pkt->data, pkt->len, pkt->link, (size_t)t->cfg->mtu,
@@ -212,7 +204,7 @@ static void to_peer(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *p
 static void to_peer_copy(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
 {
     if (!(t->hooks & MT_HOOK_ENCODE) && !is_offloaded(&pkt->vnet) &&
-        (p->xsend || pkt->len <= t->frame_max)) {
+        (p->offload || pkt->len <= t->frame_max)) {
         send_raw(p, pkt->data, pkt->len, NULL);
         return;
     }
@@ -240,7 +232,7 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
         p = t->peers; /* a client has at most one peer: its server */
     } else {
         struct mt_addr dst;
-        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+        if (mt_addr_of_packet(pkt, true, &dst) == 0) {
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, NULL);
                 return;
@@ -295,11 +287,10 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
 
 /* Learns which peer owns the packet's inner source address (server only: a client has
  * one peer and routes everything to it). */
-static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, const struct mt_packet *pkt)
+static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_packet *pkt)
 {
     struct mt_addr src;
-    if (t->cfg->role != MT_ROLE_SERVER ||
-        mt_addr_from_packet(pkt->data, pkt->len, t->link, false, &src) < 0 ||
+    if (t->cfg->role != MT_ROLE_SERVER || mt_addr_of_packet(pkt, false, &src) < 0 ||
         mt_addr_is_multicast(&src))
         return;
     if (mt_route_learn(&t->routes, &src, p, ev_now(t->loop)) == 1 && mt_log_level >= MT_LOG_DEBUG) {
@@ -314,7 +305,7 @@ static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_
 {
     if (t->cfg->role == MT_ROLE_SERVER) {
         struct mt_addr dst;
-        if (mt_addr_from_packet(pkt->data, pkt->len, t->link, true, &dst) == 0) {
+        if (mt_addr_of_packet(pkt, true, &dst) == 0) {
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, from);
             } else {
@@ -353,6 +344,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     } else {
         pkt.base = pkt.data = (uint8_t *)data;
         pkt.len = pkt.cap = len;
+        pkt.hdrs_ok = false;
     }
     if (vnet)
         pkt.vnet = *vnet;
@@ -380,6 +372,12 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
                     p->pub.addr, (unsigned long long)t->stats.bad_offloads);
         return;
     }
+    /* A transport whose peers own fixed prefixes refuses the rest before anything trusts
+     * the source: routes, scripts, the device. */
+    if (t->ops->source_ok && !t->ops->source_ok(p, &pkt)) {
+        p->pub.stats.drops++;
+        return;
+    }
     learn_source(t, p, &pkt);
     if (mt_log_level >= MT_LOG_DEBUG)
         log_packet("ingress", &pkt);
@@ -400,19 +398,28 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     }
 }
 
-void mt__tunnel_update_pressure(struct mt_tunnel *t)
+void mt__tunnel_queued(struct mt_tpeer *p)
 {
-    bool congested = false;
-    for (struct mt_tpeer *p = t->peers; p && !congested; p = p->next)
-        congested = p->txlen > MT_TX_HIGH;
-    if (congested && !t->dev_paused) {
+    struct mt_tunnel *t = p->tun;
+    t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
+    if (!t->dev_paused && t->ops->congested(p)) {
         t->dev_paused = true;
         ev_io_stop(t->loop, &t->dev_w);
-    } else if (!congested && t->dev_paused) {
-        t->dev_paused = false;
-        if (t->dev_fd >= 0)
-            ev_io_start(t->loop, &t->dev_w);
     }
+}
+
+void mt__tunnel_update_pressure(struct mt_tunnel *t)
+{
+    /* Only mt__tunnel_queued pauses, the moment a queue passes its mark; here the device
+     * resumes once every queue is below it. */
+    if (!t->dev_paused)
+        return;
+    for (struct mt_tpeer *p = t->peers; p; p = p->next)
+        if (t->ops->congested(p))
+            return;
+    t->dev_paused = false;
+    if (t->dev_fd >= 0)
+        ev_io_start(t->loop, &t->dev_w);
 }
 
 static void dev_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -455,16 +462,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     if (!t->tx_pending)
         return;
     t->tx_pending = false;
-    if (t->cfg->transport == MT_TRANSPORT_UDP) {
-        mt__udp_flush(t);
-        return;
-    }
-    struct mt_tpeer *next;
-    for (struct mt_tpeer *p = t->peers; p; p = next) {
-        next = p->next; /* flushing may close p */
-        if (p->txlen > 0)
-            mt__tcp_flush(p);
-    }
+    t->ops->flush(t);
     mt__tunnel_update_pressure(t);
 }
 
@@ -523,14 +521,13 @@ static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_
 {
     struct mt_tunnel *t = ctx;
     struct mt_tpeer *p = (struct mt_tpeer *)peer;
-    t->tx_pending = true; /* sends from timers happen outside any batch: flush them too */
     /* Its encode hooks already ran on the whole: what is left is cutting it to size. */
     struct mt_packet pkt;
     const struct mt_packet *super =
-        p->xsend || len > t->frame_max ? script_super(t, data, len, &pkt) : NULL;
+        p->offload || len > t->frame_max ? script_super(t, data, len, &pkt) : NULL;
     if (!super)
         return send_raw(p, data, len, NULL);
-    if (p->xsend)
+    if (p->offload)
         return send_raw(p, super->data, super->len, &super->vnet);
     segment_to_peer(t, p, &pkt, t->xmit_seg_buf, true);
     return 0;
@@ -551,8 +548,9 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     memset(t, 0, sizeof(*t));
     t->loop = loop;
     t->cfg = cfg;
+    t->ops = mt__transport_pick(cfg->transport);
     t->link = cfg->tap ? MT_LINK_ETH : MT_LINK_IP;
-    t->dev_fd = t->sock_fd = t->connect_fd = -1;
+    t->dev_fd = -1;
     /* What may arrive from the network: an MTU-sized packet (plus an Ethernet header and a
      * VLAN tag in tap mode) and room for a header a script's encode hook adds. */
     size_t max = (size_t)cfg->mtu + (cfg->tap ? 18 : 0) + MT_HEADROOM;
@@ -592,12 +590,21 @@ int mt_tunnel_load_scripts(struct mt_tunnel *t, char *err, size_t errsz)
     return 0;
 }
 
+void mt__tunnel_use_device(struct mt_tunnel *t, int fd, bool vnet)
+{
+    t->dev_fd = fd;
+    t->vnet = vnet;
+    ev_io_init(&t->dev_w, dev_cb, fd, EV_READ);
+    ev_io_start(t->loop, &t->dev_w);
+    ev_prepare_init(&t->flush_w, flush_cb);
+    ev_prepare_start(t->loop, &t->flush_w);
+}
+
 int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
 {
     const struct mt_config *cfg = t->cfg;
     /* Sockets first: a port in use should fail before a device appears. */
-    int rc = cfg->transport == MT_TRANSPORT_TCP ? mt__tcp_start(t, err, errsz)
-                                                : mt__udp_start(t, err, errsz);
+    int rc = t->ops->start(t, err, errsz);
     if (rc < 0)
         return rc;
     /* Offloads (64 KiB super-packets per read) pay off between moontun peers over TCP, which
@@ -609,9 +616,8 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
                  cfg->ifname[0] ? " " : "", cfg->ifname, strerror(-rc));
         return rc;
     }
-    t->dev_fd = rc;
-    t->vnet = want_vnet;
-    if (want_vnet && mt_device_enable_offload(t->dev_fd) < 0)
+    int fd = rc;
+    if (want_vnet && mt_device_enable_offload(fd) < 0)
         mt_warn("%s: the kernel refused offloads; reading ordinary packets", t->ifname);
     rc = mt_device_set_mtu(t->ifname, cfg->mtu);
     if (rc < 0) {
@@ -633,10 +639,7 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
         }
         mt__addrwatch_open(&t->addrwatch, t->loop, t->ifname, cfg); /* not fatal: logged */
     }
-    ev_io_init(&t->dev_w, dev_cb, t->dev_fd, EV_READ);
-    ev_io_start(t->loop, &t->dev_w);
-    ev_prepare_init(&t->flush_w, flush_cb);
-    ev_prepare_start(t->loop, &t->flush_w);
+    mt__tunnel_use_device(t, fd, want_vnet);
     ev_signal_init(&t->sigint_w, signal_cb, SIGINT);
     ev_signal_init(&t->sigterm_w, signal_cb, SIGTERM);
     ev_signal_init(&t->sighup_w, sighup_cb, SIGHUP);
@@ -644,8 +647,7 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
     ev_signal_start(t->loop, &t->sigterm_w);
     ev_signal_start(t->loop, &t->sighup_w);
     mt_info("%s %s up (mtu %d), %s %s on %s port %u", cfg->tap ? "tap" : "tun", t->ifname, cfg->mtu,
-            cfg->transport == MT_TRANSPORT_TCP ? "tcp" : "udp",
-            cfg->role == MT_ROLE_SERVER ? "server" : "client",
+            t->ops->name, cfg->role == MT_ROLE_SERVER ? "server" : "client",
             cfg->role == MT_ROLE_SERVER ? (cfg->listen[0] ? cfg->listen : "any") : cfg->host,
             cfg->port);
     return 0;
@@ -666,10 +668,7 @@ void mt_tunnel_close(struct mt_tunnel *t)
     mt_scripts_free(t->scripts);
     t->scripts = NULL;
     t->hooks = 0;
-    if (t->cfg->transport == MT_TRANSPORT_TCP)
-        mt__tcp_stop(t);
-    else
-        mt__udp_stop(t);
+    t->ops->stop(t);
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");
     mt__addrwatch_close(t->addrwatch);

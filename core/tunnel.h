@@ -1,5 +1,5 @@
 /* Private to the core: the tunnel (device + transport + peers + scripts on one libev loop)
- * and the transport-side peer. Transports call into tunnel.c for every packet's fate. */
+ * and the generic peer. Transports (transport.h) call into tunnel.c for every packet's fate. */
 #ifndef MOONTUN_CORE_TUNNEL_H
 #define MOONTUN_CORE_TUNNEL_H
 
@@ -14,22 +14,16 @@
 #include "moontun/route.h"
 #include "moontun/script.h"
 #include "moontun/stats.h"
-#include "handshake.h"
+#include "transport.h"
 
-#define MT_TX_QUEUE      (512 * 1024) /* TCP send queue per peer */
-#define MT_TX_HIGH       (256 * 1024) /* above this, stop reading the device (back-pressure) */
-#define MT_RX_BUF        (2 * (MT_FRAME_MAX_ANY + 2))
-#define MT_FRAME_MAX_ANY 65535
-#define MT_DEV_BATCH     64 /* packets read from the device per wake-up */
-#define MT_ROUTES        4096
+#define MT_DEV_BATCH 64 /* packets read from the device per wake-up */
+#define MT_ROUTES    4096
 
 struct mt_tunnel;
-struct mt_udp_rx;
-struct mt_udp_tx;
-struct mt_gro;
 
 /* A peer as the core sees it: the public part first, so a struct mt_peer * from a script
- * converts back with a cast. */
+ * converts back with a cast. A transport allocates ops->peer_size bytes and keeps its own
+ * per-peer state (socket, buffers, session) around this generic part. */
 struct mt_tpeer {
     struct mt_peer pub;
     struct mt_tunnel *tun;      /* ro */
@@ -37,28 +31,14 @@ struct mt_tpeer {
     struct sockaddr_storage sa; /* ro: outer address */
     socklen_t salen;
     double last_rx, last_tx; /* ev_now of the last datagram/frame received/sent */
-    double last_read;        /* TCP: ev_now of the last read that returned bytes */
-    /* TCP only */
-    int fd;
-    ev_io rio, wio;
-    uint8_t *rxbuf; /* MT_RX_BUF bytes */
-    size_t rxlen;
-    uint8_t *txbuf; /* MT_TX_QUEUE bytes: frames waiting for the socket */
-    size_t txoff, txlen;
-    bool connecting; /* client: non-blocking connect in progress */
-    bool xsend;      /* offload handshake done our way: we send extended frames */
-    bool xrecv;      /* the peer switched: what follows in its stream is extended frames */
-
-    struct mt_wire wire;    /* TCP: framing, skipping, offload handshake (handshake.h) */
-    double oversize_logged; /* TCP: ev_now of the last "oversized frame" warning */
-    /* Peer hashes (peer.c) and UDP session state (transport_udp.c) */
-    struct mt_tpeer *hnext;   /* chain in the by-address hash */
-    struct mt_tpeer *snext;   /* chain in the by-session hash */
-    uint64_t sid;             /* UDP: the client's session identity; 0: none (an older client) */
-    double ka_interval;       /* UDP: keepalive interval the client announced; 0: unknown */
-    double routes_touched;    /* UDP: when a keepalive last marked its routes alive */
-    struct in6_pktinfo local; /* UDP server: our address its last datagram arrived on (IPv4
-                               * as v4-mapped); all zero: unknown */
+    /* Set by the transport: the peer takes offloaded packets (an offload header with a
+     * packet of up to 64 KiB) and so is never given packets cut to the MTU. */
+    bool offload;
+    /* Peer hashes (peer.c): by outer address, and by the identity the transport knows the
+     * peer by (UDP: the client's session; 0: none). */
+    struct mt_tpeer *hnext; /* chain in the by-address hash */
+    struct mt_tpeer *snext; /* chain in the by-identity hash */
+    uint64_t sid;
 };
 
 struct mt_tunnel {
@@ -68,26 +48,16 @@ struct mt_tunnel {
     int dev_fd;
     char ifname[IFNAMSIZ];
     ev_io dev_w;
-    bool dev_paused;  /* back-pressure: a peer's queue is over MT_TX_HIGH */
+    bool dev_paused;  /* back-pressure: some peer's transport queue is congested */
     size_t frame_max; /* largest packet accepted from the network */
     bool vnet;        /* the device reads and writes a virtio-net header (offloads on) */
 
-    int sock_fd; /* TCP server: listener; UDP: the one socket */
-    ev_io sock_w;
-    ev_timer tick_w;          /* UDP keepalives and idle timeouts; TCP stalled frames */
-    struct mt_udp_rx *udp_rx; /* UDP receive batch buffers */
-    struct mt_udp_tx *udp_tx; /* UDP send batch (sendmmsg) */
-    struct mt_gro *gro;       /* UDP: segments being joined into a super-packet */
-
-    /* client */
-    struct sockaddr_storage server_sa;
-    socklen_t server_salen;
-    ev_timer reconnect_w;
-    double backoff;
+    const struct mt_transport_ops *ops; /* picked once, at init */
+    void *tr;                           /* the transport's own state (its file's struct) */
 
     struct mt_tpeer *peers;
     int npeers;
-    /* peer.c: peers by outer address and by UDP session identity (buckets: peer_hmask + 1) */
+    /* peer.c: peers by outer address and by identity (buckets: peer_hmask + 1) */
     struct mt_tpeer **peer_by_addr, **peer_by_sid;
     size_t peer_hmask;
     uint32_t next_peer_id;
@@ -110,11 +80,8 @@ struct mt_tunnel {
     double oversize_logged; /* rate limit for packets too big for a peer */
     double offload_logged;  /* rate limit for refused offload headers */
 
-    ev_prepare flush_w; /* flushes TCP queues once per loop iteration, before blocking */
-    bool tx_pending;    /* some TCP queue has unflushed frames */
-    int connect_fd;     /* client TCP: connection in progress, or -1 */
-    ev_io connect_w;
-    ev_timer accept_pause_w; /* out of fds: stop accepting for a moment */
+    ev_prepare flush_w; /* flushes the transport once per loop iteration, before blocking */
+    bool tx_pending;    /* the transport holds queued packets (tunnel.c alone sets it) */
     int exit_code;
     bool stopping; /* shutting down: no reconnects */
 
@@ -137,7 +104,15 @@ void mt_tunnel_close(struct mt_tunnel *t);
  * header from an extended frame, or NULL. */
 void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len,
                           const struct mt_vnet_hdr *vnet);
-/* Flushes transports after a batch (TCP queues); re-evaluates back-pressure. */
+/* The device end of the tunnel: fd (a tun/tap device; a socketpair in the unit tests) is
+ * read for egress and written for ingress, with a virtio-net header when vnet. Starts the
+ * device and flush watchers. */
+void mt__tunnel_use_device(struct mt_tunnel *t, int fd, bool vnet);
+/* Back-pressure, decided here alone. A transport queued bytes for p (a packet, or its own
+ * handshake): flush them before the loop sleeps, and stop reading the device at once when
+ * p's queue is congested (a batch of 64 super-packets would overflow any queue). */
+void mt__tunnel_queued(struct mt_tpeer *p);
+/* A queue drained or a peer went: read the device again once no peer is congested. */
 void mt__tunnel_update_pressure(struct mt_tunnel *t);
 
 /* peer.c: the list of live peers */
@@ -155,21 +130,6 @@ void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t 
 bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa);
 /* True when --allow (if any) admits sa; no log, no count. */
 bool mt__peer_allowed(const struct mt_tunnel *t, const struct sockaddr *sa);
-void mt__sockaddr_str(const struct sockaddr *sa, char *buf, size_t bufsz);
-
-/* transport_tcp.c / transport_udp.c */
-int mt__tcp_start(struct mt_tunnel *t, char *err, size_t errsz);
-int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len);
-/* An extended frame (only once p->xsend): the offload header (NULL: none) and the packet. */
-int mt__tcp_send_x(struct mt_tpeer *p, const struct mt_vnet_hdr *vnet, const uint8_t *data,
-                   size_t len);
-void mt__tcp_flush(struct mt_tpeer *p);
-void mt__tcp_close_peer(struct mt_tpeer *p);
-void mt__tcp_stop(struct mt_tunnel *t);
-int mt__udp_start(struct mt_tunnel *t, char *err, size_t errsz);
-int mt__udp_send(struct mt_tpeer *p, const uint8_t *data, size_t len);
-void mt__udp_flush(struct mt_tunnel *t);
-void mt__udp_stop(struct mt_tunnel *t);
 
 /* Resolves host:port for the client, or the -l address for the server (NULL: any). */
 int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,

@@ -8,14 +8,6 @@
 #include "moontun/vnet.h"
 #include "bytes.h"
 
-#define IP4_HLEN 20
-#define IP6_HLEN 40
-#define UDP_HLEN 8
-
-#define TCP_FIN 0x01
-#define TCP_PSH 0x08
-#define TCP_CWR 0x80
-
 /* The device speaks little-endian whatever the host is (TUNSETVNETLE is never used), so the
  * fields are assembled byte by byte rather than copied from a host struct. */
 static inline uint16_t rdle16(const uint8_t *p)
@@ -129,11 +121,11 @@ static int gso_check(const uint8_t *pkt, size_t len, const struct mt_vnet_hdr *v
      * junk that would become payload, or a packet longer than a 16-bit length can say. */
     if (h.ipver == 4 && rd16(ip + 2) != l3len)
         return -EINVAL;
-    if (h.ipver == 6 && (l3len < IP6_HLEN || rd16(ip + 4) != l3len - IP6_HLEN))
+    if (h.ipver == 6 && (l3len < MT_IP6_HLEN || rd16(ip + 4) != l3len - MT_IP6_HLEN))
         return -EINVAL;
 
     size_t l4 = (size_t)h.l4;
-    size_t l4hlen = want_proto == MT_IPPROTO_TCP ? (size_t)(pkt[l4 + 12] >> 4) * 4 : UDP_HLEN;
+    size_t l4hlen = want_proto == MT_IPPROTO_TCP ? (size_t)(pkt[l4 + 12] >> 4) * 4 : MT_UDP_HLEN;
     /* parse checked the TCP data offset (and UDP's 8 bytes) against the L4 length, so the
      * headers end inside the packet; the payload may be empty. */
     size_t hdrlen = l4 + l4hlen;
@@ -169,7 +161,7 @@ static void gso_fix(uint8_t *seg, size_t seglen, const struct gso_plan *plan, co
         /* Consecutive ids, as Linux's GSO gives each segment (unless FIXEDID). */
         wr16(ip + 4, (uint16_t)(rd16(pkt + plan->l3 + 4) + i));
     } else {
-        wr16(ip + 4, (uint16_t)(seglen - plan->l3 - IP6_HLEN));
+        wr16(ip + 4, (uint16_t)(seglen - plan->l3 - MT_IP6_HLEN));
     }
     uint8_t *l4 = seg + plan->l4;
     if (plan->tcp) {
@@ -178,9 +170,9 @@ static void gso_fix(uint8_t *seg, size_t seglen, const struct gso_plan *plan, co
         /* The stream ends and is pushed once, after the last byte; a congestion window cut is
          * announced once, by the first. */
         if (i + 1 < n)
-            flags &= (uint8_t) ~(TCP_FIN | TCP_PSH);
+            flags &= (uint8_t) ~(MT_TCP_FIN | MT_TCP_PSH);
         if (i > 0)
-            flags &= (uint8_t)~TCP_CWR;
+            flags &= (uint8_t)~MT_TCP_CWR;
         l4[13] = flags;
     } else {
         wr16(l4 + 4, (uint16_t)(seglen - plan->l4));

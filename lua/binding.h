@@ -28,7 +28,5 @@ void mt__lpacket_expire(lua_State *L, int idx);
 
 /* Pushes the one Lua object for peer (made on first use, cached per state), or nil. */
 void mt__lpeer_push(lua_State *L, struct mt_peer *peer);
-/* The peer behind the value at idx if it is a live peer object, else NULL. */
-struct mt_peer *mt__lpeer_test(lua_State *L, int idx);
 
 #endif

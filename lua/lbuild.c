@@ -13,6 +13,7 @@
 
 #include "bytes.h"
 #include "lbuild.h"
+#include "moontun/addr.h"
 #include "moontun/packet.h"
 #include "moontun/proto.h"
 
@@ -126,11 +127,10 @@ static int opt_addr(lua_State *L, int t, const char *key, uint8_t out[16])
         return 0;
     }
     const char *text = lua_tostring(L, -1);
-    int ver = 0;
-    if (text != NULL && inet_pton(AF_INET, text, out) == 1)
-        ver = 4;
-    else if (text != NULL && inet_pton(AF_INET6, text, out) == 1)
-        ver = 6;
+    struct mt_addr a;
+    int ver = text != NULL && mt_addr_parse(text, &a) == 0 ? a.kind : 0;
+    if (ver != 0)
+        memcpy(out, a.b, ver == 4 ? 4 : 16);
     else
         luaL_error(L, "mt.packet: ip.%s: '%s' is not an IPv4 or IPv6 address", key,
                    text != NULL ? text : luaL_typename(L, -1));
@@ -197,10 +197,15 @@ static void read_ip(lua_State *L, int t, struct spec *s)
         luaL_error(L, "mt.packet: ip.src and ip.dst must be both IPv4 or both IPv6");
     s->v6 = vs == 6 || vd == 6;
     /* Defaults: 10.0.0.1 > 10.0.0.2, or fd00::1 > fd00::2 */
-    if (vs == 0)
-        inet_pton(s->v6 ? AF_INET6 : AF_INET, s->v6 ? "fd00::1" : "10.0.0.1", s->src);
-    if (vd == 0)
-        inet_pton(s->v6 ? AF_INET6 : AF_INET, s->v6 ? "fd00::2" : "10.0.0.2", s->dst);
+    static const uint8_t v4[4] = {10, 0, 0, 0}, v6[16] = {0xfd};
+    if (vs == 0) {
+        memcpy(s->src, s->v6 ? v6 : v4, s->v6 ? 16 : 4);
+        s->src[s->v6 ? 15 : 3] = 1;
+    }
+    if (vd == 0) {
+        memcpy(s->dst, s->v6 ? v6 : v4, s->v6 ? 16 : 4);
+        s->dst[s->v6 ? 15 : 3] = 2;
+    }
     s->ttl = opt_int(L, t, "ip", "ttl", 64, 0, 255);
     s->tos = opt_int(L, t, "ip", "tos", 0, 0, 255);
     s->id = opt_int(L, t, "ip", "id", 0, 0, s->v6 ? 0xfffff : 0xffff);

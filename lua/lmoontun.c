@@ -20,6 +20,7 @@
 #include "binding.h"
 #include "chain.h"
 #include "lbuild.h"
+#include "util.h"
 
 #define MT_LTIMER_META  "moontun.timer"
 #define MT_LPREFIX_META "moontun.prefix"
@@ -108,12 +109,6 @@ int mt__lpeer_check(lua_State *L, int idx, struct mt_peer **out)
         return 0;
     *out = u->peer != NULL && u->peer->up ? u->peer : NULL;
     return 1;
-}
-
-struct mt_peer *mt__lpeer_test(lua_State *L, int idx)
-{
-    struct mt_peer *p;
-    return mt__lpeer_check(L, idx, &p) ? p : NULL;
 }
 
 void mt__lpeer_gone(lua_State *L, struct mt_peer *peer)
@@ -251,7 +246,7 @@ static bool timer_turn_left(struct mt_scripts *s, struct ev_loop *loop)
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct mt_ltimer *t = (struct mt_ltimer *)((char *)w - offsetof(struct mt_ltimer, w));
+    struct mt_ltimer *t = mt_container_of(w, struct mt_ltimer, w);
     struct mt_scripts *s = t->s;
     lua_State *L = s->L;
     int top = lua_gettop(L);
@@ -381,13 +376,7 @@ static int prefix_contains(lua_State *L)
     const struct mt_prefix *p = luaL_checkudata(L, 1, MT_LPREFIX_META);
     const char *text = luaL_checkstring(L, 2);
     struct mt_addr a;
-
-    memset(&a, 0, sizeof a);
-    if (inet_pton(AF_INET, text, a.b) == 1)
-        a.kind = MT_ADDR_IP4;
-    else if (inet_pton(AF_INET6, text, a.b) == 1)
-        a.kind = MT_ADDR_IP6;
-    else
+    if (mt_addr_parse(text, &a) < 0)
         return luaL_argerror(L, 2, "not an IPv4 or IPv6 address");
     lua_pushboolean(L, mt_prefix_contains(p, &a));
     return 1;
@@ -396,12 +385,8 @@ static int prefix_contains(lua_State *L)
 static int prefix_tostring(lua_State *L)
 {
     const struct mt_prefix *p = luaL_checkudata(L, 1, MT_LPREFIX_META);
-    char buf[INET6_ADDRSTRLEN];
-    int af = p->addr.kind == MT_ADDR_IP6 ? AF_INET6 : AF_INET;
-
-    if (inet_ntop(af, p->addr.b, buf, sizeof buf) == NULL)
-        snprintf(buf, sizeof buf, "?");
-    lua_pushfstring(L, "%s/%d", buf, (int)p->len);
+    char buf[MT_PREFIX_STRLEN];
+    lua_pushstring(L, mt_prefix_str(p, buf, sizeof buf));
     return 1;
 }
 

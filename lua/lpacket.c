@@ -13,6 +13,7 @@
 
 #include "binding.h"
 #include "bytes.h"
+#include "moontun/addr.h"
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
 
@@ -70,18 +71,17 @@ static const char *const vfield_names[F_COUNT] = {
 
 /* --- parsing ------------------------------------------------------------------------------ */
 
-/* Works out which views the current bytes support. mt_proto_parse finds the headers; the
- * checks here are what a view needs before it touches a byte, so a liar's packet (total
- * length beyond the packet, IHL beyond the total length or below 5, a TCP data offset past the
- * end) gets nil views instead of reads out of bounds. */
+/* Works out which views the current bytes support from the headers the packet carries
+ * (parsed once, by proto.c); the checks here are what a view needs before it touches a byte,
+ * so a liar's packet (total length beyond the packet, IHL beyond the total length or below 5,
+ * a TCP data offset past the end) gets nil views instead of reads out of bounds. */
 static void parse(struct lpacket *lp)
 {
-    const struct mt_packet *pkt = lp->pkt;
+    struct mt_packet *pkt = lp->pkt;
     const uint8_t *p = pkt->data;
     size_t len = pkt->len;
-    struct mt_hdrs h;
+    const struct mt_hdrs h = *mt_packet_hdrs(pkt);
 
-    mt_proto_parse(p, len, pkt->link, &h);
     for (int i = 0; i < V_COUNT; i++)
         lp->off[i] = -1;
     lp->ipver = 0;
@@ -150,6 +150,14 @@ static void parse(struct lpacket *lp)
             lp->off[V_ICMP] = (int32_t)l4;
         break;
     }
+}
+
+/* The bytes changed where a header may have moved: the views and the packet's headers are
+ * worked out again on the next read. */
+static inline void changed(struct lpacket *lp)
+{
+    lp->parsed = false;
+    mt_packet_changed(lp->pkt);
 }
 
 static inline void ensure_parsed(struct lpacket *lp)
@@ -243,7 +251,7 @@ static int pkt_set_u8(lua_State *L)
     struct lpacket *lp = check_packet(L, 1);
     size_t off = check_off(L, 2, lp->pkt, 1);
     lp->pkt->data[off] = (uint8_t)check_value(L, 3, 0xff);
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -252,7 +260,7 @@ static int pkt_set_u16(lua_State *L)
     struct lpacket *lp = check_packet(L, 1);
     size_t off = check_off(L, 2, lp->pkt, 2);
     wr16(lp->pkt->data + off, (uint16_t)check_value(L, 3, 0xffff));
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -261,7 +269,7 @@ static int pkt_set_u32(lua_State *L)
     struct lpacket *lp = check_packet(L, 1);
     size_t off = check_off(L, 2, lp->pkt, 4);
     wr32(lp->pkt->data + off, check_value(L, 3, 0xffffffff));
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -317,7 +325,7 @@ static int pkt_set_bytes(lua_State *L)
                                       "packet there; use append or resize to grow it)",
                                       off, (lua_Integer)n, (lua_Integer)lp->pkt->len));
     memcpy(lp->pkt->data + off, s, n);
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -333,7 +341,7 @@ static int pkt_resize(lua_State *L)
         luaL_argerror(
             L, 2,
             lua_pushfstring(L, "size %I out of range 0..%I (the room in the buffer)", n, max));
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -350,7 +358,7 @@ static int pkt_push(lua_State *L)
                                       (lua_Integer)n, (lua_Integer)mt_packet_headroom(lp->pkt),
                                       (lua_Integer)lp->pkt->len, MT_MAX_PACKET));
     memcpy(lp->pkt->data, s, n);
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -362,7 +370,7 @@ static int pkt_pull(lua_State *L)
         luaL_argerror(L, 2,
                       lua_pushfstring(L, "cannot pull %I bytes from a %I-byte packet", n,
                                       (lua_Integer)lp->pkt->len));
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -379,7 +387,7 @@ static int pkt_append(lua_State *L)
                                       (lua_Integer)n, (lua_Integer)mt_packet_tailroom(lp->pkt),
                                       (lua_Integer)lp->pkt->len, MT_MAX_PACKET));
     memcpy(lp->pkt->data + old, s, n);
-    lp->parsed = false;
+    changed(lp);
     return 0;
 }
 
@@ -394,26 +402,7 @@ static void restore_partial(struct lpacket *lp)
         pkt->vnet.flags &= (uint8_t)~MT_VNET_F_NEEDS_CSUM; /* now it is simply complete */
         return;
     }
-    parse(lp);
-    enum view k = lp->off[V_TCP] >= 0 ? V_TCP : V_UDP;
-    if (lp->off[k] < 0 || lp->off[V_IP] < 0)
-        return;
-    const uint8_t *ip = pkt->data + lp->off[V_IP];
-    size_t alen = lp->ipver == 4 ? 4 : 16;
-    const uint8_t *src = lp->ipver == 4 ? ip + 12 : ip + 8;
-    uint32_t l4len = (uint32_t)(pkt->len - (size_t)lp->off[k]);
-    uint8_t tail[8] = {0,
-                       0,
-                       (uint8_t)(l4len >> 24),
-                       (uint8_t)(l4len >> 16),
-                       (uint8_t)(l4len >> 8),
-                       (uint8_t)l4len,
-                       0,
-                       lp->l4proto};
-    uint32_t sum = mt_csum_add(0, src, 2 * alen); /* src and dst are adjacent in both */
-    sum = mt_csum_add(sum, tail, sizeof(tail));
-    uint8_t *field = pkt->data + lp->off[k] + (k == V_TCP ? 16 : 6);
-    wr16(field, (uint16_t)~mt_csum_fold(sum));
+    mt_proto_set_partial_csum(pkt->data, pkt->len, pkt->link); /* not a TCP/UDP packet: none */
 }
 
 static void push_addr(lua_State *L, int ver, const uint8_t *a);
@@ -879,18 +868,18 @@ static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *nam
 {
     int ver = lp->ipver;
     size_t alen = ver == 4 ? 4 : 16;
-    uint8_t nb[16], other[16];
     if (lua_type(L, 3) != LUA_TSTRING)
         field_error(L, V_IP, name,
                     lua_pushfstring(L, "address text expected, got %s", luaL_typename(L, 3)));
     const char *s = lua_tostring(L, 3);
-    if (inet_pton(ver == 4 ? AF_INET : AF_INET6, s, nb) != 1) {
-        if (inet_pton(ver == 4 ? AF_INET6 : AF_INET, s, other) == 1)
-            field_error(L, V_IP, name,
-                        lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s,
-                                        ver == 4 ? 6 : 4, ver));
+    struct mt_addr na;
+    if (mt_addr_parse(s, &na) < 0)
         field_error(L, V_IP, name, lua_pushfstring(L, "invalid IPv%d address '%s'", ver, s));
-    }
+    if (na.kind != ver)
+        field_error(
+            L, V_IP, name,
+            lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s, na.kind, ver));
+    const uint8_t *nb = na.b;
     uint8_t *ip = lp->pkt->data + lp->off[V_IP];
     uint8_t *a = ver == 4 ? ip + (dst ? 16 : 12) : ip + (dst ? 24 : 8);
     enum csum_kind ck;
@@ -951,7 +940,7 @@ static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
             return;
         case F_TYPE:
             wr16(p + 12, (uint16_t)field_int(L, k, name, 0xffff));
-            lp->parsed = false; /* what follows is now something else */
+            changed(lp); /* what follows is now something else */
             return;
         default:
             break;

@@ -23,8 +23,6 @@
 #include "chain.h"
 
 #define MT_LOAD_BUDGET     10000000L /* a chunk's top level may build tables: allow more */
-#define MT_DEFAULT_MEM_MB  64L
-#define MT_DEFAULT_TIME_MS 50L
 #define MT_LOAD_TIME_MIN   1.0 /* s: a chunk's top level and start() get 20 bounds, at least this */
 #define MT_HOOK_STEP       1000 /* the count hook fires this often; see mt__budget_hook */
 #define MT_ERRLOG_PER_SEC  5
@@ -1263,12 +1261,12 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     s->cur_script = -1;
     s->decided = -1;
     s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
-    s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_TIME_MS) / 1e3;
+    s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_LUA_TIME) / 1e3;
     for (int i = 0; i < MT_MAX_SCRIPTS; i++)
         s->env_refs[i] = s->loaded_refs[i] = s->mod_refs[i] = LUA_NOREF;
-    long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_MEM_MB;
+    long mb = cfg->lua_mem_mb > 0 ? cfg->lua_mem_mb : MT_DEFAULT_LUA_MEM;
     s->mem_limit = (size_t)mb << 20;
-    s->npeerbuf = cfg->max_peers > 0 ? (size_t)cfg->max_peers : 1024;
+    s->npeerbuf = cfg->max_peers > 0 ? (size_t)cfg->max_peers : MT_DEFAULT_MAX_PEERS;
     s->peerbuf = calloc(s->npeerbuf, sizeof *s->peerbuf);
     s->scratch = malloc(MT_PKT_BUFSIZE);
     if (s->peerbuf == NULL || s->scratch == NULL)
@@ -1333,7 +1331,8 @@ nomem:
 fail:
     if (s != NULL) {
         s->call_budget = cfg->lua_budget > 0 ? cfg->lua_budget : 0;
-        s->call_time = (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_TIME_MS) / 1e3;
+        s->call_time =
+            (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_LUA_TIME) / 1e3;
     }
     mt__destroy(s, false);
     return rc;

@@ -13,6 +13,7 @@
 
 #include <lauxlib.h>
 
+#include "moontun/addr.h"
 #include "moontun/packet.h"
 #include "moontun/proto.h"
 
@@ -496,9 +497,10 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
 
 static void set_addr(lua_State *L, const char *k, int af, const uint8_t *a)
 {
-    char buf[INET6_ADDRSTRLEN];
-    inet_ntop(af, a, buf, sizeof buf);
-    lua_pushstring(L, buf);
+    struct mt_addr addr = {.kind = af == AF_INET6 ? MT_ADDR_IP6 : MT_ADDR_IP4};
+    memcpy(addr.b, a, af == AF_INET6 ? 16 : 4);
+    char buf[MT_ADDR_STRLEN];
+    lua_pushstring(L, mt_addr_str(&addr, buf, sizeof buf));
     lua_setfield(L, -2, k);
 }
 

@@ -1,4 +1,4 @@
-/* The command line: every option of DESIGN.md section 3, parsed and validated before anything
+/* The command line: every option, parsed and validated before anything
  * is created, so a wrong flag costs one clear line and no leftover device. */
 #ifndef MOONTUN_CONFIG_H
 #define MOONTUN_CONFIG_H
@@ -9,21 +9,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "moontun/route.h"
+#include "moontun/addr.h"
 
 #define MT_MAX_SCRIPTS 16
 #define MT_MAX_ADDRS   8
 #define MT_MAX_ALLOW   16
 #define MT_MAX_ARGS    32
 
+/* Defaults that more than the option parser needs (the script chain falls back on them for a
+ * config filled in by hand, as moontun test and replay do). */
+#define MT_DEFAULT_LUA_BUDGET 1000000
+#define MT_DEFAULT_LUA_MEM    64 /* MB */
+#define MT_DEFAULT_LUA_TIME   50 /* ms */
+#define MT_DEFAULT_MAX_PEERS  256
+
 enum mt_role { MT_ROLE_SERVER = 0, MT_ROLE_CLIENT = 1 };
 enum mt_transport { MT_TRANSPORT_TCP = 0, MT_TRANSPORT_UDP = 1 };
 enum mt_on_error { MT_ON_ERROR_DROP = 0, MT_ON_ERROR_PASS = 1 };
-
-struct mt_prefix {
-    struct mt_addr addr; /* kind MT_ADDR_IP4 or MT_ADDR_IP6, host bits as given */
-    uint8_t len;         /* prefix length */
-};
 
 /* One -S argument: a script path and its key=value settings. Strings point into text. */
 struct mt_script_spec {
@@ -38,7 +40,6 @@ struct mt_config {
     char ifname[IFNAMSIZ]; /* empty: the kernel picks */
     bool tap;
     enum mt_role role;
-    bool role_set;
     char host[256]; /* client: the server to connect to */
     uint16_t port;
     char listen[256]; /* bind address; empty: any (IPv6 dual-stack, else IPv4) */
@@ -72,9 +73,5 @@ struct mt_config {
 int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, size_t errsz);
 void mt_config_free(struct mt_config *cfg);
 void mt_config_usage(FILE *out);
-
-/* "10.0.0.1/24", "fd00::1/64", "10.0.0.0/8"; a bare address gets /32 or /128. 0 or -EINVAL. */
-int mt_prefix_parse(const char *text, struct mt_prefix *out);
-bool mt_prefix_contains(const struct mt_prefix *p, const struct mt_addr *a);
 
 #endif

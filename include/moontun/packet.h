@@ -3,6 +3,7 @@
 #ifndef MOONTUN_PACKET_H
 #define MOONTUN_PACKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,20 @@ struct mt_vnet_hdr {
     uint16_t csum_offset; /* where the checksum goes, from csum_start */
 };
 
+/* Where each header starts; -1 when absent or not fully present. Offsets are from the first
+ * byte of the packet. l4 is -1 for a non-first fragment (it holds no transport header). */
+struct mt_hdrs {
+    int32_t l2;         /* Ethernet header (tap only) */
+    int32_t l3;         /* IPv4/IPv6 header */
+    int32_t l4;         /* TCP/UDP/ICMP/ICMPv6 header of a known protocol, fully present */
+    uint16_t ethertype; /* tap: the (inner, after VLAN tags) ethertype; tun: from the version */
+    uint8_t ipver;      /* 4, 6, or 0 when there is no IP header */
+    uint8_t l4proto;    /* protocol number of the transport header (even when l4 is -1) */
+    uint32_t l3len;     /* IP header + payload as the IP header claims it, clipped to the packet */
+    uint32_t l4len;     /* transport header + payload (l3len - IP header lengths) */
+    bool fragment;      /* the IP packet is a fragment (first or not) */
+};
+
 struct mt_packet {
     uint8_t *data;           /* rw: first byte of the packet */
     size_t len;              /* rw: bytes from data */
@@ -44,7 +59,18 @@ struct mt_packet {
     enum mt_dir dir;         /* ro */
     struct mt_peer *peer;    /* ro: ingress: who sent it; egress: NULL until routed */
     struct mt_vnet_hdr vnet; /* rw: offloads (super-packet, partial checksum) */
+    /* private: the parsed headers (mt_packet_hdrs in proto.h), valid while hdrs_ok. Parsed
+     * once, on first use; a write that may move a header calls mt_packet_changed. */
+    struct mt_hdrs hdrs;
+    bool hdrs_ok;
 };
+
+/* The bytes changed where a header's offset or length may come from (a raw write, a new
+ * ethertype): the next mt_packet_hdrs parses again. */
+static inline void mt_packet_changed(struct mt_packet *pkt)
+{
+    pkt->hdrs_ok = false;
+}
 
 /* Points the packet at an empty area of buf that leaves `headroom` bytes in front. */
 void mt_packet_init(struct mt_packet *pkt, uint8_t *buf, size_t cap, size_t headroom);

@@ -18,25 +18,28 @@
 #define MT_IPPROTO_TCP    6
 #define MT_IPPROTO_UDP    17
 #define MT_IPPROTO_ICMP6  58
-
-/* Where each header starts; -1 when absent or not fully present. Offsets are from the first
- * byte of the packet. l4 is -1 for a non-first fragment (it holds no transport header). */
-struct mt_hdrs {
-    int32_t l2;         /* Ethernet header (tap only) */
-    int32_t l3;         /* IPv4/IPv6 header */
-    int32_t l4;         /* TCP/UDP/ICMP/ICMPv6 header of a known protocol, fully present */
-    uint16_t ethertype; /* tap: the (inner, after VLAN tags) ethertype; tun: from the version */
-    uint8_t ipver;      /* 4, 6, or 0 when there is no IP header */
-    uint8_t l4proto;    /* protocol number of the transport header (even when l4 is -1) */
-    uint32_t l3len;     /* IP header + payload as the IP header claims it, clipped to the packet */
-    uint32_t l4len;     /* transport header + payload (l3len - IP header lengths) */
-    bool fragment;      /* the IP packet is a fragment (first or not) */
-};
+#define MT_IP4_HLEN       20 /* without options */
+#define MT_IP6_HLEN       40 /* without extension headers */
+#define MT_TCP_HLEN       20 /* without options */
+#define MT_UDP_HLEN       8
+#define MT_TCP_FIN        0x01 /* TCP flags (byte 13 of the header) */
+#define MT_TCP_SYN        0x02
+#define MT_TCP_RST        0x04
+#define MT_TCP_PSH        0x08
+#define MT_TCP_ACK        0x10
+#define MT_TCP_CWR        0x80
 
 /* Parses what is there; never fails: absent or truncated headers just stay -1.
  * A liar's header (IHL < 5, total length beyond the packet) leaves l3 valid only when the
  * fixed header is whole, and never lets l4 point past the end. */
 void mt_proto_parse(const uint8_t *p, size_t len, enum mt_link link, struct mt_hdrs *h);
+/* How many times mt_proto_parse ran in this process: the unit tests hold the data path to
+ * one parse per packet with it. */
+extern uint64_t mt_proto_parse_count;
+/* The packet's headers: parsed on the first call, then kept in the packet until a write
+ * that may move them (mt_packet_changed, push, pull, put, resize). Every reader on the data
+ * path (routes, the log, the Lua views) asks here. */
+const struct mt_hdrs *mt_packet_hdrs(struct mt_packet *pkt);
 
 /* One's-complement sum over data, added to sum (not folded). Any length, any alignment. */
 uint32_t mt_csum_add(uint32_t sum, const void *data, size_t len);
@@ -58,11 +61,15 @@ int mt_proto_set_partial_csum(uint8_t *p, size_t len, enum mt_link link);
 /* Recomputes every checksum the packet has (IPv4 header, TCP, UDP, ICMP, ICMPv6) from
  * scratch. Returns 0, or -EINVAL when there is nothing it can checksum. */
 int mt_proto_fix_checksums(uint8_t *p, size_t len, enum mt_link link);
-/* True when every checksum present in the packet verifies (for tests and debugging). */
+/* True when every checksum present in the packet verifies (gro.c before joining a segment;
+ * the checksum assertion of moontun test). The _h form takes headers already parsed. */
 bool mt_proto_checksums_ok(const uint8_t *p, size_t len, enum mt_link link);
+bool mt_proto_checksums_ok_h(const uint8_t *p, size_t len, const struct mt_hdrs *h);
 
 /* A tcpdump-like one-line summary ("IP 10.0.0.1 > 10.0.0.2: ICMP echo request id 7 seq 1,
  * length 84"). Always NUL-terminates; returns the length written. */
 size_t mt_proto_summary(const uint8_t *p, size_t len, enum mt_link link, char *out, size_t outsz);
+/* The same for a packet, with the headers it carries (the -d log of the tunnel). */
+size_t mt_packet_summary(struct mt_packet *pkt, char *out, size_t outsz);
 
 #endif

@@ -10,29 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "moontun/addr.h"
 #include "moontun/packet.h"
-
-enum mt_addr_kind {
-    MT_ADDR_NONE = 0,
-    MT_ADDR_IP4 = 4,
-    MT_ADDR_IP6 = 6,
-    MT_ADDR_MAC = 48,
-};
-
-struct mt_addr {
-    uint8_t kind;  /* enum mt_addr_kind */
-    uint8_t b[16]; /* the address bytes, network order; unused bytes are zero */
-};
 
 /* Extracts the source or destination address that routing uses: the IP address in tun mode,
  * the MAC in tap mode. Returns 0, or -EINVAL when the packet has none. */
 int mt_addr_from_packet(const uint8_t *p, size_t len, enum mt_link link, bool dst,
                         struct mt_addr *out);
-/* True for addresses that go to every peer: Ethernet broadcast/multicast, IPv4 broadcast
- * (255.255.255.255) and multicast, IPv6 multicast. */
-bool mt_addr_is_multicast(const struct mt_addr *a);
-/* Formats as text (dotted quad, RFC 5952 IPv6, aa:bb:cc:dd:ee:ff). */
-const char *mt_addr_str(const struct mt_addr *a, char *buf, size_t bufsz);
+/* The same for a packet, from the headers it carries (parsed at most once). */
+int mt_addr_of_packet(struct mt_packet *pkt, bool dst, struct mt_addr *out);
 
 struct mt_route_entry {
     struct mt_addr addr;

@@ -14,7 +14,7 @@
 #include <sanitizer/asan_interface.h>
 
 #include "../../core/frame.c" /* WireGuard style: the parser under test, compiled in here */
-#include "tunnel.h"           /* MT_RX_BUF, MT_FRAME_MAX_ANY: the transport's own sizes */
+#include "handshake.h"        /* MT_RX_BUF, MT_FRAME_MAX_ANY: the transport's own sizes */
 
 #define MAX_SELECTORS 16
 

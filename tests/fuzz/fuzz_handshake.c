@@ -20,7 +20,7 @@
 #include "../../core/frame.c" /* WireGuard style: the code under test, compiled in here */
 #include "../../core/handshake.c"
 #include "moontun/vnet.h"
-#include "tunnel.h" /* MT_RX_BUF: the transport's receive buffer */
+#include "handshake.h" /* MT_RX_BUF: the transport's receive buffer */
 
 #define MAX_SELECTORS 16
 #define MAX_ITEMS     200000

@@ -107,6 +107,24 @@ mt_wait_link() {
     mt_fail "device $2 did not come up in $1"
 }
 
+# mt_pair [SERVER ARGS...] -- [CLIENT ARGS...]: the usual two ends on mt_topology's namespaces:
+# server "srv" in NS_A (-i mt0 -s --addr 10.9.0.1/24) and client "cli" in NS_B (-i mt0 -c
+# 172.31.0.1 --addr 10.9.0.2/24), each with the extra arguments given; waits for both links and
+# the first ping from B to 10.9.0.1. Their PIDs are PID_srv and PID_cli.
+mt_pair() {
+    local srv=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        srv+=("$1")
+        shift
+    done
+    [ $# -gt 0 ] && shift
+    mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 "${srv[@]}"
+    mt_wait_link "$NS_A" mt0
+    mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 "$@"
+    mt_wait_link "$NS_B" mt0
+    mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
+}
+
 # mt_wait_log NAME PATTERN [SECONDS]: waits until the process log matches.
 mt_wait_log() {
     local i

@@ -10,12 +10,7 @@ out=$("$MOONTUN" -s -p 1 -S "$MT_ROOT/examples/flowlog.lua interval=often" 2>&1)
     mt_fail "a bad interval did not stop start-up"
 echo "$out" | grep -q 'interval=often' || mt_fail "bad setting not named: $out"
 
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 \
-    -S "$MT_ROOT/examples/flowlog.lua interval=1s idle=3s top=10"
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24
-mt_wait_link "$NS_B" mt0
-mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
+mt_pair -S "$MT_ROOT/examples/flowlog.lua interval=1s idle=3s top=10" --
 
 mt_transfer "$NS_B" "$NS_A" 10.9.0.1 "$MIB" 5201 || mt_fail "transfer"
 mt_log "transferred $MIB MiB in ${MT_XFER_SECONDS}s"

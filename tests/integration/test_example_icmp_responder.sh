@@ -15,11 +15,7 @@ for bad in "addr=10.9.0.777" "" "addr=10.9.0.77 ttl=0"; do
 done
 mt_pass "bad settings stop start-up with one line naming the setting"
 
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 --addr fd09::1/64 -S "$IR addr=10.9.0.77,fd09::77"
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd09::2/64
-mt_wait_link "$NS_B" mt0
-mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
+mt_pair --addr fd09::1/64 -S "$IR addr=10.9.0.77,fd09::77" -- --addr fd09::2/64
 
 for ns in "$NS_A" "$NS_B"; do
     ip -n "$ns" addr | grep -qE '10\.9\.0\.77|fd09::77' &&

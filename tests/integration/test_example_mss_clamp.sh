@@ -7,12 +7,7 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 PATH=$(dirname "$PY"):$PATH # lib.sh's python3 too: past a version manager's slow shim
 mt_topology
 
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 --addr fd09::1/64
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd09::2/64 \
-    -S "$MT_ROOT/examples/mss_clamp.lua mss=1200"
-mt_wait_link "$NS_B" mt0
-mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
+mt_pair --addr fd09::1/64 -- --addr fd09::2/64 -S "$MT_ROOT/examples/mss_clamp.lua mss=1200"
 
 # tcpdump -v prints the TCP options and verifies the checksum: "(correct)".
 for side in A B; do

@@ -11,14 +11,7 @@ echo "$out" | grep -q 'loss=lots' || mt_fail "bad setting not named: $out"
 
 # up [SERVER ARGS] -- [CLIENT ARGS]: the tunnel 10.9.0.1 (A) <-> 10.9.0.2 (B).
 up() {
-    local a_args=()
-    while [ "$1" != "--" ]; do a_args+=("$1"); shift; done
-    shift
-    mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 "${a_args[@]}"
-    mt_wait_link "$NS_A" mt0
-    mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 "$@"
-    mt_wait_link "$NS_B" mt0
-    mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
+    mt_pair "$@"
 }
 down() {
     kill "$PID_srv" "$PID_cli"

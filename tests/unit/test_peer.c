@@ -30,7 +30,8 @@ static int setup(void **state)
     memset(&tun, 0, sizeof(tun));
     tun.loop = loop;
     tun.cfg = &cfg;
-    tun.dev_fd = tun.sock_fd = -1;
+    tun.dev_fd = -1;
+    tun.ops = &mt__udp_transport; /* its peer size; no socket is opened */
     return mt_route_init(&tun.routes, 64);
 }
 
