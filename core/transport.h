@@ -41,6 +41,10 @@ struct mt_transport_ops {
      * fixed prefixes, as WireGuard's allowed IPs). NULL: any source, learned as it comes.
      * A false drops the packet before any script or route sees it. */
     bool (*source_ok)(const struct mt_tpeer *p, const struct mt_packet *pkt);
+    /* Ends p at an operator's request (moontun peer ADDR kill) as its own failure would,
+     * logging reason (a TCP client then reconnects). 0, or -EPERM when p cannot go (a UDP
+     * client's one server). NULL: not offered. */
+    int (*kill)(struct mt_tpeer *p, const char *reason);
     /* Sends what is queued, says goodbye where the protocol has one, closes its peers'
      * sockets and its own, frees t->tr. Safe when start never ran or failed half-way. */
     void (*stop)(struct mt_tunnel *t);

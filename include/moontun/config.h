@@ -62,6 +62,8 @@ struct mt_config {
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
     bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
     bool outer_df;       /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
+    char control[108];       /* --control: the control socket (empty: /run/moontun/IFNAME.sock) */
+    char metrics_listen[64]; /* --metrics-listen ADDR:PORT (empty: off) */
 };
 
 /* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */
