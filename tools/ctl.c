@@ -131,7 +131,7 @@ static int parse(int argc, char **argv, struct ctl_opts *o, char **words, int *n
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+jC:h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jC:h", longs, NULL)) != -1) {
         switch (c) {
         case 'j':
             o->json = true;
