@@ -112,10 +112,27 @@ wait "$PID_srv" 2>/dev/null
 [ ! -e "$SOCK" ] || mt_fail "socket left behind at exit"
 mt_pass "socket removed at exit"
 
-# --user: the socket belongs to that user, still 0600; --control moves it.
-mt_start usr "$NS_A" -i mt1 -s -p 55557 --user nobody --control "$MT_TMP/ctl.sock"
+# --config: a bad line is named by FILE:LINE before anything exists.
+printf 'server\n# the MTU\nmtu 20\n' >"$MT_TMP/bad.conf"
+out=$(ip netns exec "$NS_A" "$MOONTUN" --config "$MT_TMP/bad.conf" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && echo "$out" | grep -q "bad.conf:3: --mtu" || mt_fail "bad config: $rc $out"
+mt_pass "--config error: $out"
+
+# --user (from a --config file): the socket belongs to that user, still 0600; --control moves
+# it; a command-line flag overrides the file (-p).
+cat >"$MT_TMP/usr.conf" <<CONF
+iface mt1   # the device
+server
+port 1      # overridden below
+user nobody
+control $MT_TMP/ctl.sock
+CONF
+mt_start usr "$NS_A" --config "$MT_TMP/usr.conf" -p 55557
 for _ in $(seq 50); do [ -S "$MT_TMP/ctl.sock" ] && break; sleep 0.1; done
 [ "$(stat -c '%a %U' "$MT_TMP/ctl.sock")" = "600 nobody" ] ||
     mt_fail "--user socket: $(stat -c '%a %U' "$MT_TMP/ctl.sock" 2>&1)"
-show show --control "$MT_TMP/ctl.sock" | grep -q '^interface: mt1' || mt_fail "show --control"
-mt_pass "--user nobody --control PATH: socket 0600 nobody, answers"
+show show --control "$MT_TMP/ctl.sock" >"$MT_TMP/show_usr.txt" || mt_fail "show --control"
+grep -q '^interface: mt1' "$MT_TMP/show_usr.txt" || mt_fail "show --control: $(cat "$MT_TMP/show_usr.txt")"
+grep -q 'tcp server, any port 55557' "$MT_TMP/show_usr.txt" || mt_fail "-p did not override the file"
+mt_pass "--config with user nobody, control PATH: socket 0600 nobody, answers; -p overrides"
