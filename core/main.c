@@ -60,8 +60,7 @@ int main(int argc, char **argv)
     static struct mt_config cfg;
     static struct mt_tunnel tun;
     char err[512] = "";
-
-    /* moontun replay ..., moontun test ...: tools, not a tunnel (tools/). */
+    /* moontun replay|test|genkey|pubkey ...: tools, not a tunnel (tools/). */
     int (*verb)(int, char **) = argc > 1 ? mt_verb_find(argv[1]) : NULL;
     if (verb != NULL)
         return verb(argc - 1, argv + 1);

@@ -10,6 +10,7 @@
 
 #include "moontun/log.h"
 #include "tunnel.h"
+#include "util.h"
 
 /* A refused UDP sender may send thousands of datagrams: one log line per second at most. */
 static bool refusal_log_ok(struct mt_tunnel *t)
@@ -64,36 +65,26 @@ bool mt__peer_admit(struct mt_tunnel *t, const struct sockaddr *sa)
  * bucket and turn lookups back into a linear scan. */
 static uint64_t hash_seed;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static size_t sockaddr_hash(const struct sockaddr *sa, size_t mask)
 {
-    uint64_t h = mix64(hash_seed ^ sa->sa_family);
+    uint64_t h = mt_mix64(hash_seed ^ sa->sa_family);
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *sin = (const void *)sa;
-        h = mix64(h ^ ((uint64_t)sin->sin_port << 32 | sin->sin_addr.s_addr));
+        h = mt_mix64(h ^ ((uint64_t)sin->sin_port << 32 | sin->sin_addr.s_addr));
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *sin6 = (const void *)sa;
         uint64_t lo, hi;
         memcpy(&lo, sin6->sin6_addr.s6_addr, 8);
         memcpy(&hi, sin6->sin6_addr.s6_addr + 8, 8);
-        h = mix64(h ^ lo);
-        h = mix64(h ^ hi ^ sin6->sin6_port);
+        h = mt_mix64(h ^ lo);
+        h = mt_mix64(h ^ hi ^ sin6->sin6_port);
     }
     return (size_t)h & mask;
 }
 
 static size_t sid_hash(uint64_t sid, size_t mask)
 {
-    return (size_t)mix64(hash_seed ^ sid) & mask;
+    return (size_t)mt_mix64(hash_seed ^ sid) & mask;
 }
 
 /* The buckets, allocated with the first peer (twice --max-peers, so chains stay about half a

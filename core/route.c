@@ -13,6 +13,7 @@
 
 #include "moontun/proto.h"
 #include "moontun/route.h"
+#include "util.h"
 
 #define MT_ROUTE_PROBE     16 /* entries weighed when a full table must evict one */
 #define MT_ROUTE_MIN_SLOTS 16
@@ -61,25 +62,14 @@ int mt_addr_of_packet(struct mt_packet *pkt, bool dst, struct mt_addr *out)
  * in one cluster from outside (which would make lookups walk it). */
 static uint64_t route_seed;
 
-static uint64_t mix64(uint64_t x)
-{
-    /* The splitmix64/murmur3 finaliser: every input bit flips about half the output bits. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
 static size_t addr_hash(const struct mt_addr *a, size_t mask)
 {
     uint64_t lo, hi;
     memcpy(&lo, a->b, 8);
     memcpy(&hi, a->b + 8, 8);
-    uint64_t h = mix64(route_seed ^ a->kind);
-    h = mix64(h ^ lo);
-    h = mix64(h ^ hi);
+    uint64_t h = mt_mix64(route_seed ^ a->kind);
+    h = mt_mix64(h ^ lo);
+    h = mt_mix64(h ^ hi);
     return (size_t)h & mask;
 }
 

@@ -332,6 +332,18 @@ static bool free_a_dead_slot(struct mt_tunnel *t, double now)
     return true;
 }
 
+/* A new peer at from, when --allow and --max-peers let it in; NULL otherwise. */
+static struct mt_tpeer *admit_peer(struct mt_tunnel *t, const struct sockaddr *from,
+                                   socklen_t fromlen)
+{
+    if (!mt__peer_admit(t, from))
+        return NULL;
+    struct mt_tpeer *p = mt__peer_new(t, from, fromlen);
+    if (p)
+        mt_info("peer %s up (udp)", p->pub.addr);
+    return p;
+}
+
 /* HELLO or BYE from a client (server side). A session identity binds a peer to the client
  * rather than to an address: the same identity from a new address moves the peer there,
  * with its learned routes (a NAT rebinding, a roaming client). */
@@ -369,12 +381,9 @@ static void handle_control(struct mt_tunnel *t, const struct sockaddr *from, soc
     } else if (!p) {
         if (t->npeers >= t->cfg->max_peers && mt__peer_allowed(t, from))
             free_a_dead_slot(t, now);
-        if (!mt__peer_admit(t, from))
-            return;
-        p = mt__peer_new(t, from, fromlen);
+        p = admit_peer(t, from, fromlen);
         if (!p)
             return;
-        mt_info("peer %s up (udp)", p->pub.addr);
     }
     if (p->sid != sid) {
         if (p->sid) {
@@ -434,12 +443,9 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         }
         p = mt__peer_by_sockaddr(t, from, fromlen);
         if (!p) {
-            if (!mt__peer_admit(t, from))
-                return;
-            p = mt__peer_new(t, from, fromlen);
+            p = admit_peer(t, from, fromlen);
             if (!p)
                 return;
-            mt_info("peer %s up (udp)", p->pub.addr);
         }
         udp_peer(p)->local = *local;
     }

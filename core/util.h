@@ -4,8 +4,21 @@
 #define MOONTUN_CORE_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The struct of type `type` whose member `member` is at ptr. */
 #define mt_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* The splitmix64/murmur3 finaliser: every input bit flips about half the output bits. The
+ * keyed hashes of peers and routes mix a per-process secret with it. */
+static inline uint64_t mt_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
 
 #endif

@@ -44,7 +44,7 @@ artifacts="$build/artifacts"
 #  speed and prove nothing about the binding, which never allocates. Leaks stay checked
 #  by the unit tests and the other fuzzers.
 declare -A max_len=([fuzz_frame]=70000 [fuzz_handshake]=140000 [fuzz_proto]=2048 [fuzz_lpacket]=2048
-    [fuzz_vnet]=70000)
+    [fuzz_vnet]=70000 [fuzz_wg]=2048 [fuzz_wgconfig]=8192)
 declare -A extra=([fuzz_lpacket]="-detect_leaks=0")
 
 failed=()

@@ -13,6 +13,8 @@ NEEDED=(
     "libev-dev:/usr/include/ev.h"
     "libcmocka-dev:/usr/include/cmocka.h"
     "libpcap-dev:/usr/include/pcap/pcap.h"
+    "libssl-dev:/usr/include/openssl/evp.h"
+    "libsodium-dev:/usr/include/sodium.h"
     "iproute2:/usr/sbin/ip"
     "iputils-ping:/usr/bin/ping"
     "python3:/usr/bin/python3"
@@ -26,6 +28,8 @@ if [ "${1:-}" = "--test" ]; then
         "dnsutils:/usr/bin/dig"
         "valgrind:/usr/bin/valgrind"
         "clang:/usr/bin/clang"
+        "wireguard-go:/usr/bin/wireguard-go"
+        "wireguard-tools:/usr/bin/wg"
         "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
         "python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py"
     )

@@ -1,6 +1,8 @@
 /* The table of verbs core/main.c dispatches to. */
 #include "verbs.h"
 
+#include "keys.h"
+
 #include <string.h>
 
 static const struct {
@@ -13,6 +15,8 @@ static const struct {
     {"metrics", mt_metrics_main},
     {"reload", mt_reload_main},
     {"peer", mt_peer_main},
+    {"genkey", mt_tool_genkey},
+    {"pubkey", mt_tool_pubkey},
 };
 
 int (*mt_verb_find(const char *word))(int argc, char **argv)

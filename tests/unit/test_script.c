@@ -592,6 +592,9 @@ static void test_memory_cap(void **state)
     assert_true(s->mem_used <= s->mem_limit);
     assert_int_equal(egress_n(s, 2), MT_VERDICT_DROP);
     assert_int_equal(ST.memory_aborts + ST.budget_aborts, 2); /* whichever limit came first */
+    /* Under ASan on a loaded machine the stopped calls above can fill the overload share of
+     * this second (test_overload covers that rule); this call is about memory only. */
+    s->win_used = 0;
     assert_int_equal(egress_n(s, 3), MT_VERDICT_REPLY);
     mt_scripts_free(s);
 }
