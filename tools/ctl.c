@@ -30,8 +30,13 @@ static int ask(const char *path, const char *what, const char *line, struct mt_b
     memcpy(sun.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        fprintf(stderr, "moontun: no moontun instance%s%s: cannot connect to %s: %s\n",
-                what ? " on " : "", what ? what : "", path, strerror(errno));
+        if (errno == EACCES || errno == EPERM)
+            fprintf(stderr,
+                    "moontun: cannot connect to %s: %s (it belongs to the instance's user)\n", path,
+                    strerror(errno));
+        else
+            fprintf(stderr, "moontun: no moontun instance%s%s: cannot connect to %s: %s\n",
+                    what ? " on " : "", what ? what : "", path, strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;

@@ -22,7 +22,10 @@ mt_pass "no instance: $out"
 mt_pair -S "$MT_ROOT/examples/firewall.lua" --metrics-listen 127.0.0.1:9586 --
 [ -S "$SOCK" ] || mt_fail "no socket at $SOCK"
 [ "$(stat -c '%a %U' "$SOCK")" = "600 root" ] || mt_fail "socket mode/owner: $(stat -c '%a %U' "$SOCK")"
-mt_pass "socket $SOCK is 0600 root"
+out=$(ip netns exec "$NS_A" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$MOONTUN" show mt0 2>&1) && mt_fail "a non-owner could connect: $out"
+echo "$out" | grep -q "Permission denied" || mt_fail "non-owner: $out"
+mt_pass "socket $SOCK is 0600 root; nobody gets: $out"
 
 # show during traffic: the peer, the script, counters that rise, the firewall's drops.
 show show mt0 >"$MT_TMP/show1.txt" || mt_fail "show failed"
