@@ -16,9 +16,9 @@
 #define MT_CTL_MAX_WORDS 32
 #define MT_CTL_REPLY_MAX (16u << 20) /* no reply is longer: a liar's LEN is refused */
 
-/* Splits line (len bytes, without its "\n", in a buffer of len + 1; modified in place) into words. Returns the
- * number of words (0 for a blank line), or -EINVAL (a byte that is not printable ASCII),
- * -E2BIG (more than max words). */
+/* Splits line (len bytes, without its "\n", in a buffer of len + 1; modified in place) into words.
+ * Returns the number of words (0 for a blank line), or -EINVAL (a byte that is not printable
+ * ASCII), -E2BIG (more than max words). */
 int mt_ctl_split(char *line, size_t len, char **words, int max);
 
 /* Parses a reply header line (without "\n"). Returns 0 with *len set for "ok LEN", 1 with
