@@ -57,12 +57,14 @@ struct mt_config {
     struct mt_prefix allow[MT_MAX_ALLOW];
     int nallow;
     int max_peers;
-    int log_level;           /* enum mt_log_level */
-    double keepalive;        /* UDP: send a keepalive after this long without sending */
-    double idle_timeout;     /* UDP: forget a peer heard nothing from for this long */
-    bool no_offload;         /* never use IFF_VNET_HDR/TSO (see vnet.h) */
-    bool outer_df;           /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
-    char control[108];       /* --control: the control socket (empty: /run/moontun/IFNAME.sock) */
+    int log_level;       /* enum mt_log_level */
+    double keepalive;    /* UDP: send a keepalive after this long without sending */
+    double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
+    bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
+    bool outer_df;       /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
+
+    /* The control plane (core/control.c). */
+    char control[108];       /* --control: the socket (empty: /run/moontun/IFNAME.sock) */
     char metrics_listen[64]; /* --metrics-listen ADDR:PORT (empty: off) */
 };
 
