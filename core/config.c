@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "moontun/log.h"
 #include "wg/config.h"
 
@@ -41,6 +42,8 @@ enum {
     OPT_NO_OFFLOAD,
     OPT_OUTER_DF,
     OPT_WG,
+    OPT_CONTROL,
+    OPT_METRICS_LISTEN,
 };
 
 static const struct option long_options[] = {
@@ -68,6 +71,8 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
     {"outer-df", required_argument, NULL, OPT_OUTER_DF},
+    {"control", required_argument, NULL, OPT_CONTROL},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"debug", no_argument, NULL, 'd'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -114,6 +119,11 @@ void mt_config_usage(FILE *out)
           "                        nor offer them to moontun peers\n"
           "      --outer-df on|off UDP over IPv4: set DF on outer datagrams (default off:\n"
           "                        routers may fragment them; no path-MTU black hole)\n"
+          "      --config FILE     read these long options from FILE, one a line (flags given\n"
+          "                        here override it)\n"
+          "      --control PATH    control socket (default /run/moontun/IFNAME.sock)\n"
+          "      --metrics-listen ADDR:PORT\n"
+          "                        serve Prometheus metrics at GET /metrics (default off)\n"
           "  -d, --debug           log every packet\n"
           "  -q, --quiet           log errors only\n"
           "  -h, --help            this text\n"
@@ -419,6 +429,18 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
                 cfg->outer_df = false;
             else
                 return fail(err, errsz, "--outer-df: '%s' is neither on nor off", optarg);
+            break;
+        case OPT_CONTROL: /* a Unix socket path: sun_path holds 107 bytes and a NUL */
+            if (!*optarg || copy_string(cfg->control, sizeof(cfg->control), optarg) < 0)
+                return fail(err, errsz, "--control: path must be 1-%zu bytes",
+                            sizeof(cfg->control) - 1);
+            break;
+        case OPT_METRICS_LISTEN:
+            if (mt_ctl_parse_hostport(optarg, NULL, NULL) < 0 ||
+                copy_string(cfg->metrics_listen, sizeof(cfg->metrics_listen), optarg) < 0)
+                return fail(err, errsz,
+                            "--metrics-listen: '%s' is not ADDR:PORT (127.0.0.1:9586, [::1]:9586)",
+                            optarg);
             break;
         case 'd':
             cfg->log_level = MT_LOG_DEBUG;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conffile.h"
+#include "control.h"
 #include "moontun/config.h"
 #include "moontun/log.h"
 #include "tunnel.h"
@@ -63,13 +65,24 @@ int main(int argc, char **argv)
     if (verb != NULL)
         return verb(argc - 1, argv + 1);
 
-    int rc = mt_config_parse(&cfg, argc, argv, err, sizeof(err));
-    if (rc == MT_CONFIG_EXIT)
-        return 0;
+    /* --config FILE: its options in front of the command line's (core/conffile.c). */
+    struct mt_argv args = {0};
+    int rc = mt_conffile_expand(argc, argv, &args, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "moontun: %s\n", err);
-        mt_config_free(&cfg);
         return 2;
+    }
+    if (rc > 0) {
+        argc = args.argc;
+        argv = args.argv;
+    }
+    rc = mt_config_parse(&cfg, argc, argv, err, sizeof(err));
+    if (rc == MT_CONFIG_EXIT || rc < 0) {
+        if (rc < 0)
+            fprintf(stderr, "moontun: %s\n", err);
+        mt_config_free(&cfg);
+        mt_argv_free(&args);
+        return rc < 0 ? 2 : 0;
     }
     mt_log_level = (enum mt_log_level)cfg.log_level;
     signal(SIGPIPE, SIG_IGN); /* a closed TCP peer is an error return, not a death */
@@ -81,8 +94,10 @@ int main(int argc, char **argv)
     }
     int status = 1;
     bool ran = false;
+    struct mt_control *ctl = NULL;
     if (mt_tunnel_init(&tun, loop, &cfg, err, sizeof(err)) < 0 ||
         mt_tunnel_open(&tun, err, sizeof(err)) < 0 ||
+        mt_control_open(&ctl, &tun, err, sizeof(err)) < 0 ||
         (cfg.user[0] && (drop_privileges(cfg.user, err, sizeof(err)) < 0 ||
                          mt_tunnel_load_scripts(&tun, err, sizeof(err)) < 0))) {
         fprintf(stderr, "moontun: %s\n", err);
@@ -91,10 +106,12 @@ int main(int argc, char **argv)
         status = tun.exit_code;
         ran = true;
     }
+    mt_control_close(ctl);
     mt_tunnel_close(&tun);
     if (ran)
         print_summary(&tun.stats);
     mt_config_free(&cfg);
+    mt_argv_free(&args);
     ev_loop_destroy(loop);
     return status;
 }

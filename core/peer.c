@@ -174,7 +174,7 @@ struct mt_tpeer *mt__peer_new(struct mt_tunnel *t, const struct sockaddr *sa, so
     snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     p->pub.id = ++t->next_peer_id;
     p->pub.up = true;
-    p->last_rx = p->last_tx = ev_now(t->loop);
+    p->last_rx = p->last_tx = p->since = ev_now(t->loop);
     p->next = t->peers;
     t->peers = p;
     addr_link(p);

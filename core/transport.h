@@ -45,6 +45,10 @@ struct mt_transport_ops {
      * rule (WireGuard: the longest AllowedIPs prefix holding the destination); NULL: no
      * route, dropped. Its answer is final. NULL op: the tunnel's learning table decides. */
     struct mt_tpeer *(*route)(struct mt_tunnel *t, struct mt_packet *pkt);
+    /* Ends p at an operator's request (moontun peer ADDR kill) as its own failure would,
+     * logging reason (a TCP client then reconnects). 0, or -EPERM when p cannot go (a UDP
+     * client's one server). NULL: not offered. */
+    int (*kill)(struct mt_tpeer *p, const char *reason);
     /* Sends what is queued, says goodbye where the protocol has one, closes its peers'
      * sockets and its own, frees t->tr. Safe when start never ran or failed half-way. */
     void (*stop)(struct mt_tunnel *t);

@@ -141,6 +141,12 @@ static void close_peer(struct tcp_peer *p, const char *reason)
         schedule_reconnect(tcp_of(t));
 }
 
+static int kill_peer(struct mt_tpeer *base, const char *reason)
+{
+    close_peer(tcp_peer(base), reason);
+    return 0;
+}
+
 static void peer_release(struct mt_tpeer *base)
 {
     struct tcp_peer *p = tcp_peer(base);
@@ -541,5 +547,6 @@ const struct mt_transport_ops mt__tcp_transport = {
     .flush = tcp_flush,
     .congested = tcp_congested,
     .peer_release = peer_release,
+    .kill = kill_peer,
     .stop = tcp_stop,
 };

@@ -661,6 +661,16 @@ static bool udp_congested(const struct mt_tpeer *p)
     return false;
 }
 
+/* A server forgets the peer (it comes back with its next datagram); a client keeps its one
+ * server, which nothing would bring back. */
+static int udp_kill(struct mt_tpeer *p, const char *reason)
+{
+    if (p->tun->cfg->role == MT_ROLE_CLIENT)
+        return -EPERM;
+    mt__peer_free(p, reason);
+    return 0;
+}
+
 const struct mt_transport_ops mt__udp_transport = {
     .name = "udp",
     .peer_size = sizeof(struct udp_peer),
@@ -668,5 +678,6 @@ const struct mt_transport_ops mt__udp_transport = {
     .send = udp_send,
     .flush = udp_flush,
     .congested = udp_congested,
+    .kill = udp_kill,
     .stop = udp_stop,
 };

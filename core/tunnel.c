@@ -474,20 +474,27 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+int mt__tunnel_reload(struct mt_tunnel *t, const char *why, char *err, size_t errsz)
 {
-    struct mt_tunnel *t = TUNNEL_OF(w, sighup_w);
     if (!t->scripts) {
-        mt_info("SIGHUP: no scripts to reload");
-        return;
+        mt_info("%s: no scripts to reload", why);
+        snprintf(err, errsz, "no scripts to reload");
+        return 0;
     }
-    char err[512];
-    if (mt_scripts_reload(&t->scripts, err, sizeof(err)) < 0) {
+    int rc = mt_scripts_reload(&t->scripts, err, errsz);
+    if (rc < 0) {
         mt_error("reload failed, keeping the running scripts: %s", err);
-        return;
+        return rc;
     }
     t->hooks = mt_scripts_hooks(t->scripts);
-    mt_info("scripts reloaded");
+    mt_info("scripts reloaded (%s)", why);
+    return 0;
+}
+
+static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    char err[512];
+    mt__tunnel_reload(TUNNEL_OF(w, sighup_w), "SIGHUP", err, sizeof(err));
 }
 
 /* A script's bytes, longer than the MTU, for a receiver that cuts offloaded packets (the

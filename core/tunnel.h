@@ -31,6 +31,7 @@ struct mt_tpeer {
     struct sockaddr_storage sa; /* ro: outer address */
     socklen_t salen;
     double last_rx, last_tx; /* ev_now of the last datagram/frame received/sent */
+    double since;            /* ev_now when it came up (moontun show) */
     /* Set by the transport: the peer takes offloaded packets (an offload header with a
      * packet of up to 64 KiB) and so is never given packets cut to the MTU. */
     bool offload;
@@ -100,6 +101,9 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz);
 int mt_tunnel_load_scripts(struct mt_tunnel *t, char *err, size_t errsz);
 void mt_tunnel_run(struct mt_tunnel *t);
 void mt_tunnel_close(struct mt_tunnel *t);
+/* Reloads the scripts (SIGHUP, the control socket's reload), logging the outcome with why.
+ * 0 (err may say there was nothing to reload), or a negative errno with err saying why. */
+int mt__tunnel_reload(struct mt_tunnel *t, const char *why, char *err, size_t errsz);
 /* A packet arrived from a peer (already deframed); data is not modified. vnet: its offload
  * header from an extended frame, or NULL. */
 void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t *data, size_t len,

@@ -34,6 +34,17 @@ enum mt_call_status {
     MT_CALL_MEMORY = 3, /* stopped by the memory cap */
 };
 
+/* What one script of the chain did. hook_time is a ring of the durations of its last
+ * MT_HOOK_SAMPLES timed packet handler calls; one call in MT_HOOK_EVERY is timed. */
+#define MT_HOOK_SAMPLES 256
+#define MT_HOOK_EVERY   16
+struct mt__script_counts {
+    uint64_t calls, errors, budget_aborts, memory_aborts;
+    uint64_t verdicts[4]; /* enum mt_verdict of its packet handlers' successful calls */
+    uint32_t nsamples;
+    float hook_time[MT_HOOK_SAMPLES];
+};
+
 struct mt_scripts {
     lua_State *L;                /* ro: the main thread */
     const struct mt_config *cfg; /* ro */
@@ -132,6 +143,10 @@ struct mt_scripts {
     uint64_t timer_calls;
 
     int decided, decided_slot; /* whose handler ended the last chain (-1: none), for replay */
+
+    /* Per-script counters for moontun show and metrics (lua/scriptstats.c reads them);
+     * carried over a reload. */
+    struct mt__script_counts counts[MT_MAX_SCRIPTS];
 
     char warnbuf[256]; /* pieces of a Lua warning being assembled */
     size_t warnlen;

@@ -398,6 +398,11 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
     char cond[MT_ERRLINE], line[MT_ERRLINE + 128];
 
     s->errors++;
+    if (script >= 0) {
+        s->counts[script].errors++;
+        s->counts[script].budget_aborts += kind == MT_CALL_BUDGET && count_budget;
+        s->counts[script].memory_aborts += kind == MT_CALL_MEMORY;
+    }
     if (s->host.stats != NULL) {
         s->host.stats->script_errors++;
         if (kind == MT_CALL_BUDGET && count_budget)
@@ -666,13 +671,27 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
         lua_pushvalue(L, pidx);
         if (nargs == 2)
             lua_pushvalue(L, pidx + 1);
-        if (mt__scripts_call(s, L, nargs, 1, slot_names[slot], script) != MT_CALL_OK) {
+        struct mt__script_counts *c = &s->counts[script];
+        /* every MT_HOOK_EVERY-th call is timed: two clock reads, not two per packet */
+        bool timed = (c->calls++ % MT_HOOK_EVERY) == 0;
+        struct timespec t0, t1;
+        if (timed)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum mt_call_status st = mt__scripts_call(s, L, nargs, 1, slot_names[slot], script);
+        if (timed) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            c->hook_time[c->nsamples++ % MT_HOOK_SAMPLES] =
+                (float)(t1.tv_sec - t0.tv_sec) + (float)(t1.tv_nsec - t0.tv_nsec) * 1e-9f;
+        }
+        if (st != MT_CALL_OK) {
             v = mt__on_error(s);
             if (v == MT_VERDICT_PASS)
                 continue;
             break;
         }
-        if (!mt__verdict(s, L, slot, i, &v, route))
+        bool more = mt__verdict(s, L, slot, i, &v, route);
+        c->verdicts[v & 3]++;
+        if (!more)
             break;
     }
     s->decided = i < n ? s->owner[slot][i] : -1; /* break leaves i on the deciding script */
@@ -1409,6 +1428,7 @@ int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
             old->host.stats->reload_failures++;
         return rc;
     }
+    memcpy(s->counts, old->counts, sizeof s->counts); /* counters go on across reloads */
     mt__destroy(old, true);
     *sp = s;
     if (s->host.stats != NULL)

@@ -31,6 +31,7 @@ if [ "${1:-}" = "--test" ]; then
         "wireguard-go:/usr/bin/wireguard-go"
         "wireguard-tools:/usr/bin/wg"
         "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
+        "python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py"
     )
 fi
 

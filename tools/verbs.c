@@ -9,10 +9,9 @@ static const struct {
     const char *word;
     int (*main)(int argc, char **argv);
 } verbs[] = {
-    {"replay", mt_replay_main},
-    {"test", mt_test_main},
-    {"genkey", mt_tool_genkey},
-    {"pubkey", mt_tool_pubkey},
+    {"replay", mt_replay_main},   {"test", mt_test_main},     {"show", mt_show_main},
+    {"metrics", mt_metrics_main}, {"reload", mt_reload_main}, {"peer", mt_peer_main},
+    {"genkey", mt_tool_genkey},   {"pubkey", mt_tool_pubkey},
 };
 
 int (*mt_verb_find(const char *word))(int argc, char **argv)

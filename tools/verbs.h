@@ -8,5 +8,10 @@ int (*mt_verb_find(const char *word))(int argc, char **argv);
 
 int mt_replay_main(int argc, char **argv); /* tools/replay.c */
 int mt_test_main(int argc, char **argv);   /* tools/test.c */
+/* tools/ctl.c: clients of a running tunnel's control socket */
+int mt_show_main(int argc, char **argv);
+int mt_metrics_main(int argc, char **argv);
+int mt_reload_main(int argc, char **argv);
+int mt_peer_main(int argc, char **argv);
 
 #endif

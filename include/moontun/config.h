@@ -67,6 +67,10 @@ struct mt_config {
     /* --wg FILE: the wg(8) file, parsed once here (keys, peers, AllowedIPs); freed (and its
      * keys wiped) by mt_config_free. NULL without --wg. */
     struct mt_wg_config *wg;
+
+    /* The control plane (core/control.c). */
+    char control[108];       /* --control: the socket (empty: /run/moontun/IFNAME.sock) */
+    char metrics_listen[64]; /* --metrics-listen ADDR:PORT (empty: off) */
 };
 
 /* Outcome of parsing besides an error: run, or the request (--help/--version) was served. */

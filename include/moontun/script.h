@@ -90,6 +90,21 @@ unsigned mt_scripts_hooks(const struct mt_scripts *s);
  * under --on-error drop) and that hook's name in *hook; NULL when every handler passed. */
 const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
 
+/* What one script of the chain did, for moontun show and metrics (lua/scriptstats.c). */
+struct mt_script_info {
+    const char *name; /* basename */
+    uint64_t calls;   /* packet handler calls */
+    uint64_t errors;  /* failed calls of any kind, budget and memory aborts included */
+    uint64_t budget_aborts, memory_aborts;
+    uint64_t verdicts[4]; /* by enum mt_verdict, of packet handler calls that returned one */
+    unsigned samples;     /* timed calls behind p50/p99 (one in 16, the last 256; 0: none) */
+    double p50, p99;      /* seconds per packet handler call */
+};
+/* How many scripts the chain holds (0 for NULL). */
+int mt_scripts_count(const struct mt_scripts *s);
+/* Fills *out for script i (0-based, chain order). Returns 0 or -ENOENT. */
+int mt_scripts_info(const struct mt_scripts *s, int i, struct mt_script_info *out);
+
 /* The core tells the chain a peer is gone, so Lua objects for it stop routing to it. */
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer);
 
