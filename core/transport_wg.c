@@ -63,7 +63,8 @@ struct wg_peer {
      * used once the initiator's first data message proves it has them. */
     struct wg_keys cur, prev, next;
     unsigned slot;
-    uint8_t *staged; /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
+    struct mt_prefix *allowed; /* its AllowedIPs as scripts see them (base.pub.allowed) */
+    uint8_t *staged;           /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
     size_t staged_len[STAGED];
     int staged_head, staged_n;
 };
@@ -94,7 +95,10 @@ struct wg {
     int tn;
     double logged[DROP_KINDS];
     uint64_t drops[DROP_KINDS], unlogged[DROP_KINDS];
+    uint64_t cookie_replies; /* sent to handshakes without a valid mac2 under load */
+    double cookie_logged;
     double send_err_logged;
+    uint64_t rekey_after_ns; /* the test hook's REKEY_AFTER_TIME (0: WireGuard's own) */
 };
 
 static struct wg *wg_of(const struct mt_tunnel *t)
@@ -430,7 +434,8 @@ static int wg_send(struct mt_tpeer *tp, const struct mt_vnet_hdr *vnet, const ui
         maybe_initiate(p, now);
     } else {
         rc = queue_sealed(w, p, data, len, now);
-        if (mt_wg_rekey_on_send(&p->cur.kp, now))
+        if (mt_wg_rekey_on_send(&p->cur.kp, now) || (w->rekey_after_ns && p->cur.kp.initiator &&
+                                                     now - p->cur.kp.birth_ns > w->rekey_after_ns))
             maybe_initiate(p, now);
     }
     service(p, now);
@@ -529,11 +534,21 @@ static bool cookie_gate(struct wg *w, const struct sockaddr *from, const uint8_t
     if (mt_wg_cookie_check_mac2(&w->checker, msg, len, src, srclen, now))
         return true;
     uint8_t reply[MT_WG_COOKIE_LEN];
-    if (mt_wg_cookie_create_reply(&w->checker, msg, len, src, srclen, now, reply) == 0)
-        send_now(w, from,
-                 from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in),
-                 reply, sizeof(reply));
+    if (mt_wg_cookie_create_reply(&w->checker, msg, len, src, srclen, now, reply) < 0)
+        return false;
+    send_now(w, from,
+             from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+             reply, sizeof(reply));
+    w->cookie_replies++;
+    /* One line per LOG_EVERY: a flood is what makes these, it must not flood the log too. */
+    double t = ev_now(w->t->loop);
+    if (t - w->cookie_logged >= LOG_EVERY) {
+        char name[MT_PEER_ADDRSTRLEN];
+        mt_sockaddr_str(from, name, sizeof(name));
+        mt_warn("wg: under load: cookie reply to %s instead of a handshake (%llu sent so far)",
+                name, (unsigned long long)w->cookie_replies);
+        w->cookie_logged = t;
+    }
     return false;
 }
 
@@ -613,6 +628,7 @@ static void handle_response(struct wg *w, const struct sockaddr *from, socklen_t
     mt_wg_timers_traversal(&p->timers, now);
     mt_wg_timers_handshake_complete(&p->timers, now);
     mt_wg_timers_session_derived(&p->timers, now);
+    p->base.pub.handshake_ns = now;
     mt_info("wg: peer %s: handshake complete (we initiated)", p->base.pub.name);
     /* The responder may send only once it has seen our keys in use: data, or a keepalive. */
     if (!send_staged(p, now))
@@ -668,6 +684,7 @@ static void handle_data(struct wg *w, const struct sockaddr *from, socklen_t fro
         p->cur = p->next;
         memset(&p->next, 0, sizeof(p->next));
         mt_wg_timers_handshake_complete(&p->timers, now);
+        p->base.pub.handshake_ns = now;
         mt_info("wg: peer %s: handshake complete (it initiated)", p->base.pub.name);
         send_staged(p, now);
     }
@@ -815,11 +832,23 @@ static int add_peer(struct wg *w, const struct mt_wg_config_peer *c, size_t slot
         return -EINVAL;
     }
     mt_wg_timers_init(&p->timers, c->keepalive);
-    for (size_t i = 0; i < c->n_allowed; i++)
+    p->allowed = calloc(c->n_allowed ? c->n_allowed : 1, sizeof(*p->allowed));
+    if (!p->allowed) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_allowed; i++) {
         if (mt_wg_allowedips_insert(&w->routes, &c->allowed[i], p) < 0) {
             snprintf(err, errsz, "peer at line %d: AllowedIPs: out of memory", c->line);
             return -ENOMEM;
         }
+        struct mt_prefix *a = &p->allowed[i];
+        a->addr.kind = c->allowed[i].family == 4 ? MT_ADDR_IP4 : MT_ADDR_IP6;
+        memcpy(a->addr.b, c->allowed[i].addr, c->allowed[i].family == 4 ? 4 : 16);
+        a->len = c->allowed[i].bits;
+    }
+    tp->pub.allowed = p->allowed;
+    tp->pub.n_allowed = c->n_allowed;
     mt_info("wg: peer %s (%s) endpoint %s, %zu allowed prefix%s%s", tp->pub.name, tp->pub.key,
             tp->pub.addr, c->n_allowed, c->n_allowed == 1 ? "" : "es",
             c->keepalive ? ", persistent keepalive" : "");
@@ -847,6 +876,19 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
     w->fd = -1;
     mt_wg_allowedips_init(&w->routes);
     mt_wg_load_init(&w->load);
+    /* Test hook, read only by tests (docs/architecture.md): a shorter REKEY_AFTER_TIME, in
+     * seconds, so that a test sees an initiator rekey mid-stream. */
+    const char *rekey = getenv("MOONTUN_WG_REKEY_AFTER_TIME");
+    if (rekey && *rekey) {
+        char *end;
+        unsigned long s = strtoul(rekey, &end, 10);
+        if (*end || s == 0 || s > 120) {
+            snprintf(err, errsz, "MOONTUN_WG_REKEY_AFTER_TIME: 1 to 120 seconds, not '%s'", rekey);
+            return -EINVAL;
+        }
+        w->rekey_after_ns = (uint64_t)s * MT_WG_SEC;
+        mt_warn("wg: test hook: REKEY_AFTER_TIME is %lu s (MOONTUN_WG_REKEY_AFTER_TIME)", s);
+    }
     /* Room for the largest packet the tunnel hands us or accepts, padded, with its header
      * and tag; a datagram longer than this is truncated and refused. */
     w->staged_cap = t->frame_max;
@@ -916,6 +958,9 @@ static void wg_peer_release(struct mt_tpeer *tp)
     if (p->staged)
         mt_wg_wipe(p->staged, STAGED * w->staged_cap); /* plaintext */
     free(p->staged);
+    p->base.pub.allowed = NULL;
+    p->base.pub.n_allowed = 0;
+    free(p->allowed);
     mt_wg_allowedips_remove_peer(&w->routes, p);
     if (p->slot < w->nslots && w->slots[p->slot] == p)
         w->slots[p->slot] = NULL;
@@ -928,6 +973,12 @@ static void wg_stop(struct mt_tunnel *t)
         return;
     if (w->fd >= 0 && w->tbufs)
         wg_flush(t);
+    mt_info("wg: refused: %llu malformed, %llu handshakes, %llu data, %llu sources, %llu for no "
+            "session; %llu cookie replies sent",
+            (unsigned long long)w->drops[DROP_MALFORMED],
+            (unsigned long long)w->drops[DROP_HANDSHAKE], (unsigned long long)w->drops[DROP_DATA],
+            (unsigned long long)w->drops[DROP_SOURCE],
+            (unsigned long long)w->drops[DROP_NO_SESSION], (unsigned long long)w->cookie_replies);
     /* The peers go while the state their release needs is still here. */
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");

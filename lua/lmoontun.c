@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "moontun/addr.h"
 #include "moontun/config.h"
 #include "moontun/log.h"
 #include "moontun/packet.h"
@@ -120,6 +121,8 @@ void mt__lpeer_gone(lua_State *L, struct mt_peer *peer)
     if (lua_rawgetp(L, -1, peer) == LUA_TUSERDATA) {
         struct mt_lpeer *u = lua_touserdata(L, -1);
         u->snap = *peer;
+        u->snap.allowed = NULL; /* the transport's, freed with the peer */
+        u->snap.n_allowed = 0;
         u->snap.up = false;
         u->peer = NULL;
         lua_pushnil(L);
@@ -131,6 +134,35 @@ void mt__lpeer_gone(lua_State *L, struct mt_peer *peer)
 static struct mt_lpeer *check_peer(lua_State *L, int idx)
 {
     return luaL_checkudata(L, idx, MT_LPEER_META);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock the transport stamps handshakes with */
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A WireGuard peer's endpoint: nil until it has one (its addr then says "(no endpoint yet)"). */
+static int push_wg_endpoint(lua_State *L, const struct mt_peer *p)
+{
+    if (p->addr[0] == '(')
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, p->addr);
+    return 1;
+}
+
+/* A fresh array of "prefix/len" strings: a script may keep or change it. */
+static int push_wg_allowed(lua_State *L, const struct mt_peer *p)
+{
+    lua_createtable(L, (int)p->n_allowed, 0);
+    for (size_t i = 0; i < p->n_allowed && p->allowed; i++) {
+        char buf[MT_PREFIX_STRLEN];
+        lua_pushstring(L, mt_prefix_str(&p->allowed[i], buf, sizeof buf));
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
 }
 
 static int peer_index(lua_State *L)
@@ -147,6 +179,12 @@ static int peer_index(lua_State *L)
         lua_pushinteger(L, (lua_Integer)p->id);
     else if (strcmp(k, "key") == 0 && p->key[0]) /* WireGuard peers */
         lua_pushstring(L, p->key);
+    else if (strcmp(k, "endpoint") == 0 && p->key[0])
+        return push_wg_endpoint(L, p);
+    else if (strcmp(k, "allowed_ips") == 0 && p->key[0])
+        return push_wg_allowed(L, p);
+    else if (strcmp(k, "handshake") == 0 && p->key[0] && p->handshake_ns)
+        lua_pushnumber(L, (double)(mono_ns() - p->handshake_ns) / 1e9);
     else if (strcmp(k, "up") == 0)
         lua_pushboolean(L, u->peer != NULL && p->up);
     else if (strcmp(k, "rx_packets") == 0)

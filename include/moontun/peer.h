@@ -4,7 +4,10 @@
 #define MOONTUN_PEER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+struct mt_prefix;
 
 #define MT_PEER_ADDRSTRLEN 64 /* "[ffff:...:ffff]:65535" fits */
 
@@ -21,8 +24,13 @@ struct mt_peer {
     char name[64];                 /* rw: defaults to addr; scripts may rename */
     uint32_t id;                   /* ro: unique for the life of the process */
     char key[48];                  /* ro: WireGuard: its base64 public key; "" otherwise */
-    bool up;                       /* ro: false once it is gone (objects may outlive it) */
-    struct mt_peer_stats stats;    /* ro */
+    /* ro, WireGuard only: its AllowedIPs (owned by the transport, NULL otherwise) and when its
+     * last handshake completed (CLOCK_MONOTONIC ns, 0: none yet). */
+    const struct mt_prefix *allowed;
+    size_t n_allowed;
+    uint64_t handshake_ns;
+    bool up;                    /* ro: false once it is gone (objects may outlive it) */
+    struct mt_peer_stats stats; /* ro */
 };
 
 #endif

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # moontun as a WireGuard endpoint (--wg) against Debian's wireguard-go (wg setconf) in
 # namespaces: handshakes initiated by either end, ping both ways, a sha256-checked TCP stream,
-# a script (-S) seeing WireGuard peers and dropping one port, a spoofed inner source dropped
+# IPv4 and IPv6 inside (ping both ways, TCP), a rekey forced mid-stream (the
+# MOONTUN_WG_REKEY_AFTER_TIME test hook), a script (-S) seeing WireGuard peers (name, key,
+# endpoint, AllowedIPs, handshake age) and dropping one port, a spoofed inner source dropped
 # before any script, roaming (wireguard-go moves to a new port mid-session), and moontun to
 # moontun over --wg.
 source "$(dirname "$0")/lib.sh"
@@ -36,11 +38,12 @@ ListenPort = 51820
 [Peer]
 PublicKey = $MT_PUB
 PresharedKey = $PSK
-AllowedIPs = 10.77.0.2/32
+AllowedIPs = 10.77.0.2/32, fd77::2/128
 Endpoint = 172.31.0.2:51821
 CONF
 ip netns exec "$NS_A" wg setconf "$WGIF" "$MT_TMP/wg.conf" || mt_fail "wg setconf"
 ip -n "$NS_A" addr add 10.77.0.1/24 dev "$WGIF"
+ip -n "$NS_A" addr add fd77::1/64 dev "$WGIF"
 ip -n "$NS_A" link set "$WGIF" up
 
 # moontun in B, its config as wg-quick would take it (Address, MTU), the peer named.
@@ -48,14 +51,14 @@ cat >"$MT_TMP/mt.conf" <<CONF
 [Interface]
 PrivateKey = $MT_PRIV
 ListenPort = 51821
-Address = 10.77.0.2/24
+Address = 10.77.0.2/24, fd77::2/64
 MTU = 1420
 
 [Peer]
 # Name = alice
 PublicKey = $WG_PUB
 PresharedKey = $PSK
-AllowedIPs = 10.77.0.1/32
+AllowedIPs = 10.77.0.1/32, fd77::1/128
 Endpoint = 172.31.0.1:51820
 CONF
 chmod 600 "$MT_TMP/mt.conf"
@@ -73,25 +76,40 @@ mt_wait_ping "$NS_A" 10.77.0.2 10 || mt_fail "no ping from wireguard-go to moont
 mt_ping "$NS_A" 10.77.0.2 3 || mt_fail "ping from wireguard-go"
 grep -q "handshake complete (it initiated)" "$MT_TMP/mtwg.log" || mt_fail "moontun did not answer a handshake"
 mt_ping "$NS_B" 10.77.0.1 3 || mt_fail "ping from moontun over wireguard-go's session"
-mt_pass "wireguard-go initiated; ping both ways"
+mt_ping "$NS_A" fd77::2 3 || mt_fail "IPv6 ping from wireguard-go"
+mt_ping "$NS_B" fd77::1 3 || mt_fail "IPv6 ping from moontun"
+mt_transfer "$NS_A" "$NS_B" fd77::2 1 5204 || mt_fail "IPv6 TCP transfer wireguard-go -> moontun"
+mt_pass "wireguard-go initiated (moontun its server): ping v4/v6 both ways, 1 MiB over IPv6"
 
 mt_log "moontun initiates"
 kill "$PID_mtwg"
 wait "$PID_mtwg" 2>/dev/null
 mv "$MT_TMP/mtwg.log" "$MT_TMP/mtwg-first.log"
-start_moontun
+# The test hook: moontun, the initiator now, rekeys 2 s after each handshake (5 s apart at
+# least, REKEY_TIMEOUT) instead of 120 s.
+MOONTUN_WG_REKEY_AFTER_TIME=2 start_moontun
 mt_wait_ping "$NS_B" 10.77.0.1 10 || mt_fail "no ping from moontun to wireguard-go"
 grep -q "handshake complete (we initiated)" "$MT_TMP/mtwg.log" || mt_fail "moontun did not initiate"
 mt_ping "$NS_A" 10.77.0.2 3 || mt_fail "ping from wireguard-go after moontun initiated"
-mt_pass "moontun initiated; ping both ways"
+mt_ping "$NS_B" fd77::1 3 || mt_fail "IPv6 ping from moontun (the client)"
+mt_pass "moontun initiated (wireguard-go its server); ping v4/v6 both ways"
+
+mt_log "rekey mid-stream"
+hs0=$(grep -c "handshake complete (we initiated)" "$MT_TMP/mtwg.log")
+# 2 MiB at 300 kB/s: 7 s, longer than REKEY_TIMEOUT, so a new handshake falls inside it.
+mt_transfer "$NS_B" "$NS_A" fd77::1 2 5205 300000 || mt_fail "transfer across a rekey"
+hs1=$(grep -c "handshake complete (we initiated)" "$MT_TMP/mtwg.log")
+[ "$hs1" -gt "$hs0" ] || mt_fail "no new handshake during a ${MT_XFER_SECONDS} s transfer"
+grep -q "test hook: REKEY_AFTER_TIME is 2 s" "$MT_TMP/mtwg.log" || mt_fail "the hook was not logged"
+mt_pass "$((hs1 - hs0)) rekey(s) with wireguard-go during a 2 MiB IPv6 transfer (${MT_XFER_SECONDS} s), sha256 equal"
 
 mt_log "TCP stream and the script"
 mt_transfer "$NS_A" "$NS_B" 10.77.0.2 4 5201 || mt_fail "TCP transfer wireguard-go -> moontun"
 mt_pass "4 MiB wireguard-go -> moontun, sha256 equal (${MT_XFER_MBIT} Mbit/s)"
 mt_transfer "$NS_B" "$NS_A" 10.77.0.1 2 5202 || mt_fail "TCP transfer moontun -> wireguard-go"
 mt_pass "2 MiB moontun -> wireguard-go, sha256 equal"
-grep -q "seen src=10.77.0.1 peer=alice key=$WG_PUB addr=172.31.0.1:51820" "$MT_TMP/mtwg.log" ||
-    mt_fail "the script did not see peer alice with its key and endpoint"
+grep -qE "seen src=10.77.0.1 peer=alice key=$WG_PUB addr=172.31.0.1:51820 endpoint=172.31.0.1:51820 allowed=10.77.0.1/32,fd77::1/128 handshake=[0-9]\.[0-9]$" \
+    "$MT_TMP/mtwg.log" || mt_fail "the script did not see alice's key, endpoint, AllowedIPs, handshake age"
 ip netns exec "$NS_A" timeout 10 python3 -c '
 import socket, sys
 s = socket.socket(); s.settimeout(1.5)
@@ -100,7 +118,7 @@ try:
 except OSError:
     sys.exit(0)' || mt_fail "tcp/5999 was not dropped"
 grep -q "dropped tcp/5999 from alice" "$MT_TMP/mtwg.log" || mt_fail "the script did not drop tcp/5999"
-mt_pass "the script sees peer alice (name, key, endpoint) and drops tcp/5999"
+mt_pass "the script sees peer alice (name, key, endpoint, AllowedIPs, handshake age) and drops tcp/5999"
 
 mt_log "spoofed inner source"
 # wireguard-go sends whatever its routes say; 10.77.0.9 is not in alice's AllowedIPs here.
