@@ -43,7 +43,7 @@ static void check_hdrs(const uint8_t *p, size_t len, enum mt_link link, const st
     CHECK(l3 <= len);
     CHECK(h->ipver == 4 || h->ipver == 6);
     /* the fixed header is whole */
-    CHECK((h->ipver == 4 ? IP4_HLEN : IP6_HLEN) <= len - l3);
+    CHECK((h->ipver == 4 ? MT_IP4_HLEN : MT_IP6_HLEN) <= len - l3);
     CHECK(p[l3] >> 4 == h->ipver);
     CHECK(h->ethertype == (h->ipver == 4 ? MT_ETHERTYPE_IP4 : MT_ETHERTYPE_IP6));
     if (link == MT_LINK_ETH)
@@ -62,13 +62,13 @@ static void check_hdrs(const uint8_t *p, size_t len, enum mt_link link, const st
     /* the transport header and the payload the IP header claims lie inside the packet */
     CHECK(h->l4len <= len - l4);
     CHECK(l4 - l3 + h->l4len == h->l3len);
-    size_t need = h->l4proto == MT_IPPROTO_TCP   ? TCP_HLEN
-                  : h->l4proto == MT_IPPROTO_UDP ? UDP_HLEN
+    size_t need = h->l4proto == MT_IPPROTO_TCP   ? MT_TCP_HLEN
+                  : h->l4proto == MT_IPPROTO_UDP ? MT_UDP_HLEN
                                                  : ICMP_HLEN;
     CHECK(h->l4len >= need);
     if (h->l4proto == MT_IPPROTO_TCP) {
         size_t doff = (size_t)(p[l4 + 12] >> 4) * 4;
-        CHECK(doff >= TCP_HLEN && doff <= h->l4len);
+        CHECK(doff >= MT_TCP_HLEN && doff <= h->l4len);
     }
     if (h->ipver == 4) {
         size_t ihl = (size_t)(p[l3] & 0x0f) * 4;
