@@ -68,7 +68,7 @@ mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping from B"
 # What enters A's hooks is what B's kernel sends into B's tunnel device (B runs no script);
 # what passed them is what A's moontun writes into A's device.
 cap() { # NAME NS DIRECTION
-    ip netns exec "$2" tcpdump -i mt0 -Q "$3" -U -n -w "$MT_TMP/$1.pcap" 2>"$MT_TMP/tcpdump_$1.log" &
+    ip netns exec "$2" tcpdump -i mt0 -Q "$3" -U --immediate-mode -n -w "$MT_TMP/$1.pcap" 2>"$MT_TMP/tcpdump_$1.log" &
     MT_PIDS+=($!)
     eval "PID_$1=$!"
     mt_wait_log "tcpdump_$1" 'listening on'
