@@ -13,6 +13,7 @@
 #include "moontun/device.h"
 #include "moontun/log.h"
 #include "moontun/proto.h"
+#include "moontun/trace.h"
 #include "moontun/vnet.h"
 
 static inline struct mt_tunnel *tunnel_of(void *w, size_t off)
@@ -274,12 +275,16 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
 {
     t->stats.dev_rx_packets++;
     t->stats.dev_rx_bytes += pkt->len;
-    if (mt_log_level >= MT_LOG_DEBUG)
-        log_packet("egress", pkt);
+    bool trace = mt_log_level >= MT_LOG_DEBUG; /* -d: the one branch a packet pays */
+    if (trace)
+        mt_trace_begin(pkt, t->stats.script_errors);
     enum mt_verdict v = MT_VERDICT_PASS;
     struct mt_peer *route = NULL;
     if (t->hooks & MT_HOOK_EGRESS)
         v = mt_scripts_egress(t->scripts, pkt, &route);
+    if (trace)
+        mt_trace_end("egress", pkt, v, route, t->hooks & MT_HOOK_EGRESS ? t->scripts : NULL,
+                     t->stats.script_errors);
     switch (v) {
     case MT_VERDICT_PASS:
         route_egress(t, pkt);
@@ -381,12 +386,16 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
         return;
     }
     learn_source(t, p, &pkt);
-    if (mt_log_level >= MT_LOG_DEBUG)
-        log_packet("ingress", &pkt);
+    bool trace = mt_log_level >= MT_LOG_DEBUG;
+    if (trace)
+        mt_trace_begin(&pkt, t->stats.script_errors);
     enum mt_verdict v = MT_VERDICT_PASS;
     struct mt_peer *route = NULL;
     if (t->hooks & MT_HOOK_INGRESS)
         v = mt_scripts_ingress(t->scripts, &pkt, &route);
+    if (trace)
+        mt_trace_end("ingress", &pkt, v, route, t->hooks & MT_HOOK_INGRESS ? t->scripts : NULL,
+                     t->stats.script_errors);
     switch (v) {
     case MT_VERDICT_PASS:
         route_ingress(t, p, &pkt);

@@ -132,6 +132,7 @@ struct mt_scripts {
     uint64_t timer_calls;
 
     int decided, decided_slot; /* whose handler ended the last chain (-1: none), for replay */
+    int decided_idx;           /* and its place in the slot's handlers (refs[slot][idx]) */
 
     char warnbuf[256]; /* pieces of a Lua warning being assembled */
     size_t warnlen;

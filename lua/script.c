@@ -679,6 +679,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     }
     s->decided = i < n ? s->owner[slot][i] : -1; /* break leaves i on the deciding script */
     s->decided_slot = slot;
+    s->decided_idx = i;
 
     if (slot == MT_SLOT_ENCODE)
         s->in_encode--;
@@ -742,6 +743,16 @@ const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook)
         return NULL;
     *hook = slot_names[s->decided_slot];
     return s->names[s->decided];
+}
+
+/* Only the -d trace asks, once per packet that a script decided: a lua_getinfo is fine. */
+int mt_scripts_decider_line(const struct mt_scripts *s)
+{
+    if (s == NULL || s->decided < 0)
+        return 0;
+    lua_Debug ar;
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[s->decided_slot][s->decided_idx]);
+    return lua_getinfo(s->L, ">S", &ar) ? ar.linedefined : 0;
 }
 
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer)

@@ -89,6 +89,8 @@ unsigned mt_scripts_hooks(const struct mt_scripts *s);
 /* The script whose handler ended the last chain (a verdict other than PASS, or a failure
  * under --on-error drop) and that hook's name in *hook; NULL when every handler passed. */
 const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
+/* The line where the deciding handler is defined (for the -d trace), 0 when none decided. */
+int mt_scripts_decider_line(const struct mt_scripts *s);
 
 /* The core tells the chain a peer is gone, so Lua objects for it stop routing to it. */
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer);
