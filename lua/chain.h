@@ -23,7 +23,8 @@ enum mt_hook_slot {
     MT_SLOT_DECODE = 3,
     MT_SLOT_START = 4,
     MT_SLOT_STOP = 5,
-    MT_NSLOTS = 6,
+    MT_SLOT_RELOAD = 6, /* reload(state): the old script's mt.state after its stop() ran */
+    MT_NSLOTS = 7,
 };
 
 /* How a call into Lua ended (mt__scripts_call). */

@@ -45,11 +45,11 @@
 #endif
 
 static const char *const slot_names[MT_NSLOTS] = {
-    "egress", "ingress", "encode", "decode", "start", "stop",
+    "egress", "ingress", "encode", "decode", "start", "stop", "reload",
 };
 
 static const unsigned slot_hooks[MT_NSLOTS] = {
-    MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0,
+    MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0, 0,
 };
 
 /* The coarse clock (a tick of 1-10 ms, 4 ms here) costs 6 ns where the precise one costs 28:
@@ -1028,6 +1028,52 @@ static int mt__panic(lua_State *L)
  * allocates in O: its stack was grown for MT_COPY_DEPTH levels before (mt__carry), so an
  * error can only be N's, and this runs protected in N. Tables are mapped through seen, so
  * shared subtables and cycles come out the same shape. */
+/* Where the copy is in mt.state ("conns.k1"), to name what cannot cross: one warning per value
+ * on the copy before the new scripts run (a reload handler's second copy stays quiet), at
+ * most MT_CARRY_WARNINGS a reload. One loop thread: a static serves. */
+#define MT_CARRY_WARNINGS 8
+static struct {
+    bool on;
+    int script, warned;
+    size_t len;
+    char path[160];
+} mt__clog;
+
+/* Appends the key at kidx of O to the path; returns the length to put back. Reads the key
+ * without converting it (lua_tostring on a number would allocate in O). */
+static size_t mt__clog_push(lua_State *O, int kidx)
+{
+    size_t old = mt__clog.len, room = sizeof mt__clog.path - old;
+    if (!mt__clog.on || room < 2)
+        return old;
+    int n;
+    switch (lua_type(O, kidx)) {
+    case LUA_TSTRING:
+        n = snprintf(mt__clog.path + old, room, "%s%s", old > 0 ? "." : "", lua_tostring(O, kidx));
+        break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(O, kidx))
+            n = snprintf(mt__clog.path + old, room, "[%lld]", (long long)lua_tointeger(O, kidx));
+        else
+            n = snprintf(mt__clog.path + old, room, "[%g]", lua_tonumber(O, kidx));
+        break;
+    default:
+        n = snprintf(mt__clog.path + old, room, "[%s key]", lua_typename(O, lua_type(O, kidx)));
+    }
+    mt__clog.len = n > 0 && (size_t)n < room ? old + (size_t)n : sizeof mt__clog.path - 1;
+    return old;
+}
+
+static void mt__clog_drop(lua_State *O, int idx, const struct mt_scripts *s, bool deep)
+{
+    if (!mt__clog.on || mt__clog.warned++ >= MT_CARRY_WARNINGS)
+        return;
+    mt_warn("%s: mt.state.%s is not carried over the reload: %s%s", s->names[mt__clog.script],
+            mt__clog.len > 0 ? mt__clog.path : "?",
+            deep ? "nested deeper than " : lua_typename(O, lua_type(O, idx)),
+            deep ? "100 tables" : " (only strings, numbers, booleans and tables of them cross)");
+}
+
 static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
 {
     switch (lua_type(O, oidx)) {
@@ -1054,8 +1100,10 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         if (lua_rawgetp(N, seen, key) != LUA_TNIL)
             return 1;
         lua_pop(N, 1);
-        if (depth >= MT_COPY_DEPTH)
+        if (depth >= MT_COPY_DEPTH) {
+            mt__clog_drop(O, oidx, mt__scripts_of(N), true);
             return 0;
+        }
         luaL_checkstack(N, 6, "mt.state too deep");
         lua_newtable(N);
         lua_pushvalue(N, -1);
@@ -1063,17 +1111,21 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         oidx = lua_absindex(O, oidx);
         lua_pushnil(O); /* each level holds a key and a value in O */
         while (lua_next(O, oidx)) {
+            size_t at = mt__clog_push(O, -2);
             if (mt__copy(O, -2, N, seen, depth + 1)) {
                 if (mt__copy(O, -1, N, seen, depth + 1))
                     lua_rawset(N, -3);
                 else
                     lua_pop(N, 1);
             }
+            mt__clog.len = at;
+            mt__clog.path[at] = '\0';
             lua_pop(O, 1);
         }
         return 1;
     }
     default:
+        mt__clog_drop(O, oidx, mt__scripts_of(N), false);
         return 0;
     }
 }
@@ -1098,8 +1150,13 @@ static int mt__carry_state(lua_State *N)
             lua_pushnil(O);
             while (lua_next(O, -2)) {
                 if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                    mt__clog.on = true;
+                    mt__clog.script = i;
+                    mt__clog.len = 0;
+                    mt__clog.path[0] = '\0';
                     if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
                         lua_setfield(N, 3, "state");
+                    mt__clog.on = false;
                     break;
                 }
                 lua_pop(O, 1);
@@ -1109,6 +1166,59 @@ static int mt__carry_state(lua_State *N)
         lua_settop(N, 2);
     }
     return 0;
+}
+
+/* Protected in the new state: pushes a copy of the old script arg 2's mt.state (nil when it
+ * has none), for its reload(state) handler. Quiet: the first copy named what cannot cross. */
+static int mt__handover_state(lua_State *N)
+{
+    struct mt_scripts *old = lua_touserdata(N, 1);
+    int script = (int)lua_tointeger(N, 2);
+    lua_State *O = old->L;
+    int otop = lua_gettop(O);
+    lua_newtable(N); /* 3: seen */
+    lua_pushnil(N);  /* the result when nothing is found */
+    lua_rawgeti(O, LUA_REGISTRYINDEX, old->mod_refs[script]);
+    if (lua_type(O, -1) == LUA_TTABLE) {
+        lua_pushnil(O);
+        while (lua_next(O, -2)) {
+            if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 3, 0))
+                    lua_remove(N, -2);
+                break;
+            }
+            lua_pop(O, 1);
+        }
+    }
+    lua_settop(O, otop);
+    return 1;
+}
+
+/* After the old stop handlers ran: each new reload(state) handler gets what its old script's
+ * mt.state then held (what stop saved included), as a copy. A failure is the handler's own
+ * error, logged and counted; the reload stands. */
+static void mt__handover(struct mt_scripts *s, struct mt_scripts *old)
+{
+    for (int k = 0; k < s->nrefs[MT_SLOT_RELOAD]; k++) {
+        int script = s->owner[MT_SLOT_RELOAD][k];
+        lua_State *L = s->L, *O = old->L;
+        int top = lua_gettop(L), otop = lua_gettop(O);
+        if (script >= old->nscripts || !lua_checkstack(O, 2 * MT_COPY_DEPTH + 8))
+            continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_RELOAD][k]);
+        lua_pushcfunction(L, mt__handover_state);
+        lua_pushlightuserdata(L, old);
+        lua_pushinteger(L, script);
+        int rc = lua_pcall(L, 2, 1, 0);
+        lua_settop(O, otop);
+        if (rc != LUA_OK) {
+            mt_warn("%s: reload: cannot copy mt.state: %s", s->names[script], lua_tostring(L, -1));
+            lua_settop(L, top);
+            continue;
+        }
+        mt__scripts_call(s, L, 1, 0, "reload", script);
+        lua_settop(L, top);
+    }
 }
 
 /* Carries mt.state from old into s. The copy may run out of memory in s at any point and
@@ -1125,7 +1235,9 @@ static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, si
     }
     lua_pushcfunction(s->L, mt__carry_state);
     lua_pushlightuserdata(s->L, old);
+    mt__clog.warned = 0;
     int rc = lua_pcall(s->L, 1, 0, 0);
+    mt__clog.on = false; /* also when the copy ran out of memory half-way */
     lua_settop(O, otop);
     if (rc != LUA_OK) {
         snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
@@ -1166,7 +1278,7 @@ static int mt__collect(lua_State *L)
     if (!lua_istable(L, 1))
         return luaL_error(L,
                           "%s: must return a table of handlers (egress, ingress, encode, decode, "
-                          "start, stop), not %s",
+                          "start, stop, reload), not %s",
                           path, lua_isnil(L, 1) ? "nil" : luaL_typename(L, 1));
     for (int slot = 0; slot < MT_NSLOTS; slot++) {
         int t = lua_getfield(L, 1, slot_names[slot]);
@@ -1205,17 +1317,21 @@ static int mt__load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
     return 0;
 }
 
+static void mt__run_stop(struct mt_scripts *s)
+{
+    for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
+        lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
+        mt__scripts_call(s, s->L, 0, 0, "stop", s->owner[MT_SLOT_STOP][i]);
+    }
+}
+
 static void mt__destroy(struct mt_scripts *s, bool run_stop)
 {
     if (s == NULL)
         return;
     if (s->L != NULL) {
-        if (run_stop) {
-            for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
-                lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
-                mt__scripts_call(s, s->L, 0, 0, "stop", s->owner[MT_SLOT_STOP][i]);
-            }
-        }
+        if (run_stop)
+            mt__run_stop(s);
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
         if (s->log_suppressed > 0)
@@ -1399,8 +1515,9 @@ void mt_scripts_free(struct mt_scripts *s)
 
 /* The new state is built completely before the old one is touched: mt.state is copied in
  * first (so the new scripts' top level and start handlers see it), then the scripts load and
- * start; only then do the old stop handlers run (their changes to mt.state are not carried)
- * and the old state, with its timers, goes. Only plain data crosses: strings, numbers,
+ * start; only then do the old stop handlers run, then the new reload(state) handlers with a
+ * copy of their old script's mt.state as stop left it (how stop hands state over), and the
+ * old state, with its timers, goes. Only plain data crosses: strings, numbers,
  * booleans, the verdict constants and tables of those (shared subtables and cycles keep
  * their shape); functions, userdata (peers, timers, prefixes) and coroutines are dropped. */
 int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
@@ -1421,7 +1538,9 @@ int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
             old->host.stats->reload_failures++;
         return rc;
     }
-    mt__destroy(old, true);
+    mt__run_stop(old);
+    mt__handover(s, old);
+    mt__destroy(old, false);
     *sp = s;
     if (s->host.stats != NULL)
         s->host.stats->reloads++;
