@@ -116,7 +116,7 @@ static void log_oversize(struct mt_tpeer *p, const struct mt_wire_item *it)
     p->oversize_logged = now;
     mt_warn("peer %s: oversized frame length %zu, longer than this end takes (%zu, from --mtu "
             "%d; is the other end's larger?): skipped, %llu so far",
-            p->pub.addr, it->claimed, it->limit, t->cfg->mtu,
+            mt_peer_label(&p->pub), it->claimed, it->limit, t->cfg->mtu,
             (unsigned long long)p->wire.oversized);
 }
 
@@ -160,7 +160,7 @@ static bool take_item(struct mt_tpeer *p, const struct mt_wire_item *it)
         snprintf(reason, sizeof(reason), "bad frame length %zu (allowed %d-%zu)", it->claimed,
                  it->extended ? MT_XFRAME_VNET + 1 : 1, it->limit);
         t->stats.bad_frames++;
-        mt_warn("peer %s: %s, closing", p->pub.addr, reason);
+        mt_warn("peer %s: %s, closing", mt_peer_label(&p->pub), reason);
         close_peer(p, reason);
         return false;
     }
@@ -244,7 +244,8 @@ int mt__tcp_send(struct mt_tpeer *p, const uint8_t *data, size_t len)
      * tap segment) would make a moontun peer waiting for SWITCH switch framing mid-stream. It
      * is no packet any kernel accepts, so nothing is lost by not sending it. */
     if (mt_hs_parse(data, len) != MT_HS_NONE) {
-        mt_debug("peer %s: a packet that looks like an offload handshake, not sent", p->pub.addr);
+        mt_debug("peer %s: a packet that looks like an offload handshake, not sent",
+                 mt_peer_label(&p->pub));
         return -EPROTO;
     }
     return queue_frame(p, data, len);
@@ -307,7 +308,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         next = p->next;
         if ((p->rxlen > 0 || p->wire.skip > 0) && now - p->last_read > FRAME_STALL_TIMEOUT) {
             t->stats.bad_frames++;
-            mt_warn("peer %s: half a frame for %.0f s, closing", p->pub.addr, now - p->last_read);
+            mt_warn("peer %s: half a frame for %.0f s, closing", mt_peer_label(&p->pub),
+                    now - p->last_read);
             close_peer(p, "stalled mid-frame");
         }
     }

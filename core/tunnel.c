@@ -113,7 +113,8 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
         if (log_ok(t, &t->oversize_logged))
             mt_warn("peer %s: %zu-byte packet exceeds its %zu-byte frames and cannot be cut, "
                     "dropped (%llu so far)",
-                    p->pub.addr, len, t->frame_max, (unsigned long long)t->stats.too_big);
+                    mt_peer_label(&p->pub), len, t->frame_max,
+                    (unsigned long long)t->stats.too_big);
         return -EMSGSIZE;
     }
     int rc;
@@ -141,7 +142,7 @@ static void encode_and_send(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_p
 {
     if (t->hooks & MT_HOOK_ENCODE) {
         if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
-            t->stats.script_drops++;
+            t->stats.script_drops += !mt_scripts_failed(t->scripts); /* a failure is an error */
             return;
         }
     }
@@ -265,7 +266,7 @@ static void route_verdict(struct mt_tunnel *t, enum mt_verdict v, struct mt_peer
                           struct mt_packet *pkt)
 {
     if (v == MT_VERDICT_DROP) {
-        t->stats.script_drops++;
+        t->stats.script_drops += !mt_scripts_failed(t->scripts); /* a failure is an error */
     } else if (v == MT_VERDICT_ROUTE) {
         to_peer(t, (struct mt_tpeer *)route, pkt);
     }
@@ -309,7 +310,8 @@ static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, const struct m
         return;
     if (mt_route_learn(&t->routes, &src, p, ev_now(t->loop)) == 1 && mt_log_level >= MT_LOG_DEBUG) {
         char buf[64];
-        mt_debug("learned %s via peer %s", mt_addr_str(&src, buf, sizeof(buf)), p->pub.addr);
+        mt_debug("learned %s via peer %s", mt_addr_str(&src, buf, sizeof(buf)),
+                 mt_peer_label(&p->pub));
     }
 }
 
@@ -369,7 +371,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
 
     if (t->hooks & MT_HOOK_DECODE) {
         if (mt_scripts_decode(t->scripts, &pkt, &p->pub) == MT_VERDICT_DROP) {
-            t->stats.script_drops++;
+            t->stats.script_drops += !mt_scripts_failed(t->scripts);
             return;
         }
     }
@@ -382,7 +384,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
         if (log_ok(t, &t->offload_logged))
             mt_warn("peer %s: offload header does not describe its packet, dropped (%llu so "
                     "far)",
-                    p->pub.addr, (unsigned long long)t->stats.bad_offloads);
+                    mt_peer_label(&p->pub), (unsigned long long)t->stats.bad_offloads);
         return;
     }
     learn_source(t, p, &pkt);

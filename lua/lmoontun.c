@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -138,6 +139,25 @@ static struct mt_lpeer *check_peer(lua_State *L, int idx)
     return luaL_checkudata(L, idx, MT_LPEER_META);
 }
 
+/* peer.host and peer.port, from addr ("192.0.2.7:40000", "[2001:db8::1]:40000"). */
+static void peer_push_host_port(lua_State *L, const char *addr, bool port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    if (port) {
+        lua_pushinteger(L, (lua_Integer)strtol(colon + 1, NULL, 10));
+        return;
+    }
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+        lua_pushlstring(L, addr + 1, n - 2);
+    else
+        lua_pushlstring(L, addr, n);
+}
+
 static int peer_index(lua_State *L)
 {
     struct mt_lpeer *u = check_peer(L, 1);
@@ -148,6 +168,8 @@ static int peer_index(lua_State *L)
         lua_pushstring(L, p->addr);
     else if (strcmp(k, "name") == 0)
         lua_pushstring(L, p->name);
+    else if (strcmp(k, "host") == 0 || strcmp(k, "port") == 0)
+        peer_push_host_port(L, p->addr, k[0] == 'p');
     else if (strcmp(k, "id") == 0)
         lua_pushinteger(L, (lua_Integer)p->id);
     else if (strcmp(k, "up") == 0)
@@ -227,8 +249,27 @@ struct mt_ltimer {
     struct mt_scripts *s;
     int self_ref; /* keeps the userdata alive while armed; LUA_NOREF when not */
     int script;   /* who made it: its name prefixes the timer's errors */
+    int fails;    /* failed runs in a row: a repeating timer is stopped at MT_TIMER_FAILS */
     double after, repeat;
 };
+
+/* A repeating timer that fails this many times in a row is broken, not unlucky: stopping it
+ * beats logging its error every period forever. */
+#define MT_TIMER_FAILS 10
+
+/* Stops a repeating timer after MT_TIMER_FAILS failures in a row, with one line saying so.
+ * The timer's userdata is on the caller's stack: unref'ing it here is safe. */
+static void timer_failed(struct mt_ltimer *t, lua_State *L)
+{
+    if (++t->fails < MT_TIMER_FAILS || t->repeat == 0. || t->self_ref == LUA_NOREF)
+        return;
+    timer_stop_on(t->s, &t->w);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->self_ref);
+    t->self_ref = LUA_NOREF;
+    mt_error("%s: a timer (every %g s) failed %d times in a row: stopped",
+             t->script >= 0 && t->script < t->s->nscripts ? t->s->names[t->script] : "lua",
+             t->repeat, MT_TIMER_FAILS);
+}
 
 /* Timers that fire in one loop turn share one time bound (--lua-time) between them: 3,000
  * timers that each spend their own would hold the loop for minutes. What the turn has no time
@@ -273,7 +314,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     lua_getiuservalue(L, -1, 1);
     lua_pushvalue(L, -2);
     s->timer_calls++;
-    mt__scripts_call(s, L, 1, 0, "timer", t->script);
+    if (mt__scripts_call(s, L, 1, 0, "timer", t->script) != MT_CALL_OK)
+        timer_failed(t, L);
+    else
+        t->fails = 0;
     s->turn_used += s->last_elapsed;
     lua_settop(L, top);
 }

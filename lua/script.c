@@ -547,6 +547,32 @@ static enum mt_verdict mt__on_error(const struct mt_scripts *s)
     return s->cfg->on_error == MT_ON_ERROR_PASS ? MT_VERDICT_PASS : MT_VERDICT_DROP;
 }
 
+/* The verdict when this script fails: its own on_error=, else --on-error. Marks the chain as
+ * failed, so the core counts the drop once, as the error it is (mt_scripts_failed). */
+static enum mt_verdict mt__on_error_of(struct mt_scripts *s, int script)
+{
+    int own = script >= 0 && script < s->nscripts ? s->on_error[script] : -1;
+    enum mt_verdict v = own < 0                   ? mt__on_error(s)
+                        : own == MT_ON_ERROR_PASS ? MT_VERDICT_PASS
+                                                  : MT_VERDICT_DROP;
+    s->chain_failed = v == MT_VERDICT_DROP;
+    return v;
+}
+
+/* A handler routed its packet to a peer that has gone: dropped, counted, and said (at most
+ * once per 5 s, with the count), since a script cannot see it happen. */
+static void mt__dead_route(struct mt_scripts *s, int slot, int script)
+{
+    s->dead_routes++;
+    double now = mt__mono();
+    if (now - s->dead_logged < 5.0 && s->dead_logged > 0)
+        return;
+    s->dead_logged = now;
+    mt_warn("%s: %s returned a peer that is gone (peer.up is false): packet dropped (%llu so "
+            "far)",
+            mt__cur_name(s, script), slot_names[slot], (unsigned long long)s->dead_routes);
+}
+
 static int mt__lpeer_push_cf(lua_State *L)
 {
     mt__lpeer_push(L, lua_touserdata(L, 1));
@@ -570,6 +596,31 @@ static void mt__push_peer(lua_State *L, struct mt_peer *peer)
     }
 }
 
+/* " \"drop\"", " 1", " true": the value a handler returned, when it is one a message can
+ * show (a string cut at 40 bytes), so the log says what came back, not only its type. */
+static void mt__verdict_value(lua_State *L, char *out, size_t outsz)
+{
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        snprintf(out, outsz, " \"%.*s\"%s", (int)(n > 40 ? 40 : n), p, n > 40 ? "..." : "");
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, -1))
+            snprintf(out, outsz, " %lld", (long long)lua_tointeger(L, -1));
+        else
+            snprintf(out, outsz, " %g", lua_tonumber(L, -1));
+        break;
+    case LUA_TBOOLEAN:
+        snprintf(out, outsz, " %s", lua_toboolean(L, -1) ? "true" : "false");
+        break;
+    default:
+        break;
+    }
+}
+
 /* Reads the handler's result on top of the stack (and pops it). Returns true to go on to the
  * next script. route is NULL for encode/decode, where only PASS and DROP are allowed. */
 static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, enum mt_verdict *v,
@@ -577,6 +628,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
 {
     int t = lua_type(L, -1);
     const char *bad = NULL;
+    char what[80] = "";
 
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
@@ -602,7 +654,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             lua_pop(L, 1);
             if (route != NULL) {
                 if (peer == NULL) { /* routed to a peer that has gone: nowhere to send it */
-                    s->dead_routes++;
+                    mt__dead_route(s, slot, s->owner[slot][idx]);
                     *v = MT_VERDICT_DROP;
                 } else {
                     *route = peer;
@@ -613,6 +665,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             bad = "peer";
         } else {
             bad = lua_typename(L, t);
+            mt__verdict_value(L, what, sizeof what);
             lua_pop(L, 1);
         }
     }
@@ -623,12 +676,12 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[slot][idx]);
     if (lua_getinfo(L, ">S", &ar))
         snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.linedefined);
-    char msg[320];
-    snprintf(msg, sizeof msg, "%shandler returned %s %s (expected %s)", where,
+    char msg[400];
+    snprintf(msg, sizeof msg, "%shandler returned %s %s%s (expected %s)", where,
              strcmp(bad, "REPLY") == 0 || strcmp(bad, "peer") == 0 ? "a" : "a value of type", bad,
-             route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
+             what, route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
     mt__fail(s, MT_CALL_ERROR, slot_names[slot], s->owner[slot][idx], msg, false);
-    *v = mt__on_error(s);
+    *v = mt__on_error_of(s, s->owner[slot][idx]);
     return *v == MT_VERDICT_PASS;
 }
 
@@ -644,6 +697,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     if (route != NULL)
         *route = NULL;
     s->decided = -1;
+    s->chain_failed = false;
     if (n == 0)
         return MT_VERDICT_PASS;
     if (s->depth >= MT_CHAIN_DEPTH) { /* mt.send guards against this; belt and braces */
@@ -669,7 +723,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
         if (nargs == 2)
             lua_pushvalue(L, pidx + 1);
         if (mt__scripts_call(s, L, nargs, 1, slot_names[slot], script) != MT_CALL_OK) {
-            v = mt__on_error(s);
+            v = mt__on_error_of(s, script);
             if (v == MT_VERDICT_PASS)
                 continue;
             break;
@@ -745,6 +799,11 @@ const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook)
     return s->names[s->decided];
 }
 
+bool mt_scripts_failed(const struct mt_scripts *s)
+{
+    return s != NULL && s->chain_failed;
+}
+
 /* Only the -d trace asks, once per packet that a script decided: a lua_getinfo is fine. */
 int mt_scripts_decider_line(const struct mt_scripts *s)
 {
@@ -786,7 +845,7 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
     s->sending = false;
     if (v == MT_VERDICT_DROP) {
         if (s->host.stats != NULL) /* the core never sees this packet: count it here */
-            s->host.stats->script_drops++;
+            s->host.stats->script_drops += !s->chain_failed;
         return 0;
     }
     int rc = s->host.send(s->host.ctx, peer, pkt.data, pkt.len);
@@ -1262,6 +1321,8 @@ static int mt__prepare(lua_State *L)
         lua_pop(L, 1);
     lua_createtable(L, 0, spec->nargs);
     for (int i = 0; i < spec->nargs; i++) {
+        if (strcmp(spec->keys[i], "on_error") == 0)
+            continue; /* the chain's setting (mt__script_on_error), not the script's */
         lua_pushstring(L, spec->values[i]);
         lua_setfield(L, -2, spec->keys[i]);
     }
@@ -1314,6 +1375,30 @@ static int mt__load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
     lua_pushinteger(L, i);
     if (mt__call(s, L, 2, 0, "load", i, err, errsz) != MT_CALL_OK)
         return -EINVAL;
+    return 0;
+}
+
+/* -S "FILE on_error=pass|drop": what this script's failure does to its packet, instead of
+ * --on-error (a logging-only script with pass cannot cut the tunnel when it breaks). */
+static int mt__script_on_error(struct mt_scripts *s, char *err, size_t errsz)
+{
+    for (int i = 0; i < s->nscripts; i++) {
+        const struct mt_script_spec *sp = &s->cfg->scripts[i];
+        s->on_error[i] = -1;
+        for (int k = 0; k < sp->nargs; k++) {
+            if (strcmp(sp->keys[k], "on_error") != 0)
+                continue;
+            if (strcmp(sp->values[k], "pass") == 0) {
+                s->on_error[i] = MT_ON_ERROR_PASS;
+            } else if (strcmp(sp->values[k], "drop") == 0) {
+                s->on_error[i] = MT_ON_ERROR_DROP;
+            } else {
+                snprintf(err, errsz, "%s: setting on_error=%s is not pass or drop", s->names[i],
+                         sp->values[k]);
+                return -EINVAL;
+            }
+        }
+    }
     return 0;
 }
 
@@ -1403,6 +1488,9 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     for (int i = 0; i < cfg->nscripts; i++)
         mt__basename(cfg->scripts[i].path, s->names[i], sizeof s->names[i], s->dirs[i],
                      sizeof s->dirs[i]);
+    rc = mt__script_on_error(s, err, errsz);
+    if (rc < 0)
+        goto fail;
 
     s->L = lua_newstate(mt__alloc, s);
     if (s->L == NULL)

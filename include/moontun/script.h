@@ -89,6 +89,9 @@ unsigned mt_scripts_hooks(const struct mt_scripts *s);
 /* The script whose handler ended the last chain (a verdict other than PASS, or a failure
  * under --on-error drop) and that hook's name in *hook; NULL when every handler passed. */
 const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
+/* True when the last chain dropped its packet because a script failed (its on_error= or
+ * --on-error drop): the core counts that drop as the script error it is, not as a drop. */
+bool mt_scripts_failed(const struct mt_scripts *s);
 /* The line where the deciding handler is defined (for the -d trace), 0 when none decided. */
 int mt_scripts_decider_line(const struct mt_scripts *s);
 
