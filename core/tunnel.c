@@ -235,6 +235,20 @@ static void to_all_peers(struct mt_tunnel *t, const struct mt_packet *pkt,
 }
 
 /* Default routing of an egress packet the scripts passed. */
+/* The peer a script route (mt.route) sends dst to, when one matches and that peer is up;
+ * else the learning table decides. A route by name scans the peers: only packets to a
+ * script-routed prefix pay for it. */
+static struct mt_tpeer *script_route(struct mt_tunnel *t, const struct mt_addr *dst)
+{
+    const struct mt_sroute *r = mt_sroute_lookup(&t->sroutes, dst);
+    if (!r)
+        return NULL;
+    for (struct mt_tpeer *p = t->peers; p; p = p->next)
+        if (r->peer_id ? p->pub.id == r->peer_id : strcmp(p->pub.name, r->name) == 0)
+            return p;
+    return NULL;
+}
+
 static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
 {
     struct mt_tpeer *p = NULL;
@@ -247,7 +261,9 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
                 to_all_peers(t, pkt, NULL);
                 return;
             }
-            p = mt_route_lookup(&t->routes, &dst);
+            p = t->sroutes.n > 0 ? script_route(t, &dst) : NULL;
+            if (!p)
+                p = mt_route_lookup(&t->routes, &dst);
         }
         /* Point-to-point, as simpletun: with one peer there is nowhere else to go. */
         if (!p && t->npeers == 1)
@@ -325,7 +341,9 @@ static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, from);
             } else {
-                struct mt_tpeer *owner = mt_route_lookup(&t->routes, &dst);
+                struct mt_tpeer *owner = t->sroutes.n > 0 ? script_route(t, &dst) : NULL;
+                if (!owner)
+                    owner = mt_route_lookup(&t->routes, &dst);
                 if (owner && owner != from) {
                     to_peer(t, owner, pkt);
                     return;
@@ -530,6 +548,15 @@ static int host_inject(void *ctx, const uint8_t *data, size_t len)
     return to_device(t, data, len, NULL);
 }
 
+static int host_route(void *ctx, const struct mt_prefix *p, const struct mt_peer *peer,
+                      const char *name)
+{
+    struct mt_tunnel *t = ctx;
+    if (peer == NULL && name == NULL)
+        return mt_sroute_del(&t->sroutes, p->addr.kind, p->addr.b, p->len);
+    return mt_sroute_set(&t->sroutes, p->addr.kind, p->addr.b, p->len, peer ? peer->id : 0, name);
+}
+
 static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = ctx;
@@ -586,6 +613,7 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     t->host.inject = host_inject;
     t->host.send = host_send;
     t->host.peers = host_peers;
+    t->host.route = host_route;
     /* Scripts load before any device exists: a broken one costs nothing but its error.
      * With --user they must not run as root: only compile them now, run them after the
      * privileges are dropped (mt_tunnel_load_scripts). */

@@ -545,6 +545,39 @@ static int mt_send(lua_State *L)
     return push_result(L, mt__scripts_send(s, L, u->peer, (const uint8_t *)data, len));
 }
 
+/* mt.route("10.77.1.0/24", peer_or_name) sends that prefix to a peer (on the egress and the
+ * client-to-client paths, before the learning table); mt.route(prefix, nil) removes it. */
+static int mt_route(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    const char *text = luaL_checkstring(L, 1);
+    struct mt_prefix p;
+    struct mt_peer *peer = NULL;
+    const char *name = NULL;
+
+    if (mt_prefix_parse(text, &p) < 0)
+        return luaL_argerror(L, 1, "not an IPv4 or IPv6 prefix (\"10.77.1.0/24\")");
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t n;
+        name = lua_tolstring(L, 2, &n);
+        luaL_argcheck(L, n > 0 && n < sizeof peer->name, 2, "a peer name is 1 to 63 bytes");
+    } else if (!lua_isnoneornil(L, 2)) {
+        if (!mt__lpeer_check(L, 2, &peer))
+            return luaL_argerror(L, 2, "expected a peer, a peer's name or nil (remove)");
+        luaL_argcheck(L, peer != NULL, 2, "the peer has gone");
+    }
+    if (s->host.route == NULL)
+        return luaL_error(L,
+                          "mt.route: routes need the tunnel (none under moontun replay or test)");
+    int rc = s->host.route(s->host.ctx, &p, peer, name);
+    if (rc == -ENOSPC)
+        return luaL_error(L, "mt.route: at most %d routes", MT_SROUTE_MAX);
+    if (rc < 0 && rc != -ENOENT)
+        return luaL_argerror(L, 1, "not a prefix routes can hold");
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
 static int mt_peers(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
@@ -643,10 +676,9 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
 }
 
 static const luaL_Reg module_funcs[] = {
-    {"now", mt_now},       {"every", mt_every}, {"after", mt_after},
-    {"inject", mt_inject}, {"send", mt_send},   {"peers", mt_peers},
-    {"prefix", mt_prefix}, {"stats", mt_stats}, {"packet", mt__lbuild_packet},
-    {NULL, NULL},
+    {"now", mt_now},     {"every", mt_every},           {"after", mt_after}, {"inject", mt_inject},
+    {"send", mt_send},   {"peers", mt_peers},           {"route", mt_route}, {"prefix", mt_prefix},
+    {"stats", mt_stats}, {"packet", mt__lbuild_packet}, {NULL, NULL},
 };
 
 static const luaL_Reg module_log_funcs[] = {

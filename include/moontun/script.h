@@ -42,6 +42,11 @@ struct mt_host {
      * now, and timers are armed and stopped through timer_start/timer_stop instead of on loop,
      * so they fire in that clock's time. */
     double (*now)(void *ctx);
+    /* mt.route: sends prefix p to peer (by id) or to the peer named name; both NULL removes
+     * the route. Returns 0, -ENOENT (nothing to remove), -ENOSPC or -EINVAL. Optional: NULL
+     * where there is no routing (moontun replay and test). */
+    int (*route)(void *ctx, const struct mt_prefix *p, const struct mt_peer *peer,
+                 const char *name);
     void (*timer_start)(void *ctx, struct ev_timer *w);
     void (*timer_stop)(void *ctx, struct ev_timer *w);
 };
