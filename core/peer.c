@@ -196,8 +196,8 @@ void mt__peer_free(struct mt_tpeer *p, const char *reason)
     sid_unlink(p);
     t->npeers--;
     t->stats.peers_down++;
-    mt_info("peer %s down: %s (rx %llu packets, tx %llu packets, %llu dropped)", p->pub.addr,
-            reason, (unsigned long long)p->pub.stats.rx_packets,
+    mt_info("peer %s down: %s (rx %llu packets, tx %llu packets, %llu dropped)",
+            mt_peer_label(&p->pub), reason, (unsigned long long)p->pub.stats.rx_packets,
             (unsigned long long)p->pub.stats.tx_packets, (unsigned long long)p->pub.stats.drops);
     p->pub.up = false;
     mt_route_forget(&t->routes, p);
@@ -278,4 +278,15 @@ void mt__peer_set_addr(struct mt_tpeer *p, const struct sockaddr *sa, socklen_t 
     if (!renamed)
         snprintf(p->pub.name, sizeof(p->pub.name), "%s", p->pub.addr);
     addr_link(p);
+}
+
+const char *mt_peer_label(const struct mt_peer *p)
+{
+    static char buf[2][sizeof p->name + MT_PEER_ADDRSTRLEN + 4];
+    static int k;
+    if (p->name[0] == '\0' || strcmp(p->name, p->addr) == 0)
+        return p->addr;
+    k ^= 1; /* two in one log line stay apart */
+    snprintf(buf[k], sizeof buf[k], "%s (%s)", p->name, p->addr);
+    return buf[k];
 }

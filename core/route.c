@@ -228,3 +228,82 @@ void mt_route_forget(struct mt_route_table *t, void *owner)
         }
     }
 }
+
+/* --- script routes (mt.route) -------------------------------------------------------------- */
+
+static bool sroute_match(const struct mt_sroute *r, const uint8_t *b, uint8_t kind)
+{
+    if (r->kind != kind)
+        return false;
+    size_t full = r->len / 8;
+    if (memcmp(r->b, b, full) != 0)
+        return false;
+    if (r->len % 8 == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xFF << (8 - r->len % 8));
+    return (b[full] & mask) == r->b[full];
+}
+
+/* Clears the host bits into out; false for a length the kind cannot have. */
+static bool sroute_prefix(uint8_t kind, const uint8_t *b, uint8_t len, uint8_t out[16])
+{
+    size_t n = kind == MT_ADDR_IP4 ? 4 : kind == MT_ADDR_IP6 ? 16 : 0;
+    if (n == 0 || len > n * 8)
+        return false;
+    memset(out, 0, 16);
+    memcpy(out, b, len / 8);
+    if (len % 8)
+        out[len / 8] = (uint8_t)(b[len / 8] & (0xFF << (8 - len % 8)));
+    return true;
+}
+
+static int sroute_find(const struct mt_sroutes *t, uint8_t kind, const uint8_t *b, uint8_t len)
+{
+    for (int i = 0; i < t->n; i++)
+        if (t->r[i].kind == kind && t->r[i].len == len && memcmp(t->r[i].b, b, 16) == 0)
+            return i;
+    return -1;
+}
+
+int mt_sroute_set(struct mt_sroutes *t, uint8_t kind, const uint8_t *b, uint8_t len,
+                  uint32_t peer_id, const char *name)
+{
+    uint8_t pfx[16];
+    if (!sroute_prefix(kind, b, len, pfx))
+        return -EINVAL;
+    int i = sroute_find(t, kind, pfx, len);
+    if (i < 0) {
+        if (t->n == MT_SROUTE_MAX)
+            return -ENOSPC;
+        /* Keep longest first: the first match of a lookup is the most specific. */
+        for (i = t->n; i > 0 && t->r[i - 1].len < len; i--)
+            t->r[i] = t->r[i - 1];
+        t->n++;
+    }
+    struct mt_sroute *r = &t->r[i];
+    r->kind = kind;
+    r->len = len;
+    memcpy(r->b, pfx, sizeof r->b);
+    r->peer_id = peer_id;
+    snprintf(r->name, sizeof r->name, "%s", name != NULL ? name : "");
+    return 0;
+}
+
+int mt_sroute_del(struct mt_sroutes *t, uint8_t kind, const uint8_t *b, uint8_t len)
+{
+    uint8_t pfx[16];
+    int i = sroute_prefix(kind, b, len, pfx) ? sroute_find(t, kind, pfx, len) : -1;
+    if (i < 0)
+        return -ENOENT;
+    memmove(&t->r[i], &t->r[i + 1], (size_t)(t->n - i - 1) * sizeof t->r[0]);
+    t->n--;
+    return 0;
+}
+
+const struct mt_sroute *mt_sroute_lookup(const struct mt_sroutes *t, const struct mt_addr *a)
+{
+    for (int i = 0; i < t->n; i++)
+        if (sroute_match(&t->r[i], a->b, a->kind))
+            return &t->r[i];
+    return NULL;
+}

@@ -193,7 +193,7 @@ static void log_oversize(struct tcp_peer *p, const struct mt_wire_item *it)
     p->oversize_logged = now;
     mt_warn("peer %s: oversized frame length %zu, longer than this end takes (%zu, from --mtu "
             "%d; is the other end's larger?): skipped, %llu so far",
-            p->base.pub.addr, it->claimed, it->limit, t->cfg->mtu,
+            mt_peer_label(&p->base.pub), it->claimed, it->limit, t->cfg->mtu,
             (unsigned long long)p->wire.oversized);
 }
 
@@ -237,7 +237,7 @@ static bool take_item(struct tcp_peer *p, const struct mt_wire_item *it)
         snprintf(reason, sizeof(reason), "bad frame length %zu (allowed %d-%zu)", it->claimed,
                  it->extended ? MT_XFRAME_VNET + 1 : 1, it->limit);
         t->stats.bad_frames++;
-        mt_warn("peer %s: %s, closing", p->base.pub.addr, reason);
+        mt_warn("peer %s: %s, closing", mt_peer_label(&p->base.pub), reason);
         close_peer(p, reason);
         return false;
     }
@@ -334,7 +334,7 @@ static int tcp_send(struct mt_tpeer *base, const struct mt_vnet_hdr *vnet, const
      * is no packet any kernel accepts, so nothing is lost by not sending it. */
     if (mt_hs_parse(data, len) != MT_HS_NONE) {
         mt_debug("peer %s: a packet that looks like an offload handshake, not sent",
-                 base->pub.addr);
+                 mt_peer_label(&base->pub));
         return -EPROTO;
     }
     return queue_frame(p, false, NULL, data, len);
@@ -351,7 +351,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         struct tcp_peer *p = tcp_peer(base);
         if ((p->rxlen > 0 || p->wire.skip > 0) && now - p->last_read > FRAME_STALL_TIMEOUT) {
             t->stats.bad_frames++;
-            mt_warn("peer %s: half a frame for %.0f s, closing", base->pub.addr,
+            mt_warn("peer %s: half a frame for %.0f s, closing", mt_peer_label(&base->pub),
                     now - p->last_read);
             close_peer(p, "stalled mid-frame");
         }

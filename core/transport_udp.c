@@ -388,7 +388,7 @@ static void handle_control(struct mt_tunnel *t, const struct sockaddr *from, soc
     if (p->sid != sid) {
         if (p->sid) {
             /* The client restarted and got the same address: its old routes are history. */
-            mt_info("peer %s: new session (the client restarted)", p->pub.addr);
+            mt_info("peer %s: new session (the client restarted)", mt_peer_label(&p->pub));
             before_peer_change(t);
             mt_route_forget(&t->routes, p);
         }
@@ -456,7 +456,7 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
         return; /* keepalive */
     if (len > t->frame_max) {
         /* A liar (or a misconfigured peer with a larger MTU): drop it, keep the peer. */
-        oversize(t, p->pub.addr, len);
+        oversize(t, mt_peer_label(&p->pub), len);
         return;
     }
     deliver(t, p, data, len);
@@ -526,7 +526,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
                 continue;
             }
             /* A client keeps its one server and keeps knocking; say so once per timeout. */
-            mt_warn("server %s silent for %.0f s", p->pub.addr, silent);
+            mt_warn("server %s silent for %.0f s", mt_peer_label(&p->pub), silent);
             p->last_rx = now;
         }
         if (t->cfg->role == MT_ROLE_CLIENT) {

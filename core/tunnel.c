@@ -14,6 +14,7 @@
 #include "moontun/device.h"
 #include "moontun/log.h"
 #include "moontun/proto.h"
+#include "moontun/trace.h"
 #include "moontun/vnet.h"
 
 #define TUNNEL_OF(w, field) mt_container_of(w, struct mt_tunnel, field)
@@ -109,7 +110,8 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
         if (log_ok(t, &t->oversize_logged))
             mt_warn("peer %s: %zu-byte packet exceeds its %zu-byte frames and cannot be cut, "
                     "dropped (%llu so far)",
-                    p->pub.addr, len, t->frame_max, (unsigned long long)t->stats.too_big);
+                    mt_peer_label(&p->pub), len, t->frame_max,
+                    (unsigned long long)t->stats.too_big);
         return -EMSGSIZE;
     }
     int rc = t->ops->send(p, p->offload ? vnet : NULL, data, len);
@@ -132,7 +134,7 @@ static void encode_and_send(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_p
 {
     if (t->hooks & MT_HOOK_ENCODE) {
         if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
-            t->stats.script_drops++;
+            t->stats.script_drops += !mt_scripts_failed(t->scripts); /* a failure is an error */
             return;
         }
     }
@@ -225,6 +227,20 @@ static void to_all_peers(struct mt_tunnel *t, const struct mt_packet *pkt,
 }
 
 /* Default routing of an egress packet the scripts passed. */
+/* The peer a script route (mt.route) sends dst to, when one matches and that peer is up;
+ * else the learning table decides. A route by name scans the peers: only packets to a
+ * script-routed prefix pay for it. */
+static struct mt_tpeer *script_route(struct mt_tunnel *t, const struct mt_addr *dst)
+{
+    const struct mt_sroute *r = mt_sroute_lookup(&t->sroutes, dst);
+    if (!r)
+        return NULL;
+    for (struct mt_tpeer *p = t->peers; p; p = p->next)
+        if (r->peer_id ? p->pub.id == r->peer_id : strcmp(p->pub.name, r->name) == 0)
+            return p;
+    return NULL;
+}
+
 static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
 {
     struct mt_tpeer *p = NULL;
@@ -239,7 +255,9 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
                 to_all_peers(t, pkt, NULL);
                 return;
             }
-            p = mt_route_lookup(&t->routes, &dst);
+            p = t->sroutes.n > 0 ? script_route(t, &dst) : NULL;
+            if (!p)
+                p = mt_route_lookup(&t->routes, &dst);
         }
         /* Point-to-point, as simpletun: with one peer there is nowhere else to go. */
         if (!p && t->npeers == 1)
@@ -258,7 +276,7 @@ static void route_verdict(struct mt_tunnel *t, enum mt_verdict v, struct mt_peer
                           struct mt_packet *pkt)
 {
     if (v == MT_VERDICT_DROP) {
-        t->stats.script_drops++;
+        t->stats.script_drops += !mt_scripts_failed(t->scripts); /* a failure is an error */
     } else if (v == MT_VERDICT_ROUTE) {
         to_peer(t, (struct mt_tpeer *)route, pkt);
     }
@@ -268,12 +286,16 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
 {
     t->stats.dev_rx_packets++;
     t->stats.dev_rx_bytes += pkt->len;
-    if (mt_log_level >= MT_LOG_DEBUG)
-        log_packet("egress", pkt);
+    bool trace = mt_log_level >= MT_LOG_DEBUG; /* -d: the one branch a packet pays */
+    if (trace)
+        mt_trace_begin(pkt, t->stats.script_errors);
     enum mt_verdict v = MT_VERDICT_PASS;
     struct mt_peer *route = NULL;
     if (t->hooks & MT_HOOK_EGRESS)
         v = mt_scripts_egress(t->scripts, pkt, &route);
+    if (trace)
+        mt_trace_end("egress", pkt, v, route, t->hooks & MT_HOOK_EGRESS ? t->scripts : NULL,
+                     t->stats.script_errors);
     switch (v) {
     case MT_VERDICT_PASS:
         route_egress(t, pkt);
@@ -297,7 +319,8 @@ static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_pack
         return;
     if (mt_route_learn(&t->routes, &src, p, ev_now(t->loop)) == 1 && mt_log_level >= MT_LOG_DEBUG) {
         char buf[64];
-        mt_debug("learned %s via peer %s", mt_addr_str(&src, buf, sizeof(buf)), p->pub.addr);
+        mt_debug("learned %s via peer %s", mt_addr_str(&src, buf, sizeof(buf)),
+                 mt_peer_label(&p->pub));
     }
 }
 
@@ -311,7 +334,9 @@ static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_
             if (mt_addr_is_multicast(&dst)) {
                 to_all_peers(t, pkt, from);
             } else {
-                struct mt_tpeer *owner = mt_route_lookup(&t->routes, &dst);
+                struct mt_tpeer *owner = t->sroutes.n > 0 ? script_route(t, &dst) : NULL;
+                if (!owner)
+                    owner = mt_route_lookup(&t->routes, &dst);
                 if (owner && owner != from) {
                     to_peer(t, owner, pkt);
                     return;
@@ -358,7 +383,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
 
     if (t->hooks & MT_HOOK_DECODE) {
         if (mt_scripts_decode(t->scripts, &pkt, &p->pub) == MT_VERDICT_DROP) {
-            t->stats.script_drops++;
+            t->stats.script_drops += !mt_scripts_failed(t->scripts);
             return;
         }
     }
@@ -371,7 +396,7 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
         if (log_ok(t, &t->offload_logged))
             mt_warn("peer %s: offload header does not describe its packet, dropped (%llu so "
                     "far)",
-                    p->pub.addr, (unsigned long long)t->stats.bad_offloads);
+                    mt_peer_label(&p->pub), (unsigned long long)t->stats.bad_offloads);
         return;
     }
     /* A transport whose peers own fixed prefixes refuses the rest before anything trusts
@@ -381,12 +406,16 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
         return;
     }
     learn_source(t, p, &pkt);
-    if (mt_log_level >= MT_LOG_DEBUG)
-        log_packet("ingress", &pkt);
+    bool trace = mt_log_level >= MT_LOG_DEBUG;
+    if (trace)
+        mt_trace_begin(&pkt, t->stats.script_errors);
     enum mt_verdict v = MT_VERDICT_PASS;
     struct mt_peer *route = NULL;
     if (t->hooks & MT_HOOK_INGRESS)
         v = mt_scripts_ingress(t->scripts, &pkt, &route);
+    if (trace)
+        mt_trace_end("ingress", &pkt, v, route, t->hooks & MT_HOOK_INGRESS ? t->scripts : NULL,
+                     t->stats.script_errors);
     switch (v) {
     case MT_VERDICT_PASS:
         route_ingress(t, p, &pkt);
@@ -526,6 +555,15 @@ static int host_inject(void *ctx, const uint8_t *data, size_t len)
     return to_device(t, data, len, NULL);
 }
 
+static int host_route(void *ctx, const struct mt_prefix *p, const struct mt_peer *peer,
+                      const char *name)
+{
+    struct mt_tunnel *t = ctx;
+    if (peer == NULL && name == NULL)
+        return mt_sroute_del(&t->sroutes, p->addr.kind, p->addr.b, p->len);
+    return mt_sroute_set(&t->sroutes, p->addr.kind, p->addr.b, p->len, peer ? peer->id : 0, name);
+}
+
 static int host_send(void *ctx, struct mt_peer *peer, const uint8_t *data, size_t len)
 {
     struct mt_tunnel *t = ctx;
@@ -582,6 +620,7 @@ int mt_tunnel_init(struct mt_tunnel *t, struct ev_loop *loop, const struct mt_co
     t->host.inject = host_inject;
     t->host.send = host_send;
     t->host.peers = host_peers;
+    t->host.route = host_route;
     /* Scripts load before any device exists: a broken one costs nothing but its error.
      * With --user they must not run as root: only compile them now, run them after the
      * privileges are dropped (mt_tunnel_load_scripts). */

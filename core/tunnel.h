@@ -63,6 +63,7 @@ struct mt_tunnel {
     size_t peer_hmask;
     uint32_t next_peer_id;
     struct mt_route_table routes;
+    struct mt_sroutes sroutes; /* mt.route: asked before routes on both forwarding paths */
 
     struct mt_stats stats;
     struct mt_scripts *scripts;

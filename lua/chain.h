@@ -23,7 +23,8 @@ enum mt_hook_slot {
     MT_SLOT_DECODE = 3,
     MT_SLOT_START = 4,
     MT_SLOT_STOP = 5,
-    MT_NSLOTS = 6,
+    MT_SLOT_RELOAD = 6, /* reload(state): the old script's mt.state after its stop() ran */
+    MT_NSLOTS = 7,
 };
 
 /* How a call into Lua ended (mt__scripts_call). */
@@ -143,6 +144,10 @@ struct mt_scripts {
     uint64_t timer_calls;
 
     int decided, decided_slot; /* whose handler ended the last chain (-1: none), for replay */
+    int decided_idx;           /* and its place in the slot's handlers (refs[slot][idx]) */
+    bool chain_failed;         /* the last chain's verdict came from a failure (--on-error) */
+    int8_t on_error[MT_MAX_SCRIPTS]; /* -S "... on_error=pass|drop": -1 = --on-error's */
+    double dead_logged;              /* when a route to a gone peer was last logged */
 
     /* Per-script counters for moontun show and metrics (lua/scriptstats.c reads them);
      * carried over a reload. */

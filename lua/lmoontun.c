@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "moontun/config.h"
 #include "moontun/log.h"
 #include "moontun/packet.h"
+#include "moontun/route.h"
 
 #include "binding.h"
 #include "chain.h"
@@ -165,6 +167,25 @@ static int push_wg_allowed(lua_State *L, const struct mt_peer *p)
     return 1;
 }
 
+/* peer.host and peer.port, from addr ("192.0.2.7:40000", "[2001:db8::1]:40000"). */
+static void peer_push_host_port(lua_State *L, const char *addr, bool port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL) {
+        lua_pushnil(L);
+        return;
+    }
+    if (port) {
+        lua_pushinteger(L, (lua_Integer)strtol(colon + 1, NULL, 10));
+        return;
+    }
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+        lua_pushlstring(L, addr + 1, n - 2);
+    else
+        lua_pushlstring(L, addr, n);
+}
+
 static int peer_index(lua_State *L)
 {
     struct mt_lpeer *u = check_peer(L, 1);
@@ -175,6 +196,8 @@ static int peer_index(lua_State *L)
         lua_pushstring(L, p->addr);
     else if (strcmp(k, "name") == 0)
         lua_pushstring(L, p->name);
+    else if (strcmp(k, "host") == 0 || strcmp(k, "port") == 0)
+        peer_push_host_port(L, p->addr, k[0] == 'p');
     else if (strcmp(k, "id") == 0)
         lua_pushinteger(L, (lua_Integer)p->id);
     else if (strcmp(k, "key") == 0 && p->key[0]) /* WireGuard peers */
@@ -262,8 +285,27 @@ struct mt_ltimer {
     struct mt_scripts *s;
     int self_ref; /* keeps the userdata alive while armed; LUA_NOREF when not */
     int script;   /* who made it: its name prefixes the timer's errors */
+    int fails;    /* failed runs in a row: a repeating timer is stopped at MT_TIMER_FAILS */
     double after, repeat;
 };
+
+/* A repeating timer that fails this many times in a row is broken, not unlucky: stopping it
+ * beats logging its error every period forever. */
+#define MT_TIMER_FAILS 10
+
+/* Stops a repeating timer after MT_TIMER_FAILS failures in a row, with one line saying so.
+ * The timer's userdata is on the caller's stack: unref'ing it here is safe. */
+static void timer_failed(struct mt_ltimer *t, lua_State *L)
+{
+    if (++t->fails < MT_TIMER_FAILS || t->repeat == 0. || t->self_ref == LUA_NOREF)
+        return;
+    timer_stop_on(t->s, &t->w);
+    luaL_unref(L, LUA_REGISTRYINDEX, t->self_ref);
+    t->self_ref = LUA_NOREF;
+    mt_error("%s: a timer (every %g s) failed %d times in a row: stopped",
+             t->script >= 0 && t->script < t->s->nscripts ? t->s->names[t->script] : "lua",
+             t->repeat, MT_TIMER_FAILS);
+}
 
 /* Timers that fire in one loop turn share one time bound (--lua-time) between them: 3,000
  * timers that each spend their own would hold the loop for minutes. What the turn has no time
@@ -308,7 +350,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     lua_getiuservalue(L, -1, 1);
     lua_pushvalue(L, -2);
     s->timer_calls++;
-    mt__scripts_call(s, L, 1, 0, "timer", t->script);
+    if (mt__scripts_call(s, L, 1, 0, "timer", t->script) != MT_CALL_OK)
+        timer_failed(t, L);
+    else
+        t->fails = 0;
     s->turn_used += s->last_elapsed;
     lua_settop(L, top);
 }
@@ -526,6 +571,39 @@ static int mt_send(lua_State *L)
     return push_result(L, mt__scripts_send(s, L, u->peer, (const uint8_t *)data, len));
 }
 
+/* mt.route("10.77.1.0/24", peer_or_name) sends that prefix to a peer (on the egress and the
+ * client-to-client paths, before the learning table); mt.route(prefix, nil) removes it. */
+static int mt_route(lua_State *L)
+{
+    struct mt_scripts *s = mt__scripts_of(L);
+    const char *text = luaL_checkstring(L, 1);
+    struct mt_prefix p;
+    struct mt_peer *peer = NULL;
+    const char *name = NULL;
+
+    if (mt_prefix_parse(text, &p) < 0)
+        return luaL_argerror(L, 1, "not an IPv4 or IPv6 prefix (\"10.77.1.0/24\")");
+    if (lua_type(L, 2) == LUA_TSTRING) {
+        size_t n;
+        name = lua_tolstring(L, 2, &n);
+        luaL_argcheck(L, n > 0 && n < sizeof peer->name, 2, "a peer name is 1 to 63 bytes");
+    } else if (!lua_isnoneornil(L, 2)) {
+        if (!mt__lpeer_check(L, 2, &peer))
+            return luaL_argerror(L, 2, "expected a peer, a peer's name or nil (remove)");
+        luaL_argcheck(L, peer != NULL, 2, "the peer has gone");
+    }
+    if (s->host.route == NULL)
+        return luaL_error(L,
+                          "mt.route: routes need the tunnel (none under moontun replay or test)");
+    int rc = s->host.route(s->host.ctx, &p, peer, name);
+    if (rc == -ENOSPC)
+        return luaL_error(L, "mt.route: at most %d routes", MT_SROUTE_MAX);
+    if (rc < 0 && rc != -ENOENT)
+        return luaL_argerror(L, 1, "not a prefix routes can hold");
+    lua_pushboolean(L, rc == 0);
+    return 1;
+}
+
 static int mt_peers(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
@@ -624,10 +702,9 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
 }
 
 static const luaL_Reg module_funcs[] = {
-    {"now", mt_now},       {"every", mt_every}, {"after", mt_after},
-    {"inject", mt_inject}, {"send", mt_send},   {"peers", mt_peers},
-    {"prefix", mt_prefix}, {"stats", mt_stats}, {"packet", mt__lbuild_packet},
-    {NULL, NULL},
+    {"now", mt_now},     {"every", mt_every},           {"after", mt_after}, {"inject", mt_inject},
+    {"send", mt_send},   {"peers", mt_peers},           {"route", mt_route}, {"prefix", mt_prefix},
+    {"stats", mt_stats}, {"packet", mt__lbuild_packet}, {NULL, NULL},
 };
 
 static const luaL_Reg module_log_funcs[] = {

@@ -63,11 +63,34 @@ enum vfield {
     F_FLAGS,
     F_WINDOW,
     F_CODE,
+    F_DSCP, /* from here on: read by view_get_more, not view_get */
+    F_ECN,
+    F_OFF,
     F_COUNT
 };
 static const char *const vfield_names[F_COUNT] = {
-    NULL,  "src",   "dst",   "type",  "version", "hlen", "tos",   "len",    "id",
-    "ttl", "proto", "sport", "dport", "seq",     "ack",  "flags", "window", "code"};
+    NULL,    "src",   "dst", "type", "version", "hlen",   "tos",  "len",  "id",  "ttl", "proto",
+    "sport", "dport", "seq", "ack",  "flags",   "window", "code", "dscp", "ecn", "off"};
+
+/* Which fields each view has: reading another is an error naming the view's fields (a script
+ * reading pkt.ip.dport has a bug that nil would hide). */
+#define FB(f) (1u << (f))
+static const uint32_t view_fields[V_COUNT] = {
+    [V_ETH] = FB(F_SRC) | FB(F_DST) | FB(F_TYPE) | FB(F_OFF),
+    [V_IP] = FB(F_VERSION) | FB(F_HLEN) | FB(F_TOS) | FB(F_DSCP) | FB(F_ECN) | FB(F_LEN) |
+             FB(F_ID) | FB(F_TTL) | FB(F_PROTO) | FB(F_SRC) | FB(F_DST) | FB(F_OFF),
+    [V_TCP] = FB(F_SPORT) | FB(F_DPORT) | FB(F_SEQ) | FB(F_ACK) | FB(F_FLAGS) | FB(F_WINDOW) |
+              FB(F_HLEN) | FB(F_OFF),
+    [V_UDP] = FB(F_SPORT) | FB(F_DPORT) | FB(F_LEN) | FB(F_OFF),
+    [V_ICMP] = FB(F_TYPE) | FB(F_CODE) | FB(F_ID) | FB(F_SEQ) | FB(F_OFF),
+};
+static const char *const view_field_list[V_COUNT] = {
+    "src dst type off",
+    "version hlen tos dscp ecn len id ttl proto src dst off",
+    "sport dport seq ack flags window hlen off",
+    "sport dport len off",
+    "type code id seq off",
+};
 
 /* --- parsing ------------------------------------------------------------------------------ */
 
@@ -456,6 +479,36 @@ static int pkt_checksum(lua_State *L)
 
 /* --- packet metamethods ------------------------------------------------------------------- */
 
+/* pkt.l3, pkt.l4, pkt.payload: 0-based offsets of the IP header, the transport header and
+ * what follows it (TCP: after its data offset; UDP and ICMP: after 8 bytes), nil when the
+ * packet has no such part (as the views: nil for a liar). Names the table does not know
+ * come here, off the fast path. Key at 2. */
+static int pkt_offset(lua_State *L, struct lpacket *lp)
+{
+    const char *k = lua_tostring(L, 2);
+    ensure_parsed(lp);
+    int32_t l4 = lp->off[V_TCP] >= 0   ? lp->off[V_TCP]
+                 : lp->off[V_UDP] >= 0 ? lp->off[V_UDP]
+                                       : lp->off[V_ICMP];
+    int32_t at = -1;
+    if (strcmp(k, "l3") == 0) {
+        at = lp->off[V_IP];
+    } else if (strcmp(k, "l4") == 0) {
+        at = l4;
+    } else if (strcmp(k, "payload") == 0 && l4 >= 0) {
+        const uint8_t *t = lp->pkt->data + l4;
+        size_t hl = lp->off[V_TCP] >= 0 ? (size_t)(t[12] >> 4) * 4 : 8;
+        /* parse() checked TCP's data offset; an ICMP header may be shorter than 8 bytes */
+        if (hl <= lp->pkt->len - (size_t)l4)
+            at = l4 + (int32_t)hl;
+    }
+    if (at < 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, at);
+    return 1;
+}
+
 /* upvalues: 1 the metatable, 2 the name table (methods, and field codes) */
 static int pkt_index(lua_State *L)
 {
@@ -465,8 +518,9 @@ static int pkt_index(lua_State *L)
         lua_pushnil(L);
         return 1;
     }
+    lua_pushvalue(L, 2); /* the key stays at 2 for pkt_offset */
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
-        return 1; /* a method, or nil */
+        return lua_isnil(L, -1) ? pkt_offset(L, lp) : 1; /* a method, an offset, or nil */
     int code = (int)lua_tointeger(L, -1);
     switch (code) {
     case P_DIR:
@@ -760,16 +814,50 @@ static void view_get(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
 }
 
 /* upvalues: 1 the view metatable, 2 the field-name table */
+static int view_no_field(lua_State *L, enum view k)
+{
+    return luaL_error(L, "pkt.%s has no field '%s' (its fields: %s)", view_names[k],
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2),
+                      view_field_list[k]);
+}
+
+/* The fields added beside view_get's: ip.dscp and ip.ecn (the two parts of tos), tcp.hlen
+ * (data offset in bytes) and every view's off (where its header starts, 0-based). */
+static void view_get_more(lua_State *L, struct lpacket *lp, enum view k, enum vfield f)
+{
+    const uint8_t *p = lp->pkt->data + lp->off[k];
+    unsigned tos = lp->ipver == 4 ? p[1] : (unsigned)((p[0] & 0x0f) << 4 | p[1] >> 4);
+    switch (f) {
+    case F_DSCP:
+        lua_pushinteger(L, tos >> 2);
+        break;
+    case F_ECN:
+        lua_pushinteger(L, tos & 3);
+        break;
+    case F_HLEN: /* tcp: parse() checked the data offset lies inside the packet */
+        lua_pushinteger(L, (p[12] >> 4) * 4);
+        break;
+    default:
+        lua_pushinteger(L, lp->off[k]);
+        break;
+    }
+}
+
 static int view_index(lua_State *L)
 {
     struct lview *v = self_view(L);
     lua_settop(L, 2);
+    lua_pushvalue(L, 2); /* the key stays at 2 for the error */
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
-        return 1; /* unknown names read as nil */
+        return view_no_field(L, v->kind);
     enum vfield f = (enum vfield)lua_tointeger(L, -1);
+    if (!(view_fields[v->kind] & FB(f)))
+        return view_no_field(L, v->kind);
     ensure_parsed(v->lp);
     if (v->lp->off[v->kind] < 0) /* a mutation since took the header away */
         lua_pushnil(L);
+    else if (f >= F_DSCP || (v->kind == V_TCP && f == F_HLEN))
+        view_get_more(L, v->lp, v->kind, f);
     else
         view_get(L, v->lp, v->kind, f);
     return 1;
@@ -1042,6 +1130,18 @@ static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield 
     field_error(L, k, name, lua_isnil(L, -1) ? "no such field" : "read-only field");
 }
 
+/* ip.dscp = 46 or ip.ecn = 1: one part of tos, the other kept; written as tos is. */
+static void set_tos_part(lua_State *L, struct lpacket *lp, enum vfield f, const char *name)
+{
+    const uint8_t *p = lp->pkt->data + lp->off[V_IP];
+    unsigned tos = lp->ipver == 4 ? p[1] : (unsigned)((p[0] & 0x0f) << 4 | p[1] >> 4);
+    uint32_t v = field_int(L, V_IP, name, f == F_DSCP ? 63 : 3);
+    tos = f == F_DSCP ? (v << 2 | (tos & 3)) : ((tos & 0xfc) | v);
+    lua_pushinteger(L, tos);
+    lua_replace(L, 3);
+    view_set(L, lp, V_IP, F_TOS, "tos");
+}
+
 static int view_newindex(lua_State *L)
 {
     struct lview *v = self_view(L);
@@ -1054,6 +1154,10 @@ static int view_newindex(lua_State *L)
     ensure_parsed(v->lp);
     if (v->lp->off[v->kind] < 0)
         return field_error(L, v->kind, name, "the packet no longer has this header");
+    if (v->kind == V_IP && (f == F_DSCP || f == F_ECN)) {
+        set_tos_part(L, v->lp, f, name);
+        return 0;
+    }
     view_set(L, v->lp, v->kind, f, name);
     return 0;
 }

@@ -43,11 +43,11 @@
 #endif
 
 static const char *const slot_names[MT_NSLOTS] = {
-    "egress", "ingress", "encode", "decode", "start", "stop",
+    "egress", "ingress", "encode", "decode", "start", "stop", "reload",
 };
 
 static const unsigned slot_hooks[MT_NSLOTS] = {
-    MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0,
+    MT_HOOK_EGRESS, MT_HOOK_INGRESS, MT_HOOK_ENCODE, MT_HOOK_DECODE, 0, 0, 0,
 };
 
 /* The coarse clock (a tick of 1-10 ms, 4 ms here) costs 6 ns where the precise one costs 28:
@@ -550,6 +550,32 @@ static enum mt_verdict mt__on_error(const struct mt_scripts *s)
     return s->cfg->on_error == MT_ON_ERROR_PASS ? MT_VERDICT_PASS : MT_VERDICT_DROP;
 }
 
+/* The verdict when this script fails: its own on_error=, else --on-error. Marks the chain as
+ * failed, so the core counts the drop once, as the error it is (mt_scripts_failed). */
+static enum mt_verdict mt__on_error_of(struct mt_scripts *s, int script)
+{
+    int own = script >= 0 && script < s->nscripts ? s->on_error[script] : -1;
+    enum mt_verdict v = own < 0                   ? mt__on_error(s)
+                        : own == MT_ON_ERROR_PASS ? MT_VERDICT_PASS
+                                                  : MT_VERDICT_DROP;
+    s->chain_failed = v == MT_VERDICT_DROP;
+    return v;
+}
+
+/* A handler routed its packet to a peer that has gone: dropped, counted, and said (at most
+ * once per 5 s, with the count), since a script cannot see it happen. */
+static void mt__dead_route(struct mt_scripts *s, int slot, int script)
+{
+    s->dead_routes++;
+    double now = mt__mono();
+    if (now - s->dead_logged < 5.0 && s->dead_logged > 0)
+        return;
+    s->dead_logged = now;
+    mt_warn("%s: %s returned a peer that is gone (peer.up is false): packet dropped (%llu so "
+            "far)",
+            mt__cur_name(s, script), slot_names[slot], (unsigned long long)s->dead_routes);
+}
+
 static int mt__lpeer_push_cf(lua_State *L)
 {
     mt__lpeer_push(L, lua_touserdata(L, 1));
@@ -573,6 +599,31 @@ static void mt__push_peer(lua_State *L, struct mt_peer *peer)
     }
 }
 
+/* " \"drop\"", " 1", " true": the value a handler returned, when it is one a message can
+ * show (a string cut at 40 bytes), so the log says what came back, not only its type. */
+static void mt__verdict_value(lua_State *L, char *out, size_t outsz)
+{
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        snprintf(out, outsz, " \"%.*s\"%s", (int)(n > 40 ? 40 : n), p, n > 40 ? "..." : "");
+        break;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, -1))
+            snprintf(out, outsz, " %lld", (long long)lua_tointeger(L, -1));
+        else
+            snprintf(out, outsz, " %g", lua_tonumber(L, -1));
+        break;
+    case LUA_TBOOLEAN:
+        snprintf(out, outsz, " %s", lua_toboolean(L, -1) ? "true" : "false");
+        break;
+    default:
+        break;
+    }
+}
+
 /* Reads the handler's result on top of the stack (and pops it). Returns true to go on to the
  * next script. route is NULL for encode/decode, where only PASS and DROP are allowed. */
 static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, enum mt_verdict *v,
@@ -580,6 +631,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
 {
     int t = lua_type(L, -1);
     const char *bad = NULL;
+    char what[80] = "";
 
     if (t == LUA_TNIL) {
         lua_pop(L, 1);
@@ -605,7 +657,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             lua_pop(L, 1);
             if (route != NULL) {
                 if (peer == NULL) { /* routed to a peer that has gone: nowhere to send it */
-                    s->dead_routes++;
+                    mt__dead_route(s, slot, s->owner[slot][idx]);
                     *v = MT_VERDICT_DROP;
                 } else {
                     *route = peer;
@@ -616,6 +668,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             bad = "peer";
         } else {
             bad = lua_typename(L, t);
+            mt__verdict_value(L, what, sizeof what);
             lua_pop(L, 1);
         }
     }
@@ -626,12 +679,12 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[slot][idx]);
     if (lua_getinfo(L, ">S", &ar))
         snprintf(where, sizeof where, "%s:%d: ", ar.short_src, ar.linedefined);
-    char msg[320];
-    snprintf(msg, sizeof msg, "%shandler returned %s %s (expected %s)", where,
+    char msg[400];
+    snprintf(msg, sizeof msg, "%shandler returned %s %s%s (expected %s)", where,
              strcmp(bad, "REPLY") == 0 || strcmp(bad, "peer") == 0 ? "a" : "a value of type", bad,
-             route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
+             what, route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
     mt__fail(s, MT_CALL_ERROR, slot_names[slot], s->owner[slot][idx], msg, false);
-    *v = mt__on_error(s);
+    *v = mt__on_error_of(s, s->owner[slot][idx]);
     return *v == MT_VERDICT_PASS;
 }
 
@@ -647,6 +700,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     if (route != NULL)
         *route = NULL;
     s->decided = -1;
+    s->chain_failed = false;
     if (n == 0)
         return MT_VERDICT_PASS;
     if (s->depth >= MT_CHAIN_DEPTH) { /* mt.send guards against this; belt and braces */
@@ -684,7 +738,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
                 (float)(t1.tv_sec - t0.tv_sec) + (float)(t1.tv_nsec - t0.tv_nsec) * 1e-9f;
         }
         if (st != MT_CALL_OK) {
-            v = mt__on_error(s);
+            v = mt__on_error_of(s, script);
             if (v == MT_VERDICT_PASS)
                 continue;
             break;
@@ -696,6 +750,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     }
     s->decided = i < n ? s->owner[slot][i] : -1; /* break leaves i on the deciding script */
     s->decided_slot = slot;
+    s->decided_idx = i;
 
     if (slot == MT_SLOT_ENCODE)
         s->in_encode--;
@@ -761,6 +816,21 @@ const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook)
     return s->names[s->decided];
 }
 
+bool mt_scripts_failed(const struct mt_scripts *s)
+{
+    return s != NULL && s->chain_failed;
+}
+
+/* Only the -d trace asks, once per packet that a script decided: a lua_getinfo is fine. */
+int mt_scripts_decider_line(const struct mt_scripts *s)
+{
+    if (s == NULL || s->decided < 0)
+        return 0;
+    lua_Debug ar;
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[s->decided_slot][s->decided_idx]);
+    return lua_getinfo(s->L, ">S", &ar) ? ar.linedefined : 0;
+}
+
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer)
 {
     if (s != NULL && peer != NULL)
@@ -792,7 +862,7 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
     s->sending = false;
     if (v == MT_VERDICT_DROP) {
         if (s->host.stats != NULL) /* the core never sees this packet: count it here */
-            s->host.stats->script_drops++;
+            s->host.stats->script_drops += !s->chain_failed;
         return 0;
     }
     int rc = s->host.send(s->host.ctx, peer, pkt.data, pkt.len);
@@ -1034,6 +1104,52 @@ static int mt__panic(lua_State *L)
  * allocates in O: its stack was grown for MT_COPY_DEPTH levels before (mt__carry), so an
  * error can only be N's, and this runs protected in N. Tables are mapped through seen, so
  * shared subtables and cycles come out the same shape. */
+/* Where the copy is in mt.state ("conns.k1"), to name what cannot cross: one warning per value
+ * on the copy before the new scripts run (a reload handler's second copy stays quiet), at
+ * most MT_CARRY_WARNINGS a reload. One loop thread: a static serves. */
+#define MT_CARRY_WARNINGS 8
+static struct {
+    bool on;
+    int script, warned;
+    size_t len;
+    char path[160];
+} mt__clog;
+
+/* Appends the key at kidx of O to the path; returns the length to put back. Reads the key
+ * without converting it (lua_tostring on a number would allocate in O). */
+static size_t mt__clog_push(lua_State *O, int kidx)
+{
+    size_t old = mt__clog.len, room = sizeof mt__clog.path - old;
+    if (!mt__clog.on || room < 2)
+        return old;
+    int n;
+    switch (lua_type(O, kidx)) {
+    case LUA_TSTRING:
+        n = snprintf(mt__clog.path + old, room, "%s%s", old > 0 ? "." : "", lua_tostring(O, kidx));
+        break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(O, kidx))
+            n = snprintf(mt__clog.path + old, room, "[%lld]", (long long)lua_tointeger(O, kidx));
+        else
+            n = snprintf(mt__clog.path + old, room, "[%g]", lua_tonumber(O, kidx));
+        break;
+    default:
+        n = snprintf(mt__clog.path + old, room, "[%s key]", lua_typename(O, lua_type(O, kidx)));
+    }
+    mt__clog.len = n > 0 && (size_t)n < room ? old + (size_t)n : sizeof mt__clog.path - 1;
+    return old;
+}
+
+static void mt__clog_drop(lua_State *O, int idx, const struct mt_scripts *s, bool deep)
+{
+    if (!mt__clog.on || mt__clog.warned++ >= MT_CARRY_WARNINGS)
+        return;
+    mt_warn("%s: mt.state.%s is not carried over the reload: %s%s", s->names[mt__clog.script],
+            mt__clog.len > 0 ? mt__clog.path : "?",
+            deep ? "nested deeper than " : lua_typename(O, lua_type(O, idx)),
+            deep ? "100 tables" : " (only strings, numbers, booleans and tables of them cross)");
+}
+
 static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
 {
     switch (lua_type(O, oidx)) {
@@ -1060,8 +1176,10 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         if (lua_rawgetp(N, seen, key) != LUA_TNIL)
             return 1;
         lua_pop(N, 1);
-        if (depth >= MT_COPY_DEPTH)
+        if (depth >= MT_COPY_DEPTH) {
+            mt__clog_drop(O, oidx, mt__scripts_of(N), true);
             return 0;
+        }
         luaL_checkstack(N, 6, "mt.state too deep");
         lua_newtable(N);
         lua_pushvalue(N, -1);
@@ -1069,17 +1187,21 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         oidx = lua_absindex(O, oidx);
         lua_pushnil(O); /* each level holds a key and a value in O */
         while (lua_next(O, oidx)) {
+            size_t at = mt__clog_push(O, -2);
             if (mt__copy(O, -2, N, seen, depth + 1)) {
                 if (mt__copy(O, -1, N, seen, depth + 1))
                     lua_rawset(N, -3);
                 else
                     lua_pop(N, 1);
             }
+            mt__clog.len = at;
+            mt__clog.path[at] = '\0';
             lua_pop(O, 1);
         }
         return 1;
     }
     default:
+        mt__clog_drop(O, oidx, mt__scripts_of(N), false);
         return 0;
     }
 }
@@ -1104,8 +1226,13 @@ static int mt__carry_state(lua_State *N)
             lua_pushnil(O);
             while (lua_next(O, -2)) {
                 if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                    mt__clog.on = true;
+                    mt__clog.script = i;
+                    mt__clog.len = 0;
+                    mt__clog.path[0] = '\0';
                     if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
                         lua_setfield(N, 3, "state");
+                    mt__clog.on = false;
                     break;
                 }
                 lua_pop(O, 1);
@@ -1115,6 +1242,59 @@ static int mt__carry_state(lua_State *N)
         lua_settop(N, 2);
     }
     return 0;
+}
+
+/* Protected in the new state: pushes a copy of the old script arg 2's mt.state (nil when it
+ * has none), for its reload(state) handler. Quiet: the first copy named what cannot cross. */
+static int mt__handover_state(lua_State *N)
+{
+    struct mt_scripts *old = lua_touserdata(N, 1);
+    int script = (int)lua_tointeger(N, 2);
+    lua_State *O = old->L;
+    int otop = lua_gettop(O);
+    lua_newtable(N); /* 3: seen */
+    lua_pushnil(N);  /* the result when nothing is found */
+    lua_rawgeti(O, LUA_REGISTRYINDEX, old->mod_refs[script]);
+    if (lua_type(O, -1) == LUA_TTABLE) {
+        lua_pushnil(O);
+        while (lua_next(O, -2)) {
+            if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
+                if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 3, 0))
+                    lua_remove(N, -2);
+                break;
+            }
+            lua_pop(O, 1);
+        }
+    }
+    lua_settop(O, otop);
+    return 1;
+}
+
+/* After the old stop handlers ran: each new reload(state) handler gets what its old script's
+ * mt.state then held (what stop saved included), as a copy. A failure is the handler's own
+ * error, logged and counted; the reload stands. */
+static void mt__handover(struct mt_scripts *s, struct mt_scripts *old)
+{
+    for (int k = 0; k < s->nrefs[MT_SLOT_RELOAD]; k++) {
+        int script = s->owner[MT_SLOT_RELOAD][k];
+        lua_State *L = s->L, *O = old->L;
+        int top = lua_gettop(L), otop = lua_gettop(O);
+        if (script >= old->nscripts || !lua_checkstack(O, 2 * MT_COPY_DEPTH + 8))
+            continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_RELOAD][k]);
+        lua_pushcfunction(L, mt__handover_state);
+        lua_pushlightuserdata(L, old);
+        lua_pushinteger(L, script);
+        int rc = lua_pcall(L, 2, 1, 0);
+        lua_settop(O, otop);
+        if (rc != LUA_OK) {
+            mt_warn("%s: reload: cannot copy mt.state: %s", s->names[script], lua_tostring(L, -1));
+            lua_settop(L, top);
+            continue;
+        }
+        mt__scripts_call(s, L, 1, 0, "reload", script);
+        lua_settop(L, top);
+    }
 }
 
 /* Carries mt.state from old into s. The copy may run out of memory in s at any point and
@@ -1131,7 +1311,9 @@ static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, si
     }
     lua_pushcfunction(s->L, mt__carry_state);
     lua_pushlightuserdata(s->L, old);
+    mt__clog.warned = 0;
     int rc = lua_pcall(s->L, 1, 0, 0);
+    mt__clog.on = false; /* also when the copy ran out of memory half-way */
     lua_settop(O, otop);
     if (rc != LUA_OK) {
         snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
@@ -1156,6 +1338,8 @@ static int mt__prepare(lua_State *L)
         lua_pop(L, 1);
     lua_createtable(L, 0, spec->nargs);
     for (int i = 0; i < spec->nargs; i++) {
+        if (strcmp(spec->keys[i], "on_error") == 0)
+            continue; /* the chain's setting (mt__script_on_error), not the script's */
         lua_pushstring(L, spec->values[i]);
         lua_setfield(L, -2, spec->keys[i]);
     }
@@ -1172,7 +1356,7 @@ static int mt__collect(lua_State *L)
     if (!lua_istable(L, 1))
         return luaL_error(L,
                           "%s: must return a table of handlers (egress, ingress, encode, decode, "
-                          "start, stop), not %s",
+                          "start, stop, reload), not %s",
                           path, lua_isnil(L, 1) ? "nil" : luaL_typename(L, 1));
     for (int slot = 0; slot < MT_NSLOTS; slot++) {
         int t = lua_getfield(L, 1, slot_names[slot]);
@@ -1211,17 +1395,45 @@ static int mt__load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
     return 0;
 }
 
+/* -S "FILE on_error=pass|drop": what this script's failure does to its packet, instead of
+ * --on-error (a logging-only script with pass cannot cut the tunnel when it breaks). */
+static int mt__script_on_error(struct mt_scripts *s, char *err, size_t errsz)
+{
+    for (int i = 0; i < s->nscripts; i++) {
+        const struct mt_script_spec *sp = &s->cfg->scripts[i];
+        s->on_error[i] = -1;
+        for (int k = 0; k < sp->nargs; k++) {
+            if (strcmp(sp->keys[k], "on_error") != 0)
+                continue;
+            if (strcmp(sp->values[k], "pass") == 0) {
+                s->on_error[i] = MT_ON_ERROR_PASS;
+            } else if (strcmp(sp->values[k], "drop") == 0) {
+                s->on_error[i] = MT_ON_ERROR_DROP;
+            } else {
+                snprintf(err, errsz, "%s: setting on_error=%s is not pass or drop", s->names[i],
+                         sp->values[k]);
+                return -EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+static void mt__run_stop(struct mt_scripts *s)
+{
+    for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
+        lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
+        mt__scripts_call(s, s->L, 0, 0, "stop", s->owner[MT_SLOT_STOP][i]);
+    }
+}
+
 static void mt__destroy(struct mt_scripts *s, bool run_stop)
 {
     if (s == NULL)
         return;
     if (s->L != NULL) {
-        if (run_stop) {
-            for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
-                lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
-                mt__scripts_call(s, s->L, 0, 0, "stop", s->owner[MT_SLOT_STOP][i]);
-            }
-        }
+        if (run_stop)
+            mt__run_stop(s);
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
         if (s->log_suppressed > 0)
@@ -1293,6 +1505,9 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     for (int i = 0; i < cfg->nscripts; i++)
         mt__basename(cfg->scripts[i].path, s->names[i], sizeof s->names[i], s->dirs[i],
                      sizeof s->dirs[i]);
+    rc = mt__script_on_error(s, err, errsz);
+    if (rc < 0)
+        goto fail;
 
     s->L = lua_newstate(mt__alloc, s);
     if (s->L == NULL)
@@ -1406,8 +1621,9 @@ void mt_scripts_free(struct mt_scripts *s)
 
 /* The new state is built completely before the old one is touched: mt.state is copied in
  * first (so the new scripts' top level and start handlers see it), then the scripts load and
- * start; only then do the old stop handlers run (their changes to mt.state are not carried)
- * and the old state, with its timers, goes. Only plain data crosses: strings, numbers,
+ * start; only then do the old stop handlers run, then the new reload(state) handlers with a
+ * copy of their old script's mt.state as stop left it (how stop hands state over), and the
+ * old state, with its timers, goes. Only plain data crosses: strings, numbers,
  * booleans, the verdict constants and tables of those (shared subtables and cycles keep
  * their shape); functions, userdata (peers, timers, prefixes) and coroutines are dropped. */
 int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
@@ -1429,7 +1645,9 @@ int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
         return rc;
     }
     memcpy(s->counts, old->counts, sizeof s->counts); /* counters go on across reloads */
-    mt__destroy(old, true);
+    mt__run_stop(old);
+    mt__handover(s, old);
+    mt__destroy(old, false);
     *sp = s;
     if (s->host.stats != NULL)
         s->host.stats->reloads++;

@@ -381,6 +381,8 @@ static int chain_call(lua_State *L, int slot)
         v = mt_scripts_decode(c->s, &pkt, peer);
         break;
     }
+    if (v == MT_VERDICT_DROP) /* as the core counts: a failure's drop is an error only */
+        c->stats.script_drops += !mt_scripts_failed(c->s);
     if (v == MT_VERDICT_ROUTE && route != NULL)
         push_peer(L, c->run, route);
     else

@@ -33,4 +33,8 @@ struct mt_peer {
     struct mt_peer_stats stats; /* ro */
 };
 
+/* How logs name a peer: "name (host:port)" once a script named it, else "host:port". The
+ * text lives in one of two static buffers: use it in the log line at hand. */
+const char *mt_peer_label(const struct mt_peer *p);
+
 #endif

@@ -50,4 +50,30 @@ void mt_route_move(struct mt_route_table *t, void *from, void *to);
  * routes are not the stalest). A walk of the whole table, once per keepalive interval. */
 void mt_route_touch(struct mt_route_table *t, void *owner, double now);
 
+/* Script routes (mt.route): prefixes a script sends to a peer, by the peer's id or by name
+ * (a name is looked up per packet, so a route may name a client before it connects). The
+ * core asks them before the learning table, on the egress and client-to-client paths. A
+ * small fixed array, longest prefix first: scripts set a handful, never per packet. */
+#define MT_SROUTE_MAX 64
+
+struct mt_sroute {
+    uint8_t kind, len; /* the prefix: MT_ADDR_IP4/IP6 and its length */
+    uint8_t b[16];     /* its address, host bits cleared */
+    uint32_t peer_id;  /* the peer, or 0 for by name */
+    char name[64];
+};
+
+struct mt_sroutes {
+    struct mt_sroute r[MT_SROUTE_MAX]; /* sorted: longest prefix first */
+    int n;
+};
+
+/* Sets (or replaces) the route for kind/b/len. Returns 0, -EINVAL (a bad prefix) or -ENOSPC. */
+int mt_sroute_set(struct mt_sroutes *t, uint8_t kind, const uint8_t *b, uint8_t len,
+                  uint32_t peer_id, const char *name);
+/* Removes it. Returns 0 or -ENOENT. */
+int mt_sroute_del(struct mt_sroutes *t, uint8_t kind, const uint8_t *b, uint8_t len);
+/* The longest route containing a, or NULL. */
+const struct mt_sroute *mt_sroute_lookup(const struct mt_sroutes *t, const struct mt_addr *a);
+
 #endif

@@ -42,6 +42,11 @@ struct mt_host {
      * now, and timers are armed and stopped through timer_start/timer_stop instead of on loop,
      * so they fire in that clock's time. */
     double (*now)(void *ctx);
+    /* mt.route: sends prefix p to peer (by id) or to the peer named name; both NULL removes
+     * the route. Returns 0, -ENOENT (nothing to remove), -ENOSPC or -EINVAL. Optional: NULL
+     * where there is no routing (moontun replay and test). */
+    int (*route)(void *ctx, const struct mt_prefix *p, const struct mt_peer *peer,
+                 const char *name);
     void (*timer_start)(void *ctx, struct ev_timer *w);
     void (*timer_stop)(void *ctx, struct ev_timer *w);
 };
@@ -89,6 +94,11 @@ unsigned mt_scripts_hooks(const struct mt_scripts *s);
 /* The script whose handler ended the last chain (a verdict other than PASS, or a failure
  * under --on-error drop) and that hook's name in *hook; NULL when every handler passed. */
 const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
+/* True when the last chain dropped its packet because a script failed (its on_error= or
+ * --on-error drop): the core counts that drop as the script error it is, not as a drop. */
+bool mt_scripts_failed(const struct mt_scripts *s);
+/* The line where the deciding handler is defined (for the -d trace), 0 when none decided. */
+int mt_scripts_decider_line(const struct mt_scripts *s);
 
 /* What one script of the chain did, for moontun show and metrics (lua/scriptstats.c). */
 struct mt_script_info {

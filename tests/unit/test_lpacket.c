@@ -527,11 +527,28 @@ static void test_ipv4_tcp_read(void **state)
     assert_int_equal(run_int(f, "return pkt.tcp.window"), 29200);
     assert_true(run_nil(f, "return pkt.udp"));
     assert_true(run_nil(f, "return pkt.icmp"));
-    /* names a view does not have read as nil */
-    assert_true(run_nil(f, "return pkt.ip.sport"));
-    assert_true(run_nil(f, "return pkt.tcp.src"));
-    assert_true(run_nil(f, "return pkt.tcp.nonsense"));
-    assert_true(run_nil(f, "return pkt.tcp[1]"));
+    /* names a view does not have are an error naming the view and its fields */
+    run_err(f, "return pkt.ip.sport",
+            "pkt.ip has no field 'sport' (its fields: version hlen tos dscp ecn len id ttl proto "
+            "src dst off)");
+    run_err(f, "return pkt.tcp.src", "pkt.tcp has no field 'src' (its fields: sport dport seq");
+    run_err(f, "return pkt.tcp.nonsense", "pkt.tcp has no field 'nonsense'");
+    run_err(f, "return pkt.tcp[1]", "pkt.tcp has no field 'number'");
+    /* offsets: the views', the packet's, tcp.hlen; dscp and ecn beside tos */
+    assert_int_equal(run_int(f, "return pkt.ip.off"), 0);
+    assert_int_equal(run_int(f, "return pkt.l3"), 0);
+    assert_int_equal(run_int(f, "return pkt.l4"), 20);
+    assert_int_equal(run_int(f, "return pkt.tcp.off"), 20);
+    assert_int_equal(run_int(f, "return pkt.tcp.hlen"), 20);
+    assert_int_equal(run_int(f, "return pkt.payload"), 40);
+    run_ok(f, "pkt.ip.tos = 0x01; pkt.ip.dscp = 46");
+    assert_int_equal(run_int(f, "return pkt.ip.tos"), 0xb9);
+    assert_int_equal(run_int(f, "return pkt.ip.dscp"), 46);
+    assert_int_equal(run_int(f, "return pkt.ip.ecn"), 1);
+    run_ok(f, "pkt.ip.ecn = 2");
+    assert_int_equal(run_int(f, "return pkt.ip.tos"), 0xba);
+    run_err(f, "pkt.ip.dscp = 64", "cannot assign ip.dscp: integer 0..63 expected, got 64");
+    assert_true(run_true(f, "return pkt:checksum()"));
     assert_string_equal(run_str(f, "return tostring(pkt.tcp)"), "moontun tcp header");
 }
 
@@ -548,7 +565,9 @@ static void test_ipv4_udp_read(void **state)
     assert_int_equal(run_int(f, "return pkt.udp.len"), 13);
     assert_true(run_nil(f, "return pkt.tcp"));
     assert_true(run_nil(f, "return pkt.icmp"));
-    assert_true(run_nil(f, "return pkt.udp.seq"));
+    run_err(f, "return pkt.udp.seq",
+            "pkt.udp has no field 'seq' (its fields: sport dport len off)");
+    assert_int_equal(run_int(f, "return pkt.payload - pkt.l4"), 8);
 }
 
 static void test_ipv4_icmp_read(void **state)
@@ -651,7 +670,9 @@ static void test_tap_eth_read(void **state)
     assert_string_equal(run_str(f, "return pkt.ip.dst"), "10.0.0.2");
     assert_int_equal(run_int(f, "return pkt.udp.sport"), 5353);
     assert_int_equal(run_int(f, "return #pkt"), 60);
-    assert_true(run_nil(f, "return pkt.eth.ttl"));
+    run_err(f, "return pkt.eth.ttl", "pkt.eth has no field 'ttl' (its fields: src dst type off)");
+    assert_int_equal(run_int(f, "return pkt.ip.off"), 14);
+    assert_int_equal(run_int(f, "return pkt.l3"), 14);
 
     /* an ARP frame: Ethernet, nothing above */
     uint8_t arp[42] = {0};

@@ -427,15 +427,52 @@ static void test_model_mixed_kinds(void **state)
     mt_route_free(&t);
 }
 
+/* Script routes: longest prefix first, replace, remove, by name or id, a bad length refused. */
+static void test_sroutes(void **state)
+{
+    (void)state;
+    static struct mt_sroutes t;
+    struct mt_addr wide = ip4(10, 77, 0, 0), narrow = ip4(10, 77, 1, 99), other = ip4(10, 78, 1, 1);
+    assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, wide.b, 16, 0, "wide"), 0);
+    assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, narrow.b, 24, 7, NULL), 0); /* host bits */
+    assert_int_equal(t.n, 2);
+    const struct mt_sroute *r = mt_sroute_lookup(&t, &narrow);
+    assert_non_null(r);
+    assert_int_equal(r->peer_id, 7);
+    struct mt_addr in_wide = ip4(10, 77, 200, 1);
+    assert_string_equal(mt_sroute_lookup(&t, &in_wide)->name, "wide");
+    assert_null(mt_sroute_lookup(&t, &other));
+    assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, wide.b, 16, 0, "again"), 0); /* replaces */
+    assert_int_equal(t.n, 2);
+    assert_string_equal(mt_sroute_lookup(&t, &in_wide)->name, "again");
+    struct mt_addr net = ip4(10, 77, 1, 0);
+    assert_int_equal(mt_sroute_del(&t, MT_ADDR_IP4, net.b, 24), 0);
+    assert_int_equal(mt_sroute_del(&t, MT_ADDR_IP4, net.b, 24), -ENOENT);
+    assert_string_equal(mt_sroute_lookup(&t, &narrow)->name, "again");
+    assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, net.b, 33, 0, "x"), -EINVAL);
+    for (int i = t.n; i < MT_SROUTE_MAX; i++) {
+        struct mt_addr a = ip4(192, 168, (uint8_t)i, 0);
+        assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, a.b, 24, 1, NULL), 0);
+    }
+    assert_int_equal(mt_sroute_set(&t, MT_ADDR_IP4, other.b, 32, 1, NULL), -ENOSPC);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_addr_from_packet),   cmocka_unit_test(test_multicast),
-        cmocka_unit_test(test_addr_str),           cmocka_unit_test(test_init_sizes),
-        cmocka_unit_test(test_learn_lookup_move),  cmocka_unit_test(test_forget),
-        cmocka_unit_test(test_eviction_when_full), cmocka_unit_test(test_spray_stays_bounded),
-        cmocka_unit_test(test_model_random_ops),   cmocka_unit_test(test_model_mixed_kinds),
-        cmocka_unit_test(test_holds_capacity),     cmocka_unit_test(test_move_and_touch),
+        cmocka_unit_test(test_addr_from_packet),
+        cmocka_unit_test(test_multicast),
+        cmocka_unit_test(test_addr_str),
+        cmocka_unit_test(test_init_sizes),
+        cmocka_unit_test(test_learn_lookup_move),
+        cmocka_unit_test(test_forget),
+        cmocka_unit_test(test_eviction_when_full),
+        cmocka_unit_test(test_spray_stays_bounded),
+        cmocka_unit_test(test_model_random_ops),
+        cmocka_unit_test(test_model_mixed_kinds),
+        cmocka_unit_test(test_holds_capacity),
+        cmocka_unit_test(test_move_and_touch),
+        cmocka_unit_test(test_sroutes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
