@@ -143,9 +143,9 @@ struct mt_scripts {
     uint64_t dead_routes;
     uint64_t timer_calls;
 
-    int decided, decided_slot; /* whose handler ended the last chain (-1: none), for replay */
-    int decided_idx;           /* and its place in the slot's handlers (refs[slot][idx]) */
-    bool chain_failed;         /* the last chain's verdict came from a failure (--on-error) */
+    int decided, decided_slot;       /* whose handler ended the last chain (-1: none), for replay */
+    int decided_idx;                 /* and its place in the slot's handlers (refs[slot][idx]) */
+    bool chain_failed;               /* the last chain's verdict came from a failure (--on-error) */
     int8_t on_error[MT_MAX_SCRIPTS]; /* -S "... on_error=pass|drop": -1 = --on-error's */
     double dead_logged;              /* when a route to a gone peer was last logged */
 

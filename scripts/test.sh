@@ -49,11 +49,11 @@ if [ -z "$only" ] && [ -x "$root/scripts/fuzz.sh" ]; then
 fi
 
 echo "== format (clang-format)"
-unformatted=$(find core lua include tests -name '*.[ch]' -print0 |
+unformatted=$(find core lua include tests tools -name '*.[ch]' -print0 |
     xargs -0 clang-format --dry-run 2>&1 | grep -c 'warning:' || true)
 if [ "$unformatted" != "0" ]; then
     echo "clang-format would change $unformatted places:"
-    find core lua include tests -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run 2>&1 |
+    find core lua include tests tools -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run 2>&1 |
         grep 'warning:' | head -20
     failed+=("clang-format")
 fi

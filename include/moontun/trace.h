@@ -18,7 +18,7 @@ void mt_trace_end(const char *what, const struct mt_packet *pkt, enum mt_verdict
                   const struct mt_peer *route, const struct mt_scripts *s, uint64_t script_errors);
 /* The changes between two versions of a packet, as "tos 0x00->0xb8, dst 10.0.0.9->10.0.0.1"
  * or "rewritten, length 40->44"; "" when the bytes are the same. For the trace and its tests. */
-void mt_trace_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-                   enum mt_link link, char *out, size_t outsz);
+void mt_trace_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, enum mt_link link,
+                   char *out, size_t outsz);
 
 #endif
