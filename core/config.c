@@ -104,7 +104,8 @@ void mt_config_usage(FILE *out)
           "                        (repeatable: IPv4 and IPv6)\n"
           "      --mtu N           device MTU (default 1400)\n"
           "      --on-error pass|drop\n"
-          "                        verdict when a script fails (default drop)\n"
+          "                        verdict when a script fails (default drop; per script:\n"
+          "                        -S \"FILE on_error=pass\")\n"
           "      --lua-budget N    instructions per handler call (default 1000000; 0: none,\n"
           "                        the time bound alone)\n"
           "      --lua-mem MB      Lua memory cap (default 64)\n"
@@ -124,7 +125,7 @@ void mt_config_usage(FILE *out)
           "      --control PATH    control socket (default /run/moontun/IFNAME.sock)\n"
           "      --metrics-listen ADDR:PORT\n"
           "                        serve Prometheus metrics at GET /metrics (default off)\n"
-          "  -d, --debug           log every packet\n"
+          "  -d, --debug           trace every packet: its fate, who decided, what changed\n"
           "  -q, --quiet           log errors only\n"
           "  -h, --help            this text\n"
           "  -V, --version         print the version\n",
