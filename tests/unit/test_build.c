@@ -15,35 +15,17 @@
 #include <lualib.h>
 
 #include "lbuild.h"
-
-static uint32_t naive_sum(uint32_t s, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        s += (i % 2 == 0) ? (uint32_t)p[i] << 8 : p[i];
-    return s;
-}
-
-static uint16_t naive_fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static unsigned get16(const uint8_t *p)
-{
-    return (unsigned)(p[0] << 8 | p[1]);
-}
+#include "testlib.h"
 
 /* The transport checksum over the pseudo-header verifies (0 after folding). */
 static int l4_ok(const uint8_t *ip, size_t iphl, size_t l4len, unsigned proto)
 {
     uint32_t s;
     if (ip[0] >> 4 == 4)
-        s = proto == 1 ? 0 : naive_sum(0, ip + 12, 8) + proto + (uint32_t)l4len;
+        s = proto == 1 ? 0 : mt_test_sum(0, ip + 12, 8) + proto + (uint32_t)l4len;
     else
-        s = naive_sum(0, ip + 8, 32) + proto + (uint32_t)l4len;
-    return naive_fold(naive_sum(s, ip + iphl, l4len)) == 0;
+        s = mt_test_sum(0, ip + 8, 32) + proto + (uint32_t)l4len;
+    return mt_test_fold(mt_test_sum(s, ip + iphl, l4len)) == 0;
 }
 
 static lua_State *L;
@@ -101,16 +83,16 @@ static void test_tcp4(void **state)
           "1460 }, payload = 'hello' }");
     assert_int_equal(outlen, 20 + 24 + 5);
     assert_int_equal(out[0], 0x45);
-    assert_int_equal(get16(out + 2), outlen);
-    assert_int_equal(get16(out + 4), 513);
+    assert_int_equal(mt_test_get16(out + 2), outlen);
+    assert_int_equal(mt_test_get16(out + 4), 513);
     assert_int_equal(out[6], 0x40); /* DF */
     assert_int_equal(out[8], 7);
     assert_int_equal(out[9], 6);
     assert_memory_equal(out + 12, "\x0a\x00\x00\x02\x0a\x00\x00\x01", 8);
-    assert_int_equal(naive_fold(naive_sum(0, out, 20)), 0);
+    assert_int_equal(mt_test_fold(mt_test_sum(0, out, 20)), 0);
     const uint8_t *t = out + 20;
-    assert_int_equal(get16(t), 40000);
-    assert_int_equal(get16(t + 2), 22);
+    assert_int_equal(mt_test_get16(t), 40000);
+    assert_int_equal(mt_test_get16(t + 2), 22);
     assert_memory_equal(t + 4, "\0\0\0\1\1\2\3\4", 8);
     assert_int_equal(t[12], 6 << 4); /* 24 bytes: the MSS option */
     assert_int_equal(t[13], 0x12);   /* SYN|ACK */
@@ -145,12 +127,12 @@ static void test_udp6(void **state)
     assert_int_equal(outlen, 40 + 8 + 3);
     assert_int_equal(out[0], 0x6b); /* version 6, traffic class 0xb8 */
     assert_int_equal(out[1], 0x81);
-    assert_int_equal(get16(out + 2), 0x2345);
-    assert_int_equal(get16(out + 4), 11); /* payload length */
+    assert_int_equal(mt_test_get16(out + 2), 0x2345);
+    assert_int_equal(mt_test_get16(out + 4), 11); /* payload length */
     assert_int_equal(out[6], 17);
-    assert_int_equal(get16(out + 40 + 4), 11); /* UDP length */
+    assert_int_equal(mt_test_get16(out + 40 + 4), 11); /* UDP length */
     assert_true(l4_ok(out, 40, 11, 17));
-    assert_int_not_equal(get16(out + 46), 0);
+    assert_int_not_equal(mt_test_get16(out + 46), 0);
 }
 
 static void test_icmp(void **state)
@@ -159,8 +141,8 @@ static void test_icmp(void **state)
           "payload = 'ping' }");
     assert_int_equal(out[9], 1);
     assert_int_equal(out[20], 8); /* echo request */
-    assert_int_equal(get16(out + 24), 7);
-    assert_int_equal(get16(out + 26), 9);
+    assert_int_equal(mt_test_get16(out + 24), 7);
+    assert_int_equal(mt_test_get16(out + 26), 9);
     assert_true(l4_ok(out, 20, outlen - 20, 1));
     build("{ ip = { src = 'fd00::2', dst = 'fd00::1' }, icmp = { id = 7 } }");
     assert_int_equal(out[6], 58);
@@ -176,13 +158,13 @@ static void test_eth_vlan(void **state)
           "ip = { src = 'fd00::1', dst = 'fd00::2' }, udp = {} }");
     assert_int_equal(outlen, 18 + 40 + 8);
     assert_memory_equal(out, "\xff\xff\xff\xff\xff\xff\x02\x00\x00\x00\x00\xaa", 12);
-    assert_int_equal(get16(out + 12), 0x8100);
-    assert_int_equal(get16(out + 14), 5);
-    assert_int_equal(get16(out + 16), 0x86dd);
+    assert_int_equal(mt_test_get16(out + 12), 0x8100);
+    assert_int_equal(mt_test_get16(out + 14), 5);
+    assert_int_equal(mt_test_get16(out + 16), 0x86dd);
     assert_true(l4_ok(out + 18, 40, 8, 17));
     build("{ eth = { type = 0x0806 }, payload = 28 }");
     assert_int_equal(outlen, 14 + 28);
-    assert_int_equal(get16(out + 12), 0x0806);
+    assert_int_equal(mt_test_get16(out + 12), 0x0806);
 }
 
 static void test_lies(void **state)
@@ -190,20 +172,20 @@ static void test_lies(void **state)
     /* A total length beyond the packet, with a header checksum that still verifies. */
     build("{ ip = { len = 900 }, tcp = {} }");
     assert_int_equal(outlen, 40);
-    assert_int_equal(get16(out + 2), 900);
-    assert_int_equal(naive_fold(naive_sum(0, out, 20)), 0);
+    assert_int_equal(mt_test_get16(out + 2), 900);
+    assert_int_equal(mt_test_fold(mt_test_sum(0, out, 20)), 0);
     /* A data offset past the end; explicit checksums; UDP without a checksum. */
     build("{ ip = { csum = 0x1234 }, tcp = { off = 15, csum = 0xbeef } }");
     assert_int_equal(out[32] >> 4, 15);
-    assert_int_equal(get16(out + 10), 0x1234);
-    assert_int_equal(get16(out + 36), 0xbeef);
+    assert_int_equal(mt_test_get16(out + 10), 0x1234);
+    assert_int_equal(mt_test_get16(out + 36), 0xbeef);
     build("{ ip = {}, udp = { len = 4000, csum = 0 } }");
-    assert_int_equal(get16(out + 24), 4000);
-    assert_int_equal(get16(out + 26), 0);
+    assert_int_equal(mt_test_get16(out + 24), 4000);
+    assert_int_equal(mt_test_get16(out + 26), 0);
     /* A fragment: offset in bytes, MF. */
     build("{ ip = { frag = 1480, mf = true, proto = 17 }, payload = 8 }");
-    assert_int_equal(get16(out + 6), 0x2000 | 185);
-    assert_int_equal(naive_fold(naive_sum(0, out, 20)), 0);
+    assert_int_equal(mt_test_get16(out + 6), 0x2000 | 185);
+    assert_int_equal(mt_test_fold(mt_test_sum(0, out, 20)), 0);
 }
 
 static void test_errors_name_the_field(void **state)

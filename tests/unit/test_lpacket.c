@@ -22,33 +22,9 @@
 #include "moontun/script.h"
 #include "moontun/stats.h"
 #include "moontun/vnet.h"
+#include "testlib.h"
 
-/* --- an independent checksum: byte by byte, no tricks ---------------------------------------- */
-
-static uint32_t naive_sum(uint32_t s, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        s += (i % 2 == 0) ? (uint32_t)p[i] << 8 : p[i];
-    return s;
-}
-
-static uint16_t naive_fold(uint32_t s)
-{
-    while (s >> 16)
-        s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
+/* The independent checksum (byte by byte, no tricks) and byte helpers are testlib.h's. */
 
 static size_t csum_field(uint8_t proto)
 {
@@ -58,30 +34,31 @@ static size_t csum_field(uint8_t proto)
 /* ip: the IP header; l4off: the transport header's offset from it. */
 static size_t ip_total(const uint8_t *ip)
 {
-    return (ip[0] >> 4) == 4 ? get16(ip + 2) : 40u + get16(ip + 4);
+    return (ip[0] >> 4) == 4 ? mt_test_get16(ip + 2) : 40u + mt_test_get16(ip + 4);
 }
 
 static uint32_t pseudo(const uint8_t *ip, size_t l4len, uint8_t proto)
 {
     if ((ip[0] >> 4) == 4)
-        return proto == 1 ? 0 : naive_sum(0, ip + 12, 8) + proto + (uint32_t)l4len;
-    return naive_sum(0, ip + 8, 32) + (uint32_t)(l4len >> 16) + (uint32_t)(l4len & 0xffff) + proto;
+        return proto == 1 ? 0 : mt_test_sum(0, ip + 12, 8) + proto + (uint32_t)l4len;
+    return mt_test_sum(0, ip + 8, 32) + (uint32_t)(l4len >> 16) + (uint32_t)(l4len & 0xffff) +
+           proto;
 }
 
 static void naive_fill(uint8_t *ip, size_t l4off, uint8_t proto)
 {
     if ((ip[0] >> 4) == 4) {
         size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
-        put16(ip + 10, 0);
-        put16(ip + 10, naive_fold(naive_sum(0, ip, ihl)));
+        mt_test_put16(ip + 10, 0);
+        mt_test_put16(ip + 10, mt_test_fold(mt_test_sum(0, ip, ihl)));
     }
     size_t l4len = ip_total(ip) - l4off;
     uint8_t *t = ip + l4off;
-    put16(t + csum_field(proto), 0);
-    uint16_t c = naive_fold(naive_sum(pseudo(ip, l4len, proto), t, l4len));
+    mt_test_put16(t + csum_field(proto), 0);
+    uint16_t c = mt_test_fold(mt_test_sum(pseudo(ip, l4len, proto), t, l4len));
     if (proto == 17 && c == 0)
         c = 0xffff;
-    put16(t + csum_field(proto), c);
+    mt_test_put16(t + csum_field(proto), c);
 }
 
 /* Every checksum the packet has verifies (a sum over data and checksum folds to zero). */
@@ -89,13 +66,13 @@ static void naive_check(const uint8_t *ip, size_t l4off, uint8_t proto)
 {
     if ((ip[0] >> 4) == 4) {
         size_t ihl = (size_t)(ip[0] & 0x0f) * 4;
-        assert_int_equal(naive_fold(naive_sum(0, ip, ihl)), 0);
+        assert_int_equal(mt_test_fold(mt_test_sum(0, ip, ihl)), 0);
     }
     size_t l4len = ip_total(ip) - l4off;
     const uint8_t *t = ip + l4off;
-    if (proto == 17 && get16(t + 6) == 0)
+    if (proto == 17 && mt_test_get16(t + 6) == 0)
         return; /* UDP without a checksum */
-    assert_int_equal(naive_fold(naive_sum(pseudo(ip, l4len, proto), t, l4len)), 0);
+    assert_int_equal(mt_test_fold(mt_test_sum(pseudo(ip, l4len, proto), t, l4len)), 0);
 }
 
 /* --- crafted packets ------------------------------------------------------------------------- */
@@ -119,7 +96,7 @@ static size_t mk_ip4(uint8_t *b, uint8_t proto, const uint8_t *l4, size_t l4len)
                                     0,    0,    10, 0, 0,    1,    10,   0, 0,  2};
     memcpy(b, hdr, 20);
     b[9] = proto;
-    put16(b + 2, (uint16_t)(20 + l4len));
+    mt_test_put16(b + 2, (uint16_t)(20 + l4len));
     memcpy(b + 20, l4, l4len);
     naive_fill(b, 20, proto);
     return 20 + l4len;
@@ -146,7 +123,7 @@ static size_t mk_ip6(uint8_t *b, uint8_t proto, const uint8_t *l4, size_t l4len,
         b[6] = proto;
     }
     memcpy(b + off, l4, l4len);
-    put16(b + 4, (uint16_t)(off - 40 + l4len));
+    mt_test_put16(b + 4, (uint16_t)(off - 40 + l4len));
     naive_fill(b, off, proto);
     return off + l4len;
 }
@@ -737,7 +714,7 @@ static void test_ipv4_tcp_writes(void **state)
     /* the rest of the bytes are untouched: header words we did not name, and the payload */
     assert_int_equal(p[0], 0x45);
     assert_int_equal(p[9], 6);
-    assert_int_equal(get16(p + 2), 44);
+    assert_int_equal(mt_test_get16(p + 2), 44);
     assert_int_equal(p[32], 0x50); /* data offset */
     assert_memory_equal(p + 40, "abcd", 4);
     assert_int_equal(run_int(f, "return #pkt"), 44);
@@ -758,36 +735,36 @@ static void test_ipv4_udp_writes(void **state)
     assert_int_equal(run_int(f, "return pkt.udp.sport"), 40000);
     assert_int_equal(run_int(f, "return pkt.udp.dport"), 5300);
     assert_string_equal(run_str(f, "return pkt.ip.src"), "0.0.0.0");
-    assert_int_not_equal(get16(p + 26), 0);
+    assert_int_not_equal(mt_test_get16(p + 26), 0);
 
     /* UDP over IPv4 without a checksum keeps none */
     n = mk_ip4(b, 17, UDP_SEG, sizeof UDP_SEG);
-    put16(b + 26, 0);
+    mt_test_put16(b + 26, 0);
     p = load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     run_ok(f, "pkt.ip.dst = '10.9.9.9' pkt.udp.dport = 1 pkt.udp.sport = 2 pkt.ip.ttl = 9");
-    assert_int_equal(get16(p + 26), 0);
+    assert_int_equal(mt_test_get16(p + 26), 0);
     assert_int_equal(run_int(f, "return pkt.udp.dport"), 1);
     naive_check(p, 20, 17); /* the IP header checksum still holds */
 
     /* a checksum whose update lands on 0 is sent as 0xffff: find such a port */
     n = mk_ip4(b, 17, UDP_SEG, sizeof UDP_SEG);
     p = load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
-    uint16_t c = get16(p + 26);
+    uint16_t c = mt_test_get16(p + 26);
     /* the checksum covers sport once: raising sport by c's one's complement ... brute force */
     int hit = -1;
     for (int port = 0; port < 65536 && hit < 0; port++) {
         uint8_t t[128];
         memcpy(t, b, n);
-        put16(t + 20, (uint16_t)port);
+        mt_test_put16(t + 20, (uint16_t)port);
         naive_fill(t, 20, 17);
-        if (get16(t + 26) == 0xffff)
+        if (mt_test_get16(t + 26) == 0xffff)
             hit = port;
     }
     assert_true(hit >= 0);
     char code[64];
     snprintf(code, sizeof code, "pkt.udp.sport = %d", hit);
     run_ok(f, code);
-    assert_int_equal(get16(p + 26), 0xffff);
+    assert_int_equal(mt_test_get16(p + 26), 0xffff);
     naive_check(p, 20, 17);
     (void)c;
 }
@@ -816,9 +793,9 @@ static void test_ipv4_icmp_writes(void **state)
     assert_int_equal(run_int(f, "return pkt.icmp.id"), 0xffff);
     assert_int_equal(run_int(f, "return pkt.icmp.seq"), 1234);
     /* an address change does not touch ICMPv4's checksum (no pseudo-header) */
-    uint16_t c = get16(p + 22);
+    uint16_t c = mt_test_get16(p + 22);
     run_ok(f, "pkt.ip.dst = '1.2.3.4'");
-    assert_int_equal(get16(p + 22), c);
+    assert_int_equal(mt_test_get16(p + 22), c);
     naive_check(p, 20, 1);
     /* id/seq of a non-echo message */
     run_ok(f, "pkt.icmp.type = 3");
@@ -875,11 +852,11 @@ static void test_bytes_of_offloaded_packet(void **state)
     f->pkt.vnet.csum_start = 20;
     f->pkt.vnet.csum_offset = 16;
     uint16_t partial =
-        (uint16_t)~naive_fold(pseudo(p, sizeof TCP_SEG, 6)); /* as a kernel leaves it */
-    put16(p + 36, partial);
+        (uint16_t)~mt_test_fold(pseudo(p, sizeof TCP_SEG, 6)); /* as a kernel leaves it */
+    mt_test_put16(p + 36, partial);
     assert_int_equal(run_int(f, "return #pkt:bytes(12, 8)"), 8);
     assert_int_equal(f->pkt.vnet.flags, MT_VNET_F_NEEDS_CSUM);
-    assert_int_equal(get16(p + 36), partial);
+    assert_int_equal(mt_test_get16(p + 36), partial);
     uint8_t copy[160];
     memcpy(copy, run_str(f, "return pkt:bytes()"), n);
     naive_check(copy, 20, 6);
@@ -966,7 +943,7 @@ static void test_eth_writes(void **state)
     assert_memory_equal(p, want, 12);
     /* the type changes what follows: an IPv6 ethertype over IPv4 bytes is no IP */
     run_ok(f, "pkt.eth.type = 0x86dd");
-    assert_int_equal(get16(p + 12), 0x86dd);
+    assert_int_equal(mt_test_get16(p + 12), 0x86dd);
     assert_true(run_nil(f, "return pkt.ip"));
     run_ok(f, "pkt.eth.type = 0x0800");
     assert_int_equal(run_int(f, "return pkt.ip.ttl"), 2);
@@ -1118,7 +1095,7 @@ static void test_truncated_and_lying(void **state)
                        "pkt.icmp == nil and pkt.eth == nil";
 
     /* total length beyond the packet */
-    put16(b + 2, 200);
+    mt_test_put16(b + 2, 200);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_true(run_true(f, none));
     assert_non_null(run_str(f, "return tostring(pkt)"));
@@ -1135,7 +1112,7 @@ static void test_truncated_and_lying(void **state)
     assert_true(run_true(f, none));
     /* total length below IHL */
     b[0] = 0x45;
-    put16(b + 2, 12);
+    mt_test_put16(b + 2, 12);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_true(run_true(f, none));
     /* a TCP data offset past the segment, or below 5: IP yes, TCP no */
@@ -1149,7 +1126,7 @@ static void test_truncated_and_lying(void **state)
     assert_true(run_nil(f, "return pkt.tcp"));
     /* a TCP header cut short by the IP total length (the bytes are there, the claim is not) */
     n = mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG);
-    put16(b + 2, 30);
+    mt_test_put16(b + 2, 30);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_int_equal(run_int(f, "return pkt.ip.len"), 30);
     assert_true(run_nil(f, "return pkt.tcp"));
@@ -1162,14 +1139,14 @@ static void test_truncated_and_lying(void **state)
     assert_true(run_nil(f, "return pkt.icmp"));
     /* a non-first fragment holds no transport header */
     n = mk_ip4(b, 6, TCP_SEG, sizeof TCP_SEG);
-    put16(b + 6, 0x0010);
+    mt_test_put16(b + 6, 0x0010);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_false(run_nil(f, "return pkt.ip"));
     assert_true(run_nil(f, "return pkt.tcp"));
 
     /* IPv6: payload length beyond the packet; the fixed header cut short */
     n = mk_ip6(b, 6, TCP_SEG, sizeof TCP_SEG, true);
-    put16(b + 4, 1000);
+    mt_test_put16(b + 4, 1000);
     load(f, b, n, MT_LINK_IP, MT_DIR_EGRESS);
     assert_true(run_true(f, none));
     n = mk_ip6(b, 6, TCP_SEG, sizeof TCP_SEG, true);
