@@ -258,9 +258,11 @@ static const luaL_Reg prefix_metamethods[] = {
 
 /* --- the module functions ------------------------------------------------------------------ */
 
-/* upvalue 1: string.format, as it was when the state was made */
-static int log_at(lua_State *L, enum mt_log_level level)
+/* mt.log, mt.debug, mt.warn. upvalue 1: string.format, as it was when the state was made;
+ * upvalue 2: the level. */
+static int mod_log(lua_State *L)
 {
+    enum mt_log_level level = (enum mt_log_level)lua_tointeger(L, lua_upvalueindex(2));
     luaL_checkstring(L, 1);
     if (level > mt_log_level)
         return 0; /* not formatting what nobody will read */
@@ -270,21 +272,6 @@ static int log_at(lua_State *L, enum mt_log_level level)
     lua_call(L, n, 1);
     mt__scripts_log(mt__scripts_of(L), (int)level, lua_tostring(L, -1));
     return 0;
-}
-
-static int mod_log_info(lua_State *L)
-{
-    return log_at(L, MT_LOG_INFO);
-}
-
-static int mod_log_debug(lua_State *L)
-{
-    return log_at(L, MT_LOG_DEBUG);
-}
-
-static int mod_log_warn(lua_State *L)
-{
-    return log_at(L, MT_LOG_WARN);
 }
 
 static int mod_now(lua_State *L)
@@ -480,13 +467,6 @@ static const luaL_Reg module_funcs[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg module_log_funcs[] = {
-    {"log", mod_log_info},
-    {"debug", mod_log_debug},
-    {"warn", mod_log_warn},
-    {NULL, NULL},
-};
-
 int mt__lmoontun_open(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
@@ -497,10 +477,18 @@ int mt__lmoontun_open(lua_State *L)
 
     lua_createtable(L, 0, 24);
     luaL_setfuncs(L, module_funcs, 0);
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "format");
-    lua_remove(L, -2);
-    luaL_setfuncs(L, module_log_funcs, 1);
+    static const struct {
+        const char *name;
+        enum mt_log_level level;
+    } log_funcs[] = {{"log", MT_LOG_INFO}, {"debug", MT_LOG_DEBUG}, {"warn", MT_LOG_WARN}};
+    for (size_t i = 0; i < sizeof log_funcs / sizeof log_funcs[0]; i++) {
+        lua_getglobal(L, "string");
+        lua_getfield(L, -1, "format");
+        lua_remove(L, -2);
+        lua_pushinteger(L, log_funcs[i].level);
+        lua_pushcclosure(L, mod_log, 2);
+        lua_setfield(L, -2, log_funcs[i].name);
+    }
     lua_pushlightuserdata(L, (void *)&mt__verdict_pass);
     lua_setfield(L, -2, "PASS");
     lua_pushlightuserdata(L, (void *)&mt__verdict_drop);
