@@ -40,6 +40,9 @@
 #ifndef MOONTUN_LUA_DIR
 #define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"
 #endif
+#ifndef MOONTUN_LUA_RELDIR
+#define MOONTUN_LUA_RELDIR "../share/moontun/lua"
+#endif
 
 static const char *const slot_names[MT_NSLOTS] = {
     "egress", "ingress", "encode", "decode", "start", "stop", "reload",
@@ -946,10 +949,37 @@ static bool try_list(const char *list, const char *name, char *out, size_t outsz
     return false;
 }
 
+/* The installed module directories, or the source tree's for a binary in the build tree.
+ * Installed: MOONTUN_LUA_RELDIR beside the running binary first (a tree unpacked anywhere, as
+ * `dpkg -x` does, finds its own modules), then the compiled-in MOONTUN_LUA_DIR. In the build
+ * tree (MOONTUN_BUILD_DIR), the source's lua/ comes first, so a checkout runs without
+ * installing and never picks up an older installed copy. */
+static void module_dirs(char *out, size_t outsz)
+{
+    char exe[PATH_MAX], dir[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL && slash != exe)
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - exe), exe);
+    }
+#if defined(MOONTUN_LUA_SRCDIR) && defined(MOONTUN_BUILD_DIR)
+    char build[PATH_MAX];
+    if (dir[0] && realpath(MOONTUN_BUILD_DIR, build) != NULL && strcmp(dir, build) == 0) {
+        snprintf(out, outsz, "%s;%s", MOONTUN_LUA_SRCDIR, MOONTUN_LUA_DIR);
+        return;
+    }
+#endif
+    if (dir[0])
+        snprintf(out, outsz, "%s/%s;%s", dir, MOONTUN_LUA_RELDIR, MOONTUN_LUA_DIR);
+    else
+        snprintf(out, outsz, "%s", MOONTUN_LUA_DIR);
+}
+
 /* require: "moontun" (preloaded), and pure-Lua helpers found next to the running script, in
- * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), in MOONTUN_LUA_DIR
- * (the installed directory) and in MOONTUN_LUA_SRCDIR (the source tree's lua/, so a checkout
- * runs without installing). No C modules. */
+ * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), then in the installed
+ * or source-tree directories (module_dirs). No C modules. */
 static int sb_require(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
@@ -976,12 +1006,11 @@ static int sb_require(lua_State *L)
     }
     if (!found)
         found = try_list(getenv("MOONTUN_LUA_PATH"), name, path, sizeof path, &tried);
-    if (!found)
-        found = try_list(MOONTUN_LUA_DIR, name, path, sizeof path, &tried);
-#ifdef MOONTUN_LUA_SRCDIR
-    if (!found)
-        found = try_list(MOONTUN_LUA_SRCDIR, name, path, sizeof path, &tried);
-#endif
+    if (!found) {
+        char dirs[3 * PATH_MAX];
+        module_dirs(dirs, sizeof dirs);
+        found = try_list(dirs, name, path, sizeof path, &tried);
+    }
     if (!found) {
         luaL_pushresult(&tried);
         return luaL_error(L, "module '%s' not found (only pure-Lua modules):%s", name,
