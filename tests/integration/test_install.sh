@@ -44,6 +44,11 @@ dpkg-deb -f "$deb" Maintainer | grep -q . || mt_fail "no Maintainer"
 diff <(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { sub(/^\./, "", $6); print $6 }' | sort) \
     <(cd "$dest" && find . -type f -o -type l | sed 's/^\.//' | sort) >"$MT_TMP/diff.out" ||
     mt_fail "the .deb and the DESTDIR differ: $(cat "$MT_TMP/diff.out")"
+dpkg-deb -e "$deb" "$MT_TMP/control" || mt_fail "dpkg-deb -e failed"
+for f in postinst prerm postrm; do
+    [ "$(stat -c %a "$MT_TMP/control/$f" 2>/dev/null)" = 755 ] || mt_fail "no executable $f"
+    sh -n "$MT_TMP/control/$f" || mt_fail "$f is not valid sh"
+done
 dpkg -x "$deb" "$root" || mt_fail "dpkg -x failed"
 mt_pass "$(basename "$deb"): Section net, Depends: $depends"
 
