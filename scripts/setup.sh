@@ -35,6 +35,7 @@ if [ "${1:-}" = "--test" ]; then
         "groff-base:/usr/bin/groff"
         "dpkg-dev:/usr/bin/dpkg-shlibdeps"
         "systemd:/usr/bin/systemd-analyze"
+        "strace:/usr/bin/strace"
     )
 fi
 

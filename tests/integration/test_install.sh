@@ -97,8 +97,20 @@ sed "s#/usr/share/#$root/usr/share/#" "$root/usr/share/doc/moontun/example.conf"
 grep -q "^script $root/usr/share/moontun/examples/firewall.lua" "$MT_TMP/mt0.conf" ||
     mt_fail "example.conf runs no installed firewall.lua: $(cat "$MT_TMP/mt0.conf")"
 printf 'iface mt0\nclient 172.31.0.1\nudp\naddr 10.9.0.2/24\n' >"$MT_TMP/cli.conf"
+# No systemd here enforces the unit's SystemCallFilter: where strace and systemd-analyze
+# exist, the server runs under strace, and every call it makes must be in that filter.
+traced=""
+if command -v strace >/dev/null && command -v systemd-analyze >/dev/null; then
+    traced="$MT_TMP/server.strace"
+    printf '#!/bin/sh\nexec strace -f -qq -o %s %s "$@"\n' "$traced" "$bin" >"$MT_TMP/traced"
+    chmod 755 "$MT_TMP/traced"
+    MOONTUN=$MT_TMP/traced
+fi
 mt_start srv "$NS_A" --config "$MT_TMP/mt0.conf"
+MOONTUN=$bin
 mt_wait_link "$NS_A" mt0
+srv=$PID_srv
+[ -z "$traced" ] || srv=$(pgrep -P "$PID_srv") || mt_fail "no moontun under strace"
 mt_start cli "$NS_B" --config "$MT_TMP/cli.conf"
 mt_wait_link "$NS_B" mt0
 mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping through the tunnel"
@@ -107,7 +119,7 @@ mt_ping "$NS_B" 10.9.0.1 5 || mt_fail "pings lost"
 ip netns exec "$NS_B" timeout 3 bash -c 'exec 3<>/dev/tcp/10.9.0.1/23' 2>"$MT_TMP/refused.out" &&
     mt_fail "tcp/23 was let through"
 grep -q "Connection refused" "$MT_TMP/refused.out" || mt_fail "tcp/23: $(cat "$MT_TMP/refused.out")"
-kill -HUP "$PID_srv" # what the unit's ExecReload does
+kill -HUP "$srv" # what the unit's ExecReload does
 mt_wait_log srv 'scripts reloaded \(SIGHUP\)'
 ip netns exec "$NS_A" "$bin" show mt0 --json >"$MT_TMP/show.json" || mt_fail "show failed"
 python3 - "$MT_TMP/show.json" "$root" <<'PYEOF' || mt_fail "show --json: $(cat "$MT_TMP/show.json")"
@@ -120,10 +132,45 @@ assert fw["verdicts"]["pass"] >= 5 and fw["verdicts"]["reply"] >= 1, fw
 assert j["counters"]["reloads"] == 1, j["counters"]
 print("  firewall verdicts %s" % fw["verdicts"])
 PYEOF
-mt_pass "tunnel from example.conf with the installed firewall.lua: ping, tcp/23 refused, SIGHUP reload"
+kill -TERM "$srv"
+wait "$PID_srv" || mt_fail "the server exited with status $? on SIGTERM"
+grep -q 'stopped: device rx' "$MT_TMP/srv.log" || mt_fail "the server left no exit summary"
+mt_pass "tunnel from example.conf with the installed firewall.lua: ping, tcp/23 refused, SIGHUP reload, SIGTERM"
+
+unit="$root/usr/lib/systemd/system/moontun@.service"
+if [ -n "$traced" ]; then
+    filter=$(sed -n 's/^SystemCallFilter=//p' "$unit")
+    [ -n "$filter" ] || mt_fail "the unit has no SystemCallFilter"
+    python3 - "$traced" $filter <<'PYEOF' || mt_fail "system calls outside the unit's SystemCallFilter=$filter"
+import re, subprocess, sys
+used = set()
+for line in open(sys.argv[1]):
+    m = re.match(r"\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]", line)
+    if m:
+        used.add(m.group(1))
+def expand(entry, seen):
+    if not entry.startswith("@"):
+        return {entry}
+    names = set()
+    out = subprocess.run(["systemd-analyze", "syscall-filter", entry], capture_output=True,
+                         text=True, check=True).stdout
+    for word in out.splitlines()[1:]:
+        word = word.strip()
+        if word and not word.startswith("#") and word not in seen:
+            seen.add(word)
+            names |= expand(word, seen)
+    return names
+allowed = set()
+for entry in sys.argv[2:]:
+    allowed |= expand(entry, set())
+assert len(used) > 30 and len(allowed) > 100, (used, len(allowed))
+assert used <= allowed, "not allowed: %s" % sorted(used - allowed)
+print("  %d distinct system calls, all in the filter's %d" % (len(used), len(allowed)))
+PYEOF
+    mt_pass "under strace, from start to exit: every system call is in SystemCallFilter=$filter"
+fi
 
 # 5. The unit, where systemd-analyze exists (it needs no running systemd).
-unit="$root/usr/lib/systemd/system/moontun@.service"
 grep -qx 'ExecStart=/usr/bin/moontun --config /etc/moontun/%i.conf' "$unit" ||
     mt_fail "the unit's ExecStart: $(grep ExecStart= "$unit")"
 grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" || mt_fail "the unit's ExecReload"
