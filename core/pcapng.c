@@ -5,13 +5,13 @@
 
 #include <string.h>
 
-#define OPT_END     0
-#define OPT_COMMENT 1
+#define OPT_END      0
+#define OPT_COMMENT  1
 #define SHB_USERAPPL 4
 #define IF_NAME      2
 #define IF_TSRESOL   9
-#define ISB_IFRECV    4
-#define ISB_IFDROP    5
+#define ISB_IFRECV   4
+#define ISB_IFDROP   5
 
 static size_t pad4(size_t n)
 {

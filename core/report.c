@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "moontun/addr.h"
 
 /* The process counters, in the exit summary's order: name, what it counts, and whether it is
@@ -153,6 +154,8 @@ void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
             mt_buf_printf(b, "  hook time: p50 %.1f us, p99 %.1f us (%u sampled calls)\n",
                           si.p50 * 1e6, si.p99 * 1e6, si.samples);
     }
+
+    mt__capture_show(t, b);
 
     mt_buf_printf(b, "\ncounters:\n");
     for (size_t i = 0; i < NCOUNTERS; i++)

@@ -32,6 +32,7 @@ if [ "${1:-}" = "--test" ]; then
         "wireguard-tools:/usr/bin/wg"
         "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
         "python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py"
+        "tshark:/usr/bin/tshark"
     )
 fi
 
@@ -51,6 +52,12 @@ echo "setup: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# tshark (moontun capture's test) pulls in wireshark-common, which would ask whether
+# non-root users may capture: answer no before apt-get asks.
+if [[ " ${missing[*]} " == *" tshark "* ]]; then
+    echo "wireshark-common wireshark-common/install-setuid boolean false" |
+        $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"

@@ -33,11 +33,11 @@ static void test_idb(void **state)
 {
     uint8_t b[64];
     static const uint8_t want[] = {
-        1,   0, 0, 0, 40,   0,   0, 0, /* type 1, length 40 */
-        101, 0, 0, 0, 0xff, 0xff, 0, 0, /* LINKTYPE_RAW, reserved, snaplen 65535 */
-        2,   0, 3, 0, 'm',  't', '0', 0, /* if_name "mt0" */
-        9,   0, 1, 0, 9,    0,   0, 0, /* if_tsresol 9: nanoseconds */
-        0,   0, 0, 0, 40,   0,   0, 0,
+        1,   0, 0, 0, 40,   0,    0,   0, /* type 1, length 40 */
+        101, 0, 0, 0, 0xff, 0xff, 0,   0, /* LINKTYPE_RAW, reserved, snaplen 65535 */
+        2,   0, 3, 0, 'm',  't',  '0', 0, /* if_name "mt0" */
+        9,   0, 1, 0, 9,    0,    0,   0, /* if_tsresol 9: nanoseconds */
+        0,   0, 0, 0, 40,   0,    0,   0,
     };
     assert_int_equal(mt_pcapng_idb(b, sizeof b, MT_PCAPNG_LINK_RAW, 65535, "mt0"), sizeof want);
     assert_memory_equal(b, want, sizeof want);
@@ -50,13 +50,13 @@ static void test_epb_comment_padding(void **state)
     const uint8_t pkt[5] = {0x45, 1, 2, 3, 4};
     uint64_t ts = 0x0000000100000002ull; /* high and low halves land apart */
     static const uint8_t want[] = {
-        6,    0,   0,   0,   56,  0,   0,   0, /* type 6, length 56 */
-        0,    0,   0,   0,                     /* interface 0 */
-        1,    0,   0,   0,   2,   0,   0,   0, /* timestamp high, low */
-        5,    0,   0,   0,   9,   0,   0,   0, /* captured 5 of 9 bytes */
-        0x45, 1,   2,   3,   4,   0,   0,   0, /* data padded to 8 */
-        1,    0,   6,   0,   'a', '=', 'b', ' ', 'c', '=', 0, 0, /* opt_comment, 6 bytes */
-        0,    0,   0,   0,   56,  0,   0,   0,
+        6,    0, 0, 0, 56,  0,   0,   0,                   /* type 6, length 56 */
+        0,    0, 0, 0,                                     /* interface 0 */
+        1,    0, 0, 0, 2,   0,   0,   0,                   /* timestamp high, low */
+        5,    0, 0, 0, 9,   0,   0,   0,                   /* captured 5 of 9 bytes */
+        0x45, 1, 2, 3, 4,   0,   0,   0,                   /* data padded to 8 */
+        1,    0, 6, 0, 'a', '=', 'b', ' ', 'c', '=', 0, 0, /* opt_comment, 6 bytes */
+        0,    0, 0, 0, 56,  0,   0,   0,
     };
     assert_int_equal(mt_pcapng_epb_len(5, 6), sizeof want);
     assert_int_equal(mt_pcapng_epb(b, sizeof b, ts, pkt, 5, 9, "a=b c="), sizeof want);
@@ -89,7 +89,7 @@ static void test_isb_and_next(void **state)
     assert_int_equal(mt_pcapng_next(b, n - 1, 1024, &type), 0); /* not all here yet */
     assert_int_equal(mt_pcapng_next(b, 7, 1024, &type), 0);
     assert_int_equal(mt_pcapng_next(b, n, 48, &type), -1); /* longer than the reader takes */
-    b[n - 4] = 48;                                           /* trailing length differs */
+    b[n - 4] = 48;                                         /* trailing length differs */
     assert_int_equal(mt_pcapng_next(b, n, 1024, &type), -1);
     b[4] = 10; /* not a multiple of 4 */
     assert_int_equal(mt_pcapng_next(b, n, 1024, &type), -1);
