@@ -111,5 +111,25 @@ mt_ping "$NS_B" 10.9.0.1 5 || mt_fail "pings lost after a capture client was kil
 wait_captures 0
 tshark -r "$MT_TMP/killed.pcapng" >/dev/null 2>&1 || mt_fail "the killed client's file is not readable"
 mt_pass "capture clients killed mid-stream: removed, pings go on, the file so far reads"
-kill "$PID_srv"
+kill "$PID_srv" "$PID_cli"
 wait "$PID_srv" || mt_fail "server exit status $?"
+wait "$PID_cli"
+
+# 5. tap: Ethernet frames, linktype 1; the echo requests' fate on the device side of the
+#    client (device-in, routed to its one peer, the server).
+mt_pair -a -- -a
+ip netns exec "$NS_B" "$MOONTUN" capture mt0 --point device-in --filter icmp -c 2 \
+    -w "$MT_TMP/tap.pcapng" 2>"$MT_TMP/tap.err" &
+TAP=$!
+MT_PIDS+=($TAP)
+for _ in $(seq 50); do
+    ip netns exec "$NS_B" "$MOONTUN" show mt0 | grep -q '^capture:' && break
+    sleep 0.1
+done
+mt_ping "$NS_B" 10.9.0.1 2 || mt_fail "tap: pings lost"
+wait "$TAP" || mt_fail "tap capture: exit status $?: $(cat "$MT_TMP/tap.err")"
+tshark -r "$MT_TMP/tap.pcapng" -T fields -e frame.protocols -e frame.comment 2>/dev/null \
+    >"$MT_TMP/tap.txt" || mt_fail "tshark cannot read the tap capture"
+[ "$(grep -c $'^eth:ethertype:ip:icmp:data\tpoint=device-in peer=172.31.0.1:55555 verdict=pass$' \
+    "$MT_TMP/tap.txt")" -eq 2 ] || mt_fail "tap capture: $(cat "$MT_TMP/tap.txt")"
+mt_pass "tap: 2 Ethernet frames, $(head -1 "$MT_TMP/tap.txt")"
