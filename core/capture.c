@@ -144,35 +144,18 @@ static void cap_cb(struct ev_loop *loop, ev_io *w, int revents)
     watch(c);
 }
 
-/* "device-in,net-out" or "all" -> MT_CAP_* bits; 0 when a name is unknown. */
-static unsigned parse_points(const char *s)
+/* "device-in,net-out" -> bit i for names[i] (of 4), all: every bit; 0 when a name is unknown.
+ * Points and verdicts alike. */
+static unsigned parse_names(const char *s, const char *const names[4], const char *all)
 {
-    if (strcmp(s, "all") == 0)
+    if (strcmp(s, all) == 0)
         return 15;
     unsigned bits = 0;
     char tmp[128];
     snprintf(tmp, sizeof tmp, "%s", s);
     for (char *save, *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         unsigned i = 0;
-        while (i < 4 && strcmp(tok, point_names[i]) != 0)
-            i++;
-        if (i == 4)
-            return 0;
-        bits |= 1u << i;
-    }
-    return bits;
-}
-
-static unsigned parse_verdicts(const char *s)
-{
-    if (strcmp(s, "any") == 0)
-        return 15;
-    unsigned bits = 0;
-    char tmp[128];
-    snprintf(tmp, sizeof tmp, "%s", s);
-    for (char *save, *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        unsigned i = 0;
-        while (i < 4 && strcmp(tok, verdict_names[i]) != 0)
+        while (i < 4 && strcmp(tok, names[i]) != 0)
             i++;
         if (i == 4)
             return 0;
@@ -220,8 +203,8 @@ int mt__capture_start(struct mt_tunnel *t, int fd, char **words, int n, char *er
     }
     c->t = t;
     c->fd = fd;
-    c->points = parse_points(words[0]);
-    c->verdicts = parse_verdicts(words[1]);
+    c->points = parse_names(words[0], point_names, "all");
+    c->verdicts = parse_names(words[1], verdict_names, "any");
     char *end;
     errno = 0;
     c->limit = strtoull(words[2], &end, 10);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,25 +46,6 @@ static void usage(FILE *out)
             "  -c COUNT   stop after COUNT packets; Ctrl-C stops too, with a valid file\n"
             "  -w FILE    the pcapng file, or - for stdout (tshark -r -)\n"
             "The end line on stderr counts the packets and those lost to a slow reader.\n");
-}
-
-static int connect_to(const char *path, const char *ifname)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof sun.sun_path) {
-        fprintf(stderr, "moontun capture: control socket path %s is too long\n", path);
-        return -1;
-    }
-    memcpy(sun.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        fprintf(stderr, "moontun: no moontun instance%s%s: cannot connect to %s: %s\n",
-                ifname ? " on " : "", ifname ? ifname : "", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 /* The reply's first line, a byte at a time (the stream follows it). 0 on "stream pcapng",
@@ -229,7 +209,7 @@ int mt_capture_main(int argc, char **argv)
     else
         mt_control_default_path(ifname, path, sizeof path);
 
-    int fd = connect_to(path, ifname);
+    int fd = mt_ctl_connect(path, ifname);
     if (fd < 0)
         return 1;
     if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n || read_header(fd) < 0) {
