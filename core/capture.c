@@ -334,23 +334,46 @@ void mt__capture(struct mt_tunnel *t, enum mt_cap_point point, const uint8_t *da
     }
 }
 
+/* The names of the bits set in mask, separated by sep, each between quote marks. */
+static void names_of(struct mt_buf *b, unsigned mask, const char *const names[4], const char *sep,
+                     const char *quote)
+{
+    bool first = true;
+    for (unsigned i = 0; i < 4; i++)
+        if (mask & (1u << i)) {
+            mt_buf_printf(b, "%s%s%s%s", first ? "" : sep, quote, names[i], quote);
+            first = false;
+        }
+}
+
 void mt__capture_show(const struct mt_tunnel *t, struct mt_buf *b)
 {
     for (const struct mt_capture *c = t->captures; c; c = c->next) {
-        mt_buf_printf(b, "\ncapture:");
-        for (unsigned i = 0; i < 4; i++)
-            if (c->points & (1u << i))
-                mt_buf_printf(b, " %s", point_names[i]);
-        mt_buf_printf(b, "\n  verdicts:");
-        for (unsigned i = 0; i < 4; i++)
-            if (c->verdicts & (1u << i))
-                mt_buf_printf(b, " %s", verdict_names[i]);
+        mt_buf_printf(b, "\ncapture: ");
+        names_of(b, c->points, point_names, " ", "");
+        mt_buf_printf(b, "\n  verdicts: ");
+        names_of(b, c->verdicts, verdict_names, " ", "");
         mt_buf_printf(b, "\n");
         if (c->filtered)
             mt_buf_printf(b, "  filter: %s\n", c->filter);
         mt_buf_printf(b, "  captured: %llu, lost (slow reader): %llu, queued: %zu bytes%s\n",
                       (unsigned long long)c->captured, (unsigned long long)c->lost,
                       c->len - c->head, c->ending ? ", ending" : "");
+    }
+}
+
+void mt__capture_json(const struct mt_tunnel *t, struct mt_buf *b)
+{
+    for (const struct mt_capture *c = t->captures; c; c = c->next) {
+        mt_buf_printf(b, "%s\n  {\"points\": [", c == t->captures ? "" : ",");
+        names_of(b, c->points, point_names, ", ", "\"");
+        mt_buf_printf(b, "], \"verdicts\": [");
+        names_of(b, c->verdicts, verdict_names, ", ", "\"");
+        mt_buf_printf(b, "], \"filter\": \"");
+        mt_buf_json(b, c->filter);
+        mt_buf_printf(b, "\", \"captured\": %llu, \"lost\": %llu, \"ending\": %s}",
+                      (unsigned long long)c->captured, (unsigned long long)c->lost,
+                      c->ending ? "true" : "false");
     }
 }
 

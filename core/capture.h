@@ -45,8 +45,10 @@ int mt__capture_start(struct mt_tunnel *t, int fd, char **words, int n, char *er
  * verdict and whose filter matches. Call only when t->captures is set. */
 void mt__capture(struct mt_tunnel *t, enum mt_cap_point point, const uint8_t *data, size_t len,
                  const struct mt_fate *f);
-/* The running captures, for moontun show (nothing when none). */
+/* The running captures, for moontun show (nothing when none), and as the elements of show
+ * --json's "captures" array. */
 void mt__capture_show(const struct mt_tunnel *t, struct mt_buf *b);
+void mt__capture_json(const struct mt_tunnel *t, struct mt_buf *b);
 /* Ends every capture (exit): what is queued and the end block are sent if the socket takes
  * them at once, then each is closed. */
 void mt__capture_close_all(struct mt_tunnel *t);

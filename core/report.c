@@ -226,6 +226,8 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
         mt_buf_printf(b, "}, \"hook_samples\": %u, \"hook_p50\": %.9f, \"hook_p99\": %.9f}",
                       si.samples, si.p50, si.p99);
     }
+    mt_buf_printf(b, "],\n \"captures\": [");
+    mt__capture_json(t, b);
     mt_buf_printf(b, "],\n \"counters\": {");
     for (size_t i = 0; i < NCOUNTERS; i++)
         mt_buf_printf(b, "%s\"%s\": %llu", i ? ", " : "", counters[i].name, counter(t, i));

@@ -39,6 +39,11 @@ capture_bg drop --verdict drop -w "$MT_TMP/drop.pcapng"
 wait_captures 1
 A "$MOONTUN" show mt0 | grep -A1 '^capture: device-in device-out net-in net-out' |
     grep -q 'verdicts: drop' || mt_fail "show: $(A "$MOONTUN" show mt0 | grep -A3 '^capture:')"
+A "$MOONTUN" show mt0 --json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["captures"]
+assert len(c) == 1 and c[0]["verdicts"] == ["drop"] and len(c[0]["points"]) == 4, c
+assert c[0]["filter"] == "" and c[0]["lost"] == 0, c' || mt_fail "show --json: captures"
 knock 5202 && mt_fail "B connected to the refused port 5202"
 mt_ping "$NS_B" 10.9.0.1 3 || mt_fail "pings lost"
 mt_transfer "$NS_B" "$NS_A" 10.9.0.1 1 5201 || mt_fail "transfer to the allowed 5201"
