@@ -309,6 +309,7 @@ static const char verdicts_lua[] =
     "    if pkt.udp and pkt.udp.dport == 9 then return mt.DROP end\n"
     "    if pkt.udp and pkt.udp.dport == 7 then return mt.REPLY end\n"
     "    if pkt.udp and pkt.udp.dport == 8 then return mt.peers()[1] end\n"
+    "    if pkt.udp and pkt.udp.dport == 4 then error('boom') end\n"
     "  end,\n"
     "  ingress = function(pkt, peer)\n"
     "    if pkt.udp and pkt.udp.dport == 7 then return mt.REPLY end\n"
@@ -586,7 +587,10 @@ static void test_capture_fates(void **state)
     mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
     len = mt_test_ip4_udp(pkt, A2, A1, 1, 5, 10); /* ingress pass: not a drop, left out */
     mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
-    assert_int_equal(captured(fd, c, 8, &ended), 3);
+    len = mt_test_ip4_udp(pkt, A1, A7, 1, 4, 10); /* the handler fails: --on-error drop */
+    device_gives(pkt, len, NULL);                 /* (and logs its error line) */
+    turn();
+    assert_int_equal(captured(fd, c, 8, &ended), 4);
     const char *name = strrchr(script_path, '/') + 1;
     char want[256];
     snprintf(want, sizeof want, "point=device-in peer=- script=%s:3 handler=egress verdict=drop",
@@ -594,9 +598,13 @@ static void test_capture_fates(void **state)
     assert_string_equal(c[0], want);
     assert_string_equal(c[1], "point=device-in peer=- verdict=drop reason=\"no route\"");
     snprintf(want, sizeof want,
-             "point=net-in peer=\"peer \\\"one\\\"\" script=%s:8 handler=ingress verdict=drop",
+             "point=net-in peer=\"peer \\\"one\\\"\" script=%s:9 handler=ingress verdict=drop",
              name);
     assert_string_equal(c[2], want);
+    snprintf(want, sizeof want,
+             "point=device-in peer=- script=%s:3 handler=egress verdict=drop error=\"%s:7: boom",
+             name, script_path);
+    assert_memory_equal(c[3], want, strlen(want));
     assert_false(ended);
 
     /* -c 1 with a filter: the first matching packet, then the end block */
@@ -628,7 +636,7 @@ static void test_capture_fates(void **state)
     const char *line = strstr(show.data, "captured: ");
     assert_non_null(line);
     assert_int_equal(sscanf(line, "captured: %llu, lost (slow reader): %llu", &got, &lost), 2);
-    assert_true(got > 900 && got < 1100 && got + lost == 3004); /* and the drop above */
+    assert_true(got > 900 && got < 1100 && got + lost == 3005); /* and the drops above */
     mt_buf_free(&show);
 
     close(fd); /* gone mid-stream: freed at the next write */
