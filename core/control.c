@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "ctlproto.h"
 #include "moontun/log.h"
 #include "report.h"
@@ -85,7 +86,8 @@ static void client_close(struct client *c)
             break;
         }
     ev_io_stop(ctl->t->loop, &c->w);
-    close(c->fd);
+    if (c->fd >= 0) /* -1: handed over to a capture */
+        close(c->fd);
     mt_buf_free(&c->out);
     free(c);
     ctl->nclients--;
@@ -179,12 +181,18 @@ static void command(struct client *c, char **w, int n)
                 reply_ok(c, &body);
             }
         }
+    } else if (n >= 1 && strcmp(w[0], "capture") == 0) {
+        /* The capture takes the socket over and streams from it; this client is done. */
+        if (mt__capture_start(t, c->fd, w + 1, n - 1, err, sizeof err) < 0)
+            reply_error(c, "%s", err);
+        else
+            c->fd = -1;
     } else if (n == 1 && strcmp(w[0], "version") == 0) {
         mt_buf_printf(&body, "moontun %s\n", MOONTUN_VERSION);
         reply_ok(c, &body);
     } else if (n == 1 && strcmp(w[0], "help") == 0) {
         mt_buf_printf(&body, "show\nshow json\nmetrics\nreload\npeer ADDR|NAME|ID kill\n"
-                             "version\nhelp\n");
+                             "capture POINTS VERDICTS COUNT [FILTER]\nversion\nhelp\n");
         reply_ok(c, &body);
     } else {
         reply_error(c, "unknown command '%s' (try help)", n ? w[0] : "");
@@ -253,6 +261,8 @@ static void client_process(struct client *c)
             reply_error(c, "more than %d words", MT_CTL_MAX_WORDS);
         else if (n > 0)
             command(c, words, n);
+        if (c->fd < 0) /* a capture has it now */
+            return;
         /* words point into c->in: move the rest only after the command ran */
         memmove(c->in, nl + 1, c->inlen - len - 1);
         c->inlen -= len + 1;
@@ -292,6 +302,10 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
         c->active = ev_now(loop);
     }
     client_process(c);
+    if (c->fd < 0) {
+        client_close(c);
+        return;
+    }
     client_watch(c);
 }
 
@@ -479,6 +493,7 @@ void mt_control_close(struct mt_control *ctl)
     struct ev_loop *loop = ctl->t->loop;
     while (ctl->clients)
         client_close(ctl->clients);
+    mt__capture_close_all(ctl->t);
     ev_timer_stop(loop, &ctl->sweep_w);
     if (ctl->ufd >= 0) {
         ev_io_stop(loop, &ctl->uw);

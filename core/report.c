@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "moontun/addr.h"
 
 /* The process counters, in the exit summary's order: name, what it counts, and whether it is
@@ -154,6 +155,8 @@ void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
                           si.p50 * 1e6, si.p99 * 1e6, si.samples);
     }
 
+    mt__capture_show(t, b);
+
     mt_buf_printf(b, "\ncounters:\n");
     for (size_t i = 0; i < NCOUNTERS; i++)
         mt_buf_printf(b, "  %s: %llu\n", counters[i].name, counter(t, i));
@@ -223,6 +226,8 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
         mt_buf_printf(b, "}, \"hook_samples\": %u, \"hook_p50\": %.9f, \"hook_p99\": %.9f}",
                       si.samples, si.p50, si.p99);
     }
+    mt_buf_printf(b, "],\n \"captures\": [");
+    mt__capture_json(t, b);
     mt_buf_printf(b, "],\n \"counters\": {");
     for (size_t i = 0; i < NCOUNTERS; i++)
         mt_buf_printf(b, "%s\"%s\": %llu", i ? ", " : "", counters[i].name, counter(t, i));

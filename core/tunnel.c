@@ -3,6 +3,7 @@
  * where a packet goes: script verdict first, then the learning table. */
 #include "tunnel.h"
 #include "addrwatch.h"
+#include "capture.h"
 #include "util.h"
 
 #include <errno.h>
@@ -76,8 +77,11 @@ static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
                    ? -EINVAL
                    : 0;
     ssize_t n = write_device(t, data, len, vnet);
+    int e = n < 0 ? errno : 0;
+    if (mt_unlikely(t->captures))
+        mt__capture(t, MT_CAP_DEVICE_OUT, data, len,
+                    &(struct mt_fate){.verdict = e ? MT_VERDICT_DROP : MT_VERDICT_PASS, .err = e});
     if (n < 0) {
-        int e = errno;
         t->stats.dev_tx_errors++;
         /* EIO: the link is down; EAGAIN: the kernel's queue is full; EINVAL: a packet the
          * kernel refused. None is fatal, and none should flood the log. */
@@ -107,6 +111,11 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
     if (!p->offload && len > t->frame_max) {
         p->pub.stats.drops++;
         t->stats.too_big++;
+        if (mt_unlikely(t->captures))
+            mt__capture(t, MT_CAP_NET_OUT, data, len,
+                        &(struct mt_fate){.verdict = MT_VERDICT_DROP,
+                                          .peer = &p->pub,
+                                          .reason = "too big for the peer's frames"});
         if (log_ok(t, &t->oversize_logged))
             mt_warn("peer %s: %zu-byte packet exceeds its %zu-byte frames and cannot be cut, "
                     "dropped (%llu so far)",
@@ -115,6 +124,12 @@ static int send_raw(struct mt_tpeer *p, const uint8_t *data, size_t len,
         return -EMSGSIZE;
     }
     int rc = t->ops->send(p, p->offload ? vnet : NULL, data, len);
+    if (mt_unlikely(t->captures))
+        mt__capture(t, MT_CAP_NET_OUT, data, len,
+                    &(struct mt_fate){.verdict = rc < 0 ? MT_VERDICT_DROP : MT_VERDICT_PASS,
+                                      .peer = &p->pub,
+                                      .reason = rc < 0 ? "not sent" : NULL,
+                                      .err = rc < 0 ? -rc : 0});
     if (rc < 0) {
         p->pub.stats.drops++;
         t->stats.queue_drops++;
@@ -135,6 +150,10 @@ static void encode_and_send(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_p
     if (t->hooks & MT_HOOK_ENCODE) {
         if (mt_scripts_encode(t->scripts, pkt, &p->pub) == MT_VERDICT_DROP) {
             t->stats.script_drops += !mt_scripts_failed(t->scripts); /* a failure is an error */
+            if (mt_unlikely(t->captures))
+                mt__capture(t, MT_CAP_NET_OUT, pkt->data, pkt->len,
+                            &(struct mt_fate){
+                                .verdict = MT_VERDICT_DROP, .peer = &p->pub, .scripted = true});
             return;
         }
     }
@@ -252,6 +271,9 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
         struct mt_addr dst;
         if (mt_addr_of_packet(pkt, true, &dst) == 0) {
             if (mt_addr_is_multicast(&dst)) {
+                if (mt_unlikely(t->captures))
+                    mt__capture(t, MT_CAP_DEVICE_IN, pkt->data, pkt->len,
+                                &(struct mt_fate){.verdict = MT_VERDICT_PASS});
                 to_all_peers(t, pkt, NULL);
                 return;
             }
@@ -263,6 +285,11 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
         if (!p && t->npeers == 1)
             p = t->peers;
     }
+    if (mt_unlikely(t->captures)) /* the one test a packet from the device pays for capture */
+        mt__capture(t, MT_CAP_DEVICE_IN, pkt->data, pkt->len,
+                    &(struct mt_fate){.verdict = p ? MT_VERDICT_PASS : MT_VERDICT_DROP,
+                                      .peer = p ? &p->pub : NULL,
+                                      .reason = p ? NULL : "no route"});
     if (!p) {
         t->stats.no_route++;
         if (mt_log_level >= MT_LOG_DEBUG)
@@ -296,6 +323,9 @@ static void from_device(struct mt_tunnel *t, struct mt_packet *pkt)
     if (trace)
         mt_trace_end("egress", pkt, v, route, t->hooks & MT_HOOK_EGRESS ? t->scripts : NULL,
                      t->stats.script_errors);
+    if (mt_unlikely(t->captures) && v != MT_VERDICT_PASS) /* a pass is captured when routed */
+        mt__capture(t, MT_CAP_DEVICE_IN, pkt->data, pkt->len,
+                    &(struct mt_fate){.verdict = v, .peer = route, .scripted = true});
     switch (v) {
     case MT_VERDICT_PASS:
         route_egress(t, pkt);
@@ -328,6 +358,9 @@ static void learn_source(struct mt_tunnel *t, struct mt_tpeer *p, struct mt_pack
  * another peer that owns the destination (client-to-client without the kernel). */
 static void route_ingress(struct mt_tunnel *t, struct mt_tpeer *from, struct mt_packet *pkt)
 {
+    if (mt_unlikely(t->captures)) /* the one test a packet from a peer pays for capture */
+        mt__capture(t, MT_CAP_NET_IN, pkt->data, pkt->len,
+                    &(struct mt_fate){.verdict = MT_VERDICT_PASS, .peer = &from->pub});
     if (t->cfg->role == MT_ROLE_SERVER) {
         struct mt_addr dst;
         if (mt_addr_of_packet(pkt, true, &dst) == 0) {
@@ -360,6 +393,10 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
      * transport lets through: the buffers below hold MT_MAX_PACKET bytes behind headroom. */
     if (len == 0 || len > MT_MAX_PACKET) {
         t->stats.too_big++;
+        if (mt_unlikely(t->captures))
+            mt__capture(t, MT_CAP_NET_IN, data, len,
+                        &(struct mt_fate){
+                            .verdict = MT_VERDICT_DROP, .peer = &p->pub, .reason = "too big"});
         return;
     }
     struct mt_packet pkt;
@@ -384,6 +421,10 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     if (t->hooks & MT_HOOK_DECODE) {
         if (mt_scripts_decode(t->scripts, &pkt, &p->pub) == MT_VERDICT_DROP) {
             t->stats.script_drops += !mt_scripts_failed(t->scripts);
+            if (mt_unlikely(t->captures))
+                mt__capture(t, MT_CAP_NET_IN, pkt.data, pkt.len,
+                            &(struct mt_fate){
+                                .verdict = MT_VERDICT_DROP, .peer = &p->pub, .scripted = true});
             return;
         }
     }
@@ -393,6 +434,11 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     if (is_offloaded(&pkt.vnet) &&
         mt_vnet_check(pkt.data, pkt.len, &pkt.vnet, pkt.link, t->frame_max) < 0) {
         t->stats.bad_offloads++;
+        if (mt_unlikely(t->captures))
+            mt__capture(t, MT_CAP_NET_IN, pkt.data, pkt.len,
+                        &(struct mt_fate){.verdict = MT_VERDICT_DROP,
+                                          .peer = &p->pub,
+                                          .reason = "bad offload header"});
         if (log_ok(t, &t->offload_logged))
             mt_warn("peer %s: offload header does not describe its packet, dropped (%llu so "
                     "far)",
@@ -403,6 +449,11 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
      * the source: routes, scripts, the device. */
     if (t->ops->source_ok && !t->ops->source_ok(p, &pkt)) {
         p->pub.stats.drops++;
+        if (mt_unlikely(t->captures))
+            mt__capture(t, MT_CAP_NET_IN, pkt.data, pkt.len,
+                        &(struct mt_fate){.verdict = MT_VERDICT_DROP,
+                                          .peer = &p->pub,
+                                          .reason = "source not allowed for this peer"});
         return;
     }
     learn_source(t, p, &pkt);
@@ -416,6 +467,9 @@ void mt__tunnel_from_peer(struct mt_tunnel *t, struct mt_tpeer *p, const uint8_t
     if (trace)
         mt_trace_end("ingress", &pkt, v, route, t->hooks & MT_HOOK_INGRESS ? t->scripts : NULL,
                      t->stats.script_errors);
+    if (mt_unlikely(t->captures) && v != MT_VERDICT_PASS) /* a pass is captured when routed */
+        mt__capture(t, MT_CAP_NET_IN, pkt.data, pkt.len,
+                    &(struct mt_fate){.verdict = v, .peer = &p->pub, .scripted = true});
     switch (v) {
     case MT_VERDICT_PASS:
         route_ingress(t, p, &pkt);

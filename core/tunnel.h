@@ -92,6 +92,9 @@ struct mt_tunnel {
     double refusal_logged; /* rate limit for refused peers */
     uint64_t refusals_suppressed;
     struct mt_addrwatch *addrwatch; /* core/addrwatch.c: IPv6 --addr back after down/up */
+    /* core/capture.c: the running captures (moontun capture); NULL while none runs, so each
+     * decision point pays one test. */
+    struct mt_capture *captures;
 };
 
 /* tunnel.c: set-up and the fate of every packet */

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A branch the data path expects not to take (a capture running, a drop). */
+#define mt_unlikely(x) __builtin_expect(!!(x), 0)
+
 /* The struct of type `type` whose member `member` is at ptr. */
 #define mt_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

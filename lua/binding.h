@@ -150,6 +150,7 @@ struct mt_scripts {
     int decided, decided_slot;       /* whose handler ended the last chain (-1: none), for replay */
     int decided_idx;                 /* and its place in the slot's handlers (refs[slot][idx]) */
     bool chain_failed;               /* the last chain's verdict came from a failure (--on-error) */
+    char last_error[160];            /* the last failure, condensed (mt_scripts_error) */
     int8_t on_error[MT_MAX_SCRIPTS]; /* -S "... on_error=pass|drop": -1 = --on-error's */
     double dead_logged;              /* when a route to a gone peer was last logged */
 

@@ -413,6 +413,11 @@ static void call_failed(struct mt_scripts *s, enum mt_call_status kind, const ch
             s->host.stats->memory_aborts++;
     }
     err_condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
+    snprintf(s->last_error, sizeof s->last_error, "%s%.140s",
+             kind == MT_CALL_BUDGET   ? "aborted: "
+             : kind == MT_CALL_MEMORY ? "out of memory: "
+                                      : "",
+             cond);
     char after[32] = "";
     if (kind == MT_CALL_BUDGET && count_budget) /* how long the stopped call really took */
         snprintf(after, sizeof after, " after %d ms", (int)(s->last_elapsed * 1000 + 0.5));
@@ -821,6 +826,11 @@ const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook)
 bool mt_scripts_failed(const struct mt_scripts *s)
 {
     return s != NULL && s->chain_failed;
+}
+
+const char *mt_scripts_error(const struct mt_scripts *s)
+{
+    return s != NULL ? s->last_error : "";
 }
 
 /* Only the -d trace asks, once per packet that a script decided: a lua_getinfo is fine. */

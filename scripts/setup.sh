@@ -36,6 +36,7 @@ if [ "${1:-}" = "--test" ]; then
         "dpkg-dev:/usr/bin/dpkg-shlibdeps"
         "systemd:/usr/bin/systemd-analyze"
         "strace:/usr/bin/strace"
+        "tshark:/usr/bin/tshark"
     )
 fi
 
@@ -55,6 +56,12 @@ echo "setup: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# tshark (moontun capture's test) pulls in wireshark-common, which would ask whether
+# non-root users may capture: answer no before apt-get asks.
+if [[ " ${missing[*]} " == *" tshark "* ]]; then
+    echo "wireshark-common wireshark-common/install-setuid boolean false" |
+        $SUDO debconf-set-selections
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"

@@ -18,9 +18,7 @@
 
 #define CTL_TIMEOUT_MS 10000
 
-/* Sends line to the socket at path and reads the reply into *body. 0, 1 (the instance said
- * error: body holds its message), or -1 after printing why (no instance, a broken reply). */
-static int ask(const char *path, const char *what, const char *line, struct mt_buf *body)
+int mt_ctl_connect(const char *path, const char *what)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sun.sun_path) {
@@ -41,6 +39,16 @@ static int ask(const char *path, const char *what, const char *line, struct mt_b
             close(fd);
         return -1;
     }
+    return fd;
+}
+
+/* Sends line to the socket at path and reads the reply into *body. 0, 1 (the instance said
+ * error: body holds its message), or -1 after printing why (no instance, a broken reply). */
+static int ask(const char *path, const char *what, const char *line, struct mt_buf *body)
+{
+    int fd = mt_ctl_connect(path, what);
+    if (fd < 0)
+        return -1;
     size_t len = strlen(line);
     if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
         fprintf(stderr, "moontun: %s: %s\n", path, strerror(errno));

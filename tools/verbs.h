@@ -13,5 +13,9 @@ int mt_show_main(int argc, char **argv);
 int mt_metrics_main(int argc, char **argv);
 int mt_reload_main(int argc, char **argv);
 int mt_peer_main(int argc, char **argv);
+/* A connected socket to the instance at path (what: its IFNAME for the message, or NULL), or
+ * -1 after printing why (no instance, not its user). */
+int mt_ctl_connect(const char *path, const char *what);
+int mt_capture_main(int argc, char **argv); /* tools/capture.c */
 
 #endif

@@ -99,6 +99,9 @@ const char *mt_scripts_decider(const struct mt_scripts *s, const char **hook);
 bool mt_scripts_failed(const struct mt_scripts *s);
 /* The line where the deciding handler is defined (for the -d trace), 0 when none decided. */
 int mt_scripts_decider_line(const struct mt_scripts *s);
+/* The last failure's message, condensed to one line ("" when none): with mt_scripts_failed,
+ * why the last chain dropped its packet (moontun capture names it). */
+const char *mt_scripts_error(const struct mt_scripts *s);
 
 /* What one script of the chain did, for moontun show and metrics (lua/scriptstats.c). */
 struct mt_script_info {

@@ -35,6 +35,7 @@
 #include "moontun/proto.h"
 #include "moontun/script.h"
 #include "moontun/stats.h"
+#include "util.h"
 
 #define RUNS     5
 #define MIX_MAX  128
@@ -291,6 +292,10 @@ static struct mt_host HOST = {
 
 static uint8_t BUF[MT_PKT_BUFSIZE];
 static volatile unsigned HOOKS; /* what the core keeps in t->hooks and tests per packet */
+/* What the core keeps in t->captures (NULL: no moontun capture running) and tests once per
+ * decision point: the "capture test" row pays that test on top of the hooks test. */
+static void *volatile CAPTURES;
+static bool capture_test;
 static long drops;
 static double copy_ns[MAX_CASE * 2 * RUNS]; /* every copy-only run, for the footnote */
 static int ncopy;
@@ -324,6 +329,8 @@ static double run(struct mt_scripts *s, enum mt_dir dir, bool copy_only, long n)
             v = dir == MT_DIR_EGRESS ? mt_scripts_egress(s, &pkt, &route)
                                      : mt_scripts_ingress(s, &pkt, &route);
         drops += v == MT_VERDICT_DROP;
+        if (capture_test && mt_unlikely(CAPTURES != NULL))
+            drops++; /* never: no capture runs */
     }
     return now_ns() - t0;
 }
@@ -446,6 +453,7 @@ static void bench(const struct bench_case *c, bool ingress, long n)
         return;
     }
     HOOKS = s != NULL ? mt_scripts_hooks(s) : 0;
+    capture_test = strstr(c->name, "capture test") != NULL;
     for (int d = 0; d < (ingress ? 2 : 1); d++) {
         enum mt_dir dir = d == 0 ? MT_DIR_EGRESS : MT_DIR_INGRESS;
         double ns[RUNS];
@@ -590,6 +598,7 @@ int main(int argc, char **argv)
 
     if (!given) {
         add_case("no script (core fast path: hooks==0)", "");
+        add_case("no script + capture test (captures==NULL)", "");
         add_case("empty egress handler",
                  temp_script("local function h(pkt) end\nreturn { egress = h, ingress = h }\n"));
         add_case(

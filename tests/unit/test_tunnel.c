@@ -2,7 +2,8 @@
  * transport (transport.h) records what the tunnel sends, and the device is one end of a
  * datagram socketpair. Routing and learning, client-to-client forwarding, back-pressure, script
  * verdicts, packets too big for a peer, offload headers from peers, a transport that refuses
- * sources, and how often a packet is parsed. */
+ * sources, how often a packet is parsed, and what a live capture (moontun capture) says of each
+ * fate. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -17,9 +18,11 @@
 
 #include <cmocka.h>
 
+#include "capture.h"
 #include "moontun/log.h"
 #include "moontun/proto.h"
 #include "moontun/vnet.h"
+#include "pcapng.h"
 #include "testlib.h"
 #include "tunnel.h"
 
@@ -306,6 +309,7 @@ static const char verdicts_lua[] =
     "    if pkt.udp and pkt.udp.dport == 9 then return mt.DROP end\n"
     "    if pkt.udp and pkt.udp.dport == 7 then return mt.REPLY end\n"
     "    if pkt.udp and pkt.udp.dport == 8 then return mt.peers()[1] end\n"
+    "    if pkt.udp and pkt.udp.dport == 4 then error('boom') end\n"
     "  end,\n"
     "  ingress = function(pkt, peer)\n"
     "    if pkt.udp and pkt.udp.dport == 7 then return mt.REPLY end\n"
@@ -501,6 +505,147 @@ static void test_parsed_once(void **state)
     unlink(script_path);
 }
 
+/* --- live capture ----------------------------------------------------------------------------- */
+
+/* Starts a capture on a stream socketpair: "POINTS VERDICTS COUNT [FILTER...]"; returns our end
+ * (or -1, with err, when the tunnel refused it). */
+static int capture(const char *request, char *err, size_t errsz)
+{
+    char text[256], *w[16];
+    int sv[2], n = 0;
+    snprintf(text, sizeof text, "%s", request);
+    for (char *save, *tok = strtok_r(text, " ", &save); tok && n < 16;
+         tok = strtok_r(NULL, " ", &save))
+        w[n++] = tok;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    if (mt__capture_start(&tun, sv[0], w, n, err, errsz) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    return sv[1];
+}
+
+/* Reads what the capture sent; fills comments[] with its packets' comments, returns how many
+ * (the header line and the other blocks are checked and skipped). *ended: the ISB came. */
+static int captured(int fd, char comments[][256], int max, bool *ended)
+{
+    static uint8_t buf[4 << 20];
+    size_t len = 0;
+    ssize_t n;
+    turn();
+    while ((n = read(fd, buf + len, sizeof buf - len)) > 0)
+        len += (size_t)n;
+    size_t at = strlen("stream pcapng\n");
+    assert_true(len >= at && memcmp(buf, "stream pcapng\n", at) == 0);
+    int k = 0;
+    uint32_t type;
+    long blen;
+    while ((blen = mt_pcapng_next(buf + at, len - at, 1 << 20, &type)) > 0) {
+        const uint8_t *b = buf + at;
+        if (type == MT_PCAPNG_EPB && k < max) {
+            uint32_t caplen = b[20] | b[21] << 8 | (uint32_t)b[22] << 16;
+            const uint8_t *opt = b + 28 + ((caplen + 3) & ~3u);
+            assert_int_equal(opt[0], 1); /* opt_comment */
+            snprintf(comments[k++], 256, "%.*s", opt[2] | opt[3] << 8, (const char *)opt + 4);
+        }
+        *ended = type == MT_PCAPNG_ISB;
+        at += (size_t)blen;
+    }
+    assert_int_equal(at, len); /* only whole blocks */
+    return k;
+}
+
+/* Each decision point names its fate: a script's drop with the script, line and handler; a
+ * drop by the core with its reason; verdicts and points not asked for are left out; a bad
+ * filter or point is refused with one line; -c ends with the statistics block; a reader that
+ * does not read loses captured packets, counted, while the tunnel's go on. */
+static void test_capture_fates(void **state)
+{
+    mt_test_write_file(script_path, verdicts_lua);
+    OPEN(false, "-s", "-S", script_path);
+    struct mt_tpeer *a = add_peer(1);
+    strcpy(a->pub.name, "peer \"one\""); /* a script may name a peer anything */
+    (void)add_peer(2);
+    char err[256], c[8][256];
+    bool ended = false;
+    assert_int_equal(capture("net-in,bogus drop 0", err, sizeof err), -1);
+    assert_string_equal(err, "unknown point 'net-in,bogus' (device-in, device-out, net-in, "
+                             "net-out, all)");
+    assert_int_equal(capture("all drop 0 udp port nope", err, sizeof err), -1);
+    assert_non_null(strstr(err, "bad filter 'udp port nope': "));
+
+    int fd = capture("all drop 0", err, sizeof err);
+    assert_true(fd >= 0);
+    uint8_t pkt[256];
+    size_t len = mt_test_ip4_udp(pkt, A1, A7, 1, 9, 10); /* egress DROP by the script */
+    device_gives(pkt, len, NULL);
+    len = mt_test_ip4_udp(pkt, A1, A7, 1, 5, 10); /* passed, but no route with two peers */
+    device_gives(pkt, len, NULL);
+    turn();
+    len = mt_test_ip4_udp(pkt, A2, A1, 1, 9, 10); /* ingress DROP */
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    len = mt_test_ip4_udp(pkt, A2, A1, 1, 5, 10); /* ingress pass: not a drop, left out */
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    len = mt_test_ip4_udp(pkt, A1, A7, 1, 4, 10); /* the handler fails: --on-error drop */
+    device_gives(pkt, len, NULL);                 /* (and logs its error line) */
+    turn();
+    assert_int_equal(captured(fd, c, 8, &ended), 4);
+    const char *name = strrchr(script_path, '/') + 1;
+    char want[256];
+    snprintf(want, sizeof want, "point=device-in peer=- script=%s:3 handler=egress verdict=drop",
+             name);
+    assert_string_equal(c[0], want);
+    assert_string_equal(c[1], "point=device-in peer=- verdict=drop reason=\"no route\"");
+    snprintf(want, sizeof want,
+             "point=net-in peer=\"peer \\\"one\\\"\" script=%s:9 handler=ingress verdict=drop",
+             name);
+    assert_string_equal(c[2], want);
+    snprintf(want, sizeof want,
+             "point=device-in peer=- script=%s:3 handler=egress verdict=drop error=\"%s:7: boom",
+             name, script_path);
+    assert_memory_equal(c[3], want, strlen(want));
+    assert_false(ended);
+
+    /* -c 1 with a filter: the first matching packet, then the end block */
+    int fd2 = capture("net-in any 1 udp port 5", err, sizeof err);
+    assert_true(fd2 >= 0);
+    len = mt_test_ip4_udp(pkt, A2, A1, 1, 9, 10);
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    len = mt_test_ip4_udp(pkt, A2, A1, 1, 5, 10);
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    mt__tunnel_from_peer(&tun, a, pkt, len, NULL);
+    assert_int_equal(captured(fd2, c, 8, &ended), 1);
+    assert_true(ended);
+    assert_string_equal(c[0], "point=net-in peer=\"peer \\\"one\\\"\" verdict=pass");
+    turn();
+    assert_int_equal(read(fd2, pkt, 1), 0); /* and the tunnel hung up */
+    close(fd2);
+
+    /* 3,000 drops of 1,000 bytes while fd is not read: about 1 MiB is kept, the rest lost */
+    uint64_t drops = tun.stats.script_drops;
+    uint8_t big[1100];
+    len = mt_test_ip4_udp(big, A2, A1, 1, 9, 1000);
+    for (int i = 0; i < 3000; i++)
+        mt__tunnel_from_peer(&tun, a, big, len, NULL);
+    assert_int_equal(tun.stats.script_drops, drops + 3000); /* every one judged all the same */
+    struct mt_buf show;
+    mt_buf_init(&show, 1 << 16);
+    mt__capture_show(&tun, &show);
+    unsigned long long got, lost;
+    const char *line = strstr(show.data, "captured: ");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "captured: %llu, lost (slow reader): %llu", &got, &lost), 2);
+    assert_true(got > 900 && got < 1100 && got + lost == 3005); /* and the drops above */
+    mt_buf_free(&show);
+
+    close(fd); /* gone mid-stream: freed at the next write */
+    for (int i = 0; i < 3 && tun.captures; i++)
+        turn();
+    assert_null(tun.captures);
+    unlink(script_path);
+}
+
 static int group_setup(void **state)
 {
     mt_log_level = MT_LOG_ERROR;
@@ -521,6 +666,7 @@ int main(void)
         cmocka_unit_test_teardown(test_offload_headers_from_peers, teardown),
         cmocka_unit_test_teardown(test_transport_refuses_sources, teardown),
         cmocka_unit_test_teardown(test_parsed_once, teardown),
+        cmocka_unit_test_teardown(test_capture_fates, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, NULL);
 }
