@@ -723,9 +723,11 @@ int mt__lmoontun_open(lua_State *L)
     s->peer_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     create_meta(L, MT_LTIMER_META, timer_metamethods, timer_methods);
     create_meta(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
+    mt__lcontrol_open(L);
 
     lua_createtable(L, 0, 24);
     luaL_setfuncs(L, module_funcs, 0);
+    luaL_setfuncs(L, mt__lcontrol_funcs, 0);
     lua_getglobal(L, "string");
     lua_getfield(L, -1, "format");
     lua_remove(L, -2);

@@ -448,9 +448,11 @@ static bool mt__overloaded(struct mt_scripts *s, double now)
 }
 
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
- * traceback) instead of being logged and counted: loading reports its errors to the caller. */
-static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
-                                    const char *what, int script, char *err, size_t errsz)
+ * traceback) instead of being logged and counted: loading reports its errors to the caller;
+ * with err and count, it is both (a script command's error goes to its caller and counts). */
+static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                       const char *what, int script, char *err, size_t errsz,
+                                       bool count)
 {
     int base = lua_gettop(L) - nargs; /* the function */
     int prev_script = s->cur_script;
@@ -523,9 +525,9 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
         else
             snprintf(err, errsz, "%s: %s: %s", script >= 0 ? s->cfg->scripts[script].path : "lua",
                      what, cond);
-    } else {
-        mt__fail(s, kind, what, script, msg, outer);
     }
+    if (err == NULL || count)
+        mt__fail(s, kind, what, script, msg, outer);
     lua_settop(L, base - 1);
     if (kind == MT_CALL_MEMORY)
         lua_gc(L, LUA_GCCOLLECT); /* give the next call its memory back */
@@ -537,10 +539,22 @@ static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int narg
     return kind;
 }
 
+static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                    const char *what, int script, char *err, size_t errsz)
+{
+    return mt__call_ex(s, L, nargs, nres, what, script, err, errsz, false);
+}
+
 enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                      const char *what, int script)
 {
     return mt__call(s, L, nargs, nres, what, script, NULL, 0);
+}
+
+enum mt_call_status mt__scripts_call_report(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                            const char *what, int script, char *err, size_t errsz)
+{
+    return mt__call_ex(s, L, nargs, nres, what, script, err, errsz, true);
 }
 
 /* --- the chain ----------------------------------------------------------------------------- */
@@ -1445,6 +1459,7 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         s->closing = true;
         lua_close(s->L);
     }
+    mt__lcontrol_free(s);
     mt__watchdog_stop(s);
     free(s->scratch);
     free(s->peerbuf);

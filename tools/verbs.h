@@ -13,5 +13,6 @@ int mt_show_main(int argc, char **argv);
 int mt_metrics_main(int argc, char **argv);
 int mt_reload_main(int argc, char **argv);
 int mt_peer_main(int argc, char **argv);
+int mt_call_main(int argc, char **argv);
 
 #endif
