@@ -38,7 +38,8 @@ static int drop_privileges(const char *user, char *err, size_t errsz)
 static void print_summary(const struct mt_stats *s)
 {
     mt_info("stopped: device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu "
-            "B tx %llu/%llu B, no route %llu, script drops %llu, replies %llu, queue drops "
+            "B tx %llu/%llu B, not connected %llu, no route %llu, script drops %llu, replies %llu, "
+            "queue drops "
             "%llu, bad frames %llu, too big %llu, bad offloads %llu, script errors %llu (budget "
             "%llu, memory %llu), reloads %llu "
             "(failed %llu)",
@@ -46,13 +47,13 @@ static void print_summary(const struct mt_stats *s)
             (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
             (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
             (unsigned long long)s->net_rx_bytes, (unsigned long long)s->net_tx_packets,
-            (unsigned long long)s->net_tx_bytes, (unsigned long long)s->no_route,
-            (unsigned long long)s->script_drops, (unsigned long long)s->script_replies,
-            (unsigned long long)s->queue_drops, (unsigned long long)s->bad_frames,
-            (unsigned long long)s->too_big, (unsigned long long)s->bad_offloads,
-            (unsigned long long)s->script_errors, (unsigned long long)s->budget_aborts,
-            (unsigned long long)s->memory_aborts, (unsigned long long)s->reloads,
-            (unsigned long long)s->reload_failures);
+            (unsigned long long)s->net_tx_bytes, (unsigned long long)s->not_connected,
+            (unsigned long long)s->no_route, (unsigned long long)s->script_drops,
+            (unsigned long long)s->script_replies, (unsigned long long)s->queue_drops,
+            (unsigned long long)s->bad_frames, (unsigned long long)s->too_big,
+            (unsigned long long)s->bad_offloads, (unsigned long long)s->script_errors,
+            (unsigned long long)s->budget_aborts, (unsigned long long)s->memory_aborts,
+            (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
 }
 
 int main(int argc, char **argv)

@@ -31,6 +31,7 @@ static const struct {
     C(net_tx_packets, "packets sent to peers"),
     C(net_tx_bytes, "bytes sent to peers"),
     C(no_route, "packets from the device with no peer to go to"),
+    C(not_connected, "packets from the device while no peer was up (before the link)"),
     C(script_drops, "DROP verdicts acted on"),
     C(script_replies, "REPLY verdicts acted on"),
     C(queue_drops, "packets dropped because a peer's send queue was full"),

@@ -264,9 +264,14 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
             p = t->peers;
     }
     if (!p) {
-        t->stats.no_route++;
+        /* No peer at all (a client before its connection is up) is not a routing problem. */
+        bool alone = t->npeers == 0;
+        if (alone)
+            t->stats.not_connected++;
+        else
+            t->stats.no_route++;
         if (mt_log_level >= MT_LOG_DEBUG)
-            log_packet("no route, dropped:", pkt);
+            log_packet(alone ? "not connected, dropped:" : "no route, dropped:", pkt);
         return;
     }
     to_peer(t, p, pkt);

@@ -633,7 +633,7 @@ static const struct {
     F(net_rx_packets), F(net_rx_bytes),    F(net_tx_packets), F(net_tx_bytes),  F(no_route),
     F(script_drops),   F(script_replies),  F(queue_drops),    F(bad_frames),    F(peers_up),
     F(peers_down),     F(peers_refused),   F(script_errors),  F(budget_aborts), F(memory_aborts),
-    F(reloads),        F(reload_failures), F(too_big),        F(bad_offloads),
+    F(reloads),        F(reload_failures), F(too_big),        F(bad_offloads),  F(not_connected),
 #undef F
 };
 
