@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "moontun/addr.h"
+#include "moontun/log.h"
 
 /* The process counters, in the exit summary's order: name, what it counts, and whether it is
  * a gauge-like number rather than a counter. */
@@ -301,6 +302,53 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
     for (size_t i = 0; i < NCOUNTERS; i++)
         mt_buf_printf(b, "%s\"%s\": %llu", i ? ", " : "", counters[i].name, counter(t, i));
     mt_buf_printf(b, "}}\n");
+}
+
+void mt_report_counters(const struct mt_stats *s, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz,
+             "device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu B tx "
+             "%llu/%llu B, not connected %llu, no route %llu, script drops %llu, replies %llu, "
+             "queue drops %llu, bad frames %llu, too big %llu, bad offloads %llu, script errors "
+             "%llu (budget %llu, memory %llu), reloads %llu (failed %llu)",
+             (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
+             (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
+             (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
+             (unsigned long long)s->net_rx_bytes, (unsigned long long)s->net_tx_packets,
+             (unsigned long long)s->net_tx_bytes, (unsigned long long)s->not_connected,
+             (unsigned long long)s->no_route, (unsigned long long)s->script_drops,
+             (unsigned long long)s->script_replies, (unsigned long long)s->queue_drops,
+             (unsigned long long)s->bad_frames, (unsigned long long)s->too_big,
+             (unsigned long long)s->bad_offloads, (unsigned long long)s->script_errors,
+             (unsigned long long)s->budget_aborts, (unsigned long long)s->memory_aborts,
+             (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
+}
+
+void mt_report_status(struct mt_tunnel *t, const char *why)
+{
+    char line[1024];
+    double now = ev_now(t->loop);
+    mt_report_counters(&t->stats, line, sizeof line);
+    mt_info("status (%s): %d peer%s, %s", why, t->npeers, t->npeers == 1 ? "" : "s", line);
+    for (struct mt_tpeer *p = t->peers; p; p = p->next) {
+        const struct mt_peer_stats *s = &p->pub.stats;
+        bool named = strcmp(p->pub.name, p->pub.addr) != 0;
+        mt_info("status: peer %s (%s%sid %u) up %.0f s, last packet %.1f s ago: rx %llu/%llu B "
+                "tx %llu/%llu B, drops %llu",
+                p->pub.addr, named ? p->pub.name : "", named ? ", " : "", p->pub.id, now - p->since,
+                now - p->last_rx, (unsigned long long)s->rx_packets,
+                (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_packets,
+                (unsigned long long)s->tx_bytes, (unsigned long long)s->drops);
+    }
+    struct mt_script_info si;
+    for (int i = 0; mt_scripts_info(t->scripts, i, &si) == 0; i++)
+        mt_info("status: script %s: calls %llu, errors %llu (budget %llu, memory %llu), "
+                "verdicts pass %llu drop %llu reply %llu route %llu",
+                t->cfg->scripts[i].path, (unsigned long long)si.calls,
+                (unsigned long long)si.errors, (unsigned long long)si.budget_aborts,
+                (unsigned long long)si.memory_aborts, (unsigned long long)si.verdicts[0],
+                (unsigned long long)si.verdicts[1], (unsigned long long)si.verdicts[2],
+                (unsigned long long)si.verdicts[3]);
 }
 
 /* One metric family's header. */

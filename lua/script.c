@@ -286,7 +286,14 @@ static int mt__watchdog_start(struct mt_scripts *s)
     atomic_init(&s->wd_deadline_ns, 0);
     atomic_init(&s->expired_dl, 0);
     pthread_once(&once, mt__wd_install);
+    /* The thread takes no signal of the process: libev may block SIGTERM, SIGUSR1, ... in the
+     * loop thread only (to read them from a signalfd), and the kernel would then deliver them
+     * here, where their default action ends the process without its summary. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->wd_thread, NULL, mt__watchdog, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
     s->wd_running = true;
