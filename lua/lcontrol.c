@@ -377,7 +377,10 @@ static int change(lua_State *L, double sign)
         return luaL_error(L, "%s: not a finite number", m->name);
     if (!m->gauge && n < 0)
         return luaL_error(L, "%s: a counter only goes up (use a gauge)", m->name);
-    target(L, m, 3)->value += n;
+    struct series *se = target(L, m, 3);
+    if (!isfinite(se->value + n))
+        return luaL_error(L, "%s: the value would no longer be a finite number", m->name);
+    se->value += n;
     return 0;
 }
 

@@ -119,7 +119,7 @@ static void usage(FILE *out, const char *verb)
             "       moontun metrics [IFNAME] [--control PATH]\n"
             "       moontun reload IFNAME [--control PATH]\n"
             "       moontun peer IFNAME ADDR|NAME|ID kill [--control PATH]\n"
-            "       moontun call IFNAME COMMAND [ARGS...] [--control PATH]\n"
+            "       moontun call IFNAME COMMAND [ARGS...]   (or --control PATH COMMAND ...)\n"
             "Ask a running moontun through its control socket (default %s/IFNAME.sock).\n"
             "Without IFNAME, show (and metrics, when there is one instance) ask every\n"
             "instance found there. call runs a command a script registered (mt.command).\n",
