@@ -232,8 +232,9 @@ void mt__lpeer_gone(lua_State *L, struct mt_peer *peer);
 
 /* mt.command, mt.counter and mt.gauge, for the module table. */
 extern const luaL_Reg mt__lcontrol_funcs[];
-/* Registers the metric metatable. */
-void mt__lcontrol_open(lua_State *L);
+/* The class of the objects mt.counter and mt.gauge return (lmoontun.c makes its metatable). */
+#define MT_LMETRIC_META "moontun.metric"
+extern const luaL_Reg mt__lmetric_metamethods[], mt__lmetric_methods[];
 /* Frees what the scripts registered (after lua_close). */
 void mt__lcontrol_free(struct mt_scripts *s);
 

@@ -16,7 +16,6 @@
 
 #include "chain.h"
 
-#define MT_LMETRIC_META   "moontun.metric"
 #define MAX_COMMANDS      32
 #define MAX_METRICS       64
 #define MAX_SERIES        256 /* label sets of one metric: a label per flow would be a leak */
@@ -420,23 +419,16 @@ static int m_tostring(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg metric_methods[] = {
+const luaL_Reg mt__lmetric_metamethods[] = {
+    {"__tostring", m_tostring},
+    {"__index", NULL}, /* the method table */
+    {NULL, NULL},
+};
+
+const luaL_Reg mt__lmetric_methods[] = {
     {"inc", m_inc}, {"add", m_inc},       {"dec", m_dec}, {"set", m_set},
     {"get", m_get}, {"labels", m_labels}, {NULL, NULL},
 };
-
-void mt__lcontrol_open(lua_State *L)
-{
-    luaL_newmetatable(L, MT_LMETRIC_META);
-    lua_pushcfunction(L, m_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_newtable(L);
-    luaL_setfuncs(L, metric_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushstring(L, MT_LMETRIC_META);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
 
 const luaL_Reg mt__lcontrol_funcs[] = {
     {"command", l_command},

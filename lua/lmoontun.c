@@ -723,7 +723,7 @@ int mt__lmoontun_open(lua_State *L)
     s->peer_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     create_meta(L, MT_LTIMER_META, timer_metamethods, timer_methods);
     create_meta(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
-    mt__lcontrol_open(L);
+    create_meta(L, MT_LMETRIC_META, mt__lmetric_metamethods, mt__lmetric_methods);
 
     lua_createtable(L, 0, 24);
     luaL_setfuncs(L, module_funcs, 0);

@@ -1510,6 +1510,17 @@ static void test_commands(void **state)
     assert_string_equal(out, "no script command 'x' (no script registers one)");
 }
 
+/* Each source alone as the only script: its load fails with a one-line error. */
+static void load_fails_each(const char *const *srcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char err[512];
+        CFG.nscripts = 0;
+        add_script(write_script(srcs[i]), NULL);
+        load_fail(err, sizeof err);
+    }
+}
+
 static void test_command_refused(void **state)
 {
     (void)state;
@@ -1519,12 +1530,7 @@ static void test_command_refused(void **state)
         "require('moontun').command('x', 'not a function') return {}",
         "local mt = require('moontun') mt.command('x', print) mt.command('x', print) return {}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char err[512];
-        CFG.nscripts = 0;
-        add_script(write_script(bad[i]), NULL);
-        load_fail(err, sizeof err);
-    }
+    load_fails_each(bad, sizeof bad / sizeof bad[0]);
     /* only while loading: not from a packet handler */
     CFG.nscripts = 0;
     struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
@@ -1618,12 +1624,7 @@ static void test_metrics_refused(void **state)
         "local g = require('moontun').gauge('x') for i = 1, 257 do g:set(1, { n = i }) end "
         "return {}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char err[512];
-        CFG.nscripts = 0;
-        add_script(write_script(bad[i]), NULL);
-        load_fail(err, sizeof err);
-    }
+    load_fails_each(bad, sizeof bad / sizeof bad[0]);
     /* two scripts may share a family when they agree on its type */
     CFG.nscripts = 0;
     add_script(write_script("require('moontun').counter('x'):inc() return {}"), NULL);
