@@ -12,7 +12,7 @@
 #include <lua.h>
 
 #include "bytes.h"
-#include "lbuild.h"
+#include "binding.h"
 #include "moontun/addr.h"
 #include "moontun/packet.h"
 #include "moontun/proto.h"

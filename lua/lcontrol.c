@@ -14,7 +14,7 @@
 
 #include "moontun/script.h"
 
-#include "chain.h"
+#include "binding.h"
 
 #define MAX_COMMANDS      32
 #define MAX_METRICS       64

@@ -11,7 +11,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "chain.h"
+#include "binding.h"
 
 #define MT_MAXCAPT     32  /* as Lua's LUA_MAXCAPTURES */
 #define MT_MATCH_DEPTH 200 /* nested matcher calls: beyond, "pattern too complex" */

@@ -1,6 +1,5 @@
 /* The `moontun` module scripts get from require "moontun": verdicts, logging, clock, timers,
- * inject/send, peers, prefix matchers, stats, state and config. Also owns the peer userdata:
- * one object per struct mt_peer per state, which outlives the peer as a snapshot. */
+ * inject/send, peers, prefix matchers, stats, state and config. The peer userdata is lpeer.c's. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -21,8 +20,6 @@
 #include "moontun/route.h"
 
 #include "binding.h"
-#include "chain.h"
-#include "lbuild.h"
 #include "util.h"
 
 #define MT_LTIMER_META  "moontun.timer"
@@ -33,233 +30,6 @@
 const char mt__verdict_pass = 'P';
 const char mt__verdict_drop = 'D';
 const char mt__verdict_reply = 'R';
-
-/* Makes a class metatable as liolib's createmeta does: metamethods on it, methods (if any) in
- * a table behind __index, and __metatable so scripts cannot tamper with it. */
-static void create_meta(lua_State *L, const char *name, const luaL_Reg *metamethods,
-                        const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, metamethods, 0);
-    if (methods != NULL) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "__metatable");
-    lua_pop(L, 1);
-}
-
-/* --- peers --------------------------------------------------------------------------------- */
-
-struct mt_lpeer {
-    struct mt_peer *peer; /* NULL once the core said it is gone */
-    struct mt_peer snap;  /* what it was when it went */
-};
-
-static const struct mt_peer *lpeer_view(const struct mt_lpeer *u)
-{
-    return u->peer != NULL ? u->peer : &u->snap;
-}
-
-void mt__lpeer_push(lua_State *L, struct mt_peer *peer)
-{
-    struct mt_scripts *s = mt__scripts_of(L);
-
-    if (peer == NULL) {
-        lua_pushnil(L);
-        return;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
-    if (lua_rawgetp(L, -1, peer) == LUA_TNIL) {
-        lua_pop(L, 1);
-        struct mt_lpeer *u = lua_newuserdatauv(L, sizeof *u, 0);
-        memset(u, 0, sizeof *u);
-        u->peer = peer;
-        luaL_setmetatable(L, MT_LPEER_META);
-        lua_pushvalue(L, -1);
-        lua_rawsetp(L, -3, peer);
-    }
-    lua_remove(L, -2);
-}
-
-bool mt__lpeer_push_cached(lua_State *L, struct mt_peer *peer)
-{
-    struct mt_scripts *s = mt__scripts_of(L);
-
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
-    if (lua_rawgetp(L, -1, peer) != LUA_TUSERDATA) {
-        lua_pop(L, 2);
-        return false;
-    }
-    lua_remove(L, -2);
-    return true;
-}
-
-int mt__lpeer_check(lua_State *L, int idx, struct mt_peer **out)
-{
-    struct mt_scripts *s = mt__scripts_of(L);
-    struct mt_lpeer *u = lua_touserdata(L, idx);
-
-    /* By metatable identity, not luaL_testudata's lookup by name: this is per packet. */
-    if (u == NULL || !lua_getmetatable(L, idx))
-        return 0;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_meta_ref);
-    bool is_peer = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (!is_peer)
-        return 0;
-    *out = u->peer != NULL && u->peer->up ? u->peer : NULL;
-    return 1;
-}
-
-void mt__lpeer_gone(lua_State *L, struct mt_peer *peer)
-{
-    struct mt_scripts *s = mt__scripts_of(L);
-
-    /* No allocation here: called by the core between packets, outside any protected call. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->peer_cache_ref);
-    if (lua_rawgetp(L, -1, peer) == LUA_TUSERDATA) {
-        struct mt_lpeer *u = lua_touserdata(L, -1);
-        u->snap = *peer;
-        u->snap.allowed = NULL; /* the transport's, freed with the peer */
-        u->snap.n_allowed = 0;
-        u->snap.up = false;
-        u->peer = NULL;
-        lua_pushnil(L);
-        lua_rawsetp(L, -3, peer); /* the struct may be reused for a new peer */
-    }
-    lua_pop(L, 2);
-}
-
-static struct mt_lpeer *check_peer(lua_State *L, int idx)
-{
-    return luaL_checkudata(L, idx, MT_LPEER_META);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* the clock the transport stamps handshakes with */
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* A WireGuard peer's endpoint: nil until it has one (its addr then says "(no endpoint yet)"). */
-static int push_wg_endpoint(lua_State *L, const struct mt_peer *p)
-{
-    if (p->addr[0] == '(')
-        lua_pushnil(L);
-    else
-        lua_pushstring(L, p->addr);
-    return 1;
-}
-
-/* A fresh array of "prefix/len" strings: a script may keep or change it. */
-static int push_wg_allowed(lua_State *L, const struct mt_peer *p)
-{
-    lua_createtable(L, (int)p->n_allowed, 0);
-    for (size_t i = 0; i < p->n_allowed && p->allowed; i++) {
-        char buf[MT_PREFIX_STRLEN];
-        lua_pushstring(L, mt_prefix_str(&p->allowed[i], buf, sizeof buf));
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
-    }
-    return 1;
-}
-
-/* peer.host and peer.port, from addr ("192.0.2.7:40000", "[2001:db8::1]:40000"). */
-static void peer_push_host_port(lua_State *L, const char *addr, bool port)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
-        lua_pushnil(L);
-        return;
-    }
-    if (port) {
-        lua_pushinteger(L, (lua_Integer)strtol(colon + 1, NULL, 10));
-        return;
-    }
-    size_t n = (size_t)(colon - addr);
-    if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
-        lua_pushlstring(L, addr + 1, n - 2);
-    else
-        lua_pushlstring(L, addr, n);
-}
-
-static int peer_index(lua_State *L)
-{
-    struct mt_lpeer *u = check_peer(L, 1);
-    const struct mt_peer *p = lpeer_view(u);
-    const char *k = luaL_checkstring(L, 2);
-
-    if (strcmp(k, "addr") == 0)
-        lua_pushstring(L, p->addr);
-    else if (strcmp(k, "name") == 0)
-        lua_pushstring(L, p->name);
-    else if (strcmp(k, "host") == 0 || strcmp(k, "port") == 0)
-        peer_push_host_port(L, p->addr, k[0] == 'p');
-    else if (strcmp(k, "id") == 0)
-        lua_pushinteger(L, (lua_Integer)p->id);
-    else if (strcmp(k, "key") == 0 && p->key[0]) /* WireGuard peers */
-        lua_pushstring(L, p->key);
-    else if (strcmp(k, "endpoint") == 0 && p->key[0])
-        return push_wg_endpoint(L, p);
-    else if (strcmp(k, "allowed_ips") == 0 && p->key[0])
-        return push_wg_allowed(L, p);
-    else if (strcmp(k, "handshake") == 0 && p->key[0] && p->handshake_ns)
-        lua_pushnumber(L, (double)(mono_ns() - p->handshake_ns) / 1e9);
-    else if (strcmp(k, "up") == 0)
-        lua_pushboolean(L, u->peer != NULL && p->up);
-    else if (strcmp(k, "rx_packets") == 0)
-        lua_pushinteger(L, (lua_Integer)p->stats.rx_packets);
-    else if (strcmp(k, "rx_bytes") == 0)
-        lua_pushinteger(L, (lua_Integer)p->stats.rx_bytes);
-    else if (strcmp(k, "tx_packets") == 0)
-        lua_pushinteger(L, (lua_Integer)p->stats.tx_packets);
-    else if (strcmp(k, "tx_bytes") == 0)
-        lua_pushinteger(L, (lua_Integer)p->stats.tx_bytes);
-    else if (strcmp(k, "drops") == 0)
-        lua_pushinteger(L, (lua_Integer)p->stats.drops);
-    else
-        lua_pushnil(L);
-    return 1;
-}
-
-static int peer_newindex(lua_State *L)
-{
-    struct mt_lpeer *u = check_peer(L, 1);
-    const char *k = luaL_checkstring(L, 2);
-    size_t len;
-
-    if (strcmp(k, "name") != 0)
-        return luaL_error(L, "cannot assign peer.%s: only name is writable", k);
-    const char *name = luaL_checklstring(L, 3, &len);
-    struct mt_peer *p = u->peer != NULL ? u->peer : &u->snap;
-    luaL_argcheck(L, len < sizeof p->name && memchr(name, '\0', len) == NULL, 3,
-                  "name must be at most 63 bytes, without NUL");
-    memcpy(p->name, name, len + 1);
-    return 0;
-}
-
-static int peer_tostring(lua_State *L)
-{
-    struct mt_lpeer *u = check_peer(L, 1);
-    const struct mt_peer *p = lpeer_view(u);
-    bool up = u->peer != NULL && p->up;
-
-    if (strcmp(p->name, p->addr) == 0 || p->name[0] == '\0')
-        lua_pushfstring(L, "peer %d %s%s", (int)p->id, p->addr, up ? "" : " (gone)");
-    else
-        lua_pushfstring(L, "peer %d %s (%s)%s", (int)p->id, p->name, p->addr, up ? "" : " (gone)");
-    return 1;
-}
-
-static const luaL_Reg peer_metamethods[] = {
-    {"__index", peer_index},
-    {"__newindex", peer_newindex},
-    {"__tostring", peer_tostring},
-    {NULL, NULL},
-};
 
 /* --- timers -------------------------------------------------------------------------------- */
 
@@ -388,12 +158,12 @@ static int timer_new(lua_State *L, bool repeat)
     return 1;
 }
 
-static int mt_every(lua_State *L)
+static int mod_every(lua_State *L)
 {
     return timer_new(L, true);
 }
 
-static int mt_after(lua_State *L)
+static int mod_after(lua_State *L)
 {
     return timer_new(L, false);
 }
@@ -445,7 +215,7 @@ static const luaL_Reg timer_metamethods[] = {
 
 /* --- prefix matchers ----------------------------------------------------------------------- */
 
-static int mt_prefix(lua_State *L)
+static int mod_prefix(lua_State *L)
 {
     const char *text = luaL_checkstring(L, 1);
     struct mt_prefix *p = lua_newuserdatauv(L, sizeof *p, 0);
@@ -488,9 +258,11 @@ static const luaL_Reg prefix_metamethods[] = {
 
 /* --- the module functions ------------------------------------------------------------------ */
 
-/* upvalue 1: string.format, as it was when the state was made */
-static int log_at(lua_State *L, enum mt_log_level level)
+/* mt.log, mt.debug, mt.warn. upvalue 1: string.format, as it was when the state was made;
+ * upvalue 2: the level. */
+static int mod_log(lua_State *L)
 {
+    enum mt_log_level level = (enum mt_log_level)lua_tointeger(L, lua_upvalueindex(2));
     luaL_checkstring(L, 1);
     if (level > mt_log_level)
         return 0; /* not formatting what nobody will read */
@@ -502,22 +274,7 @@ static int log_at(lua_State *L, enum mt_log_level level)
     return 0;
 }
 
-static int mt_log_info(lua_State *L)
-{
-    return log_at(L, MT_LOG_INFO);
-}
-
-static int mt_log_debug(lua_State *L)
-{
-    return log_at(L, MT_LOG_DEBUG);
-}
-
-static int mt_log_warn(lua_State *L)
-{
-    return log_at(L, MT_LOG_WARN);
-}
-
-static int mt_now(lua_State *L)
+static int mod_now(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     if (s->host.now != NULL) { /* moontun replay/test: capture or virtual time */
@@ -541,7 +298,7 @@ static int push_result(lua_State *L, int rc)
     return 1;
 }
 
-static int mt_inject(lua_State *L)
+static int mod_inject(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     size_t len;
@@ -555,25 +312,25 @@ static int mt_inject(lua_State *L)
 }
 
 /* true: sent; false: an encode hook dropped it; nil, why: it could not be sent. */
-static int mt_send(lua_State *L)
+static int mod_send(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
-    struct mt_lpeer *u = check_peer(L, 1);
+    struct mt_peer *peer = mt__lpeer_arg(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
 
     luaL_argcheck(L, len > 0 && len <= MT_MAX_PACKET, 2, "packet must be 1..65535 bytes");
-    if (u->peer == NULL || !u->peer->up) {
+    if (peer == NULL) {
         lua_pushnil(L);
         lua_pushliteral(L, "peer is gone");
         return 2;
     }
-    return push_result(L, mt__scripts_send(s, L, u->peer, (const uint8_t *)data, len));
+    return push_result(L, mt__scripts_send(s, L, peer, (const uint8_t *)data, len));
 }
 
 /* mt.route("10.77.1.0/24", peer_or_name) sends that prefix to a peer (on the egress and the
  * client-to-client paths, before the learning table); mt.route(prefix, nil) removes it. */
-static int mt_route(lua_State *L)
+static int mod_route(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     const char *text = luaL_checkstring(L, 1);
@@ -604,7 +361,7 @@ static int mt_route(lua_State *L)
     return 1;
 }
 
-static int mt_peers(lua_State *L)
+static int mod_peers(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     size_t n = 0;
@@ -643,7 +400,7 @@ static void set_int(lua_State *L, const char *k, uint64_t v)
     lua_setfield(L, -2, k);
 }
 
-static int mt_stats(lua_State *L)
+static int mod_stats(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     size_t nf = sizeof stat_fields / sizeof stat_fields[0];
@@ -702,15 +459,11 @@ static void push_config(lua_State *L, const struct mt_scripts *s)
 }
 
 static const luaL_Reg module_funcs[] = {
-    {"now", mt_now},     {"every", mt_every},           {"after", mt_after}, {"inject", mt_inject},
-    {"send", mt_send},   {"peers", mt_peers},           {"route", mt_route}, {"prefix", mt_prefix},
-    {"stats", mt_stats}, {"packet", mt__lbuild_packet}, {NULL, NULL},
-};
-
-static const luaL_Reg module_log_funcs[] = {
-    {"log", mt_log_info},
-    {"debug", mt_log_debug},
-    {"warn", mt_log_warn},
+    {"now", mod_now},     {"every", mod_every},
+    {"after", mod_after}, {"inject", mod_inject},
+    {"send", mod_send},   {"peers", mod_peers},
+    {"route", mod_route}, {"prefix", mod_prefix},
+    {"stats", mod_stats}, {"packet", mt__lbuild_packet},
     {NULL, NULL},
 };
 
@@ -718,20 +471,26 @@ int mt__lmoontun_open(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
 
-    create_meta(L, MT_LPEER_META, peer_metamethods, NULL);
-    luaL_getmetatable(L, MT_LPEER_META);
-    s->peer_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    create_meta(L, MT_LTIMER_META, timer_metamethods, timer_methods);
-    create_meta(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
-    create_meta(L, MT_LMETRIC_META, mt__lmetric_metamethods, mt__lmetric_methods);
+    mt__lpeer_open(L);
+    mt__lua_class(L, MT_LTIMER_META, timer_metamethods, timer_methods);
+    mt__lua_class(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
+    mt__lua_class(L, MT_LMETRIC_META, mt__lmetric_metamethods, mt__lmetric_methods);
 
     lua_createtable(L, 0, 24);
     luaL_setfuncs(L, module_funcs, 0);
     luaL_setfuncs(L, mt__lcontrol_funcs, 0);
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "format");
-    lua_remove(L, -2);
-    luaL_setfuncs(L, module_log_funcs, 1);
+    static const struct {
+        const char *name;
+        enum mt_log_level level;
+    } log_funcs[] = {{"log", MT_LOG_INFO}, {"debug", MT_LOG_DEBUG}, {"warn", MT_LOG_WARN}};
+    for (size_t i = 0; i < sizeof log_funcs / sizeof log_funcs[0]; i++) {
+        lua_getglobal(L, "string");
+        lua_getfield(L, -1, "format");
+        lua_remove(L, -2);
+        lua_pushinteger(L, log_funcs[i].level);
+        lua_pushcclosure(L, mod_log, 2);
+        lua_setfield(L, -2, log_funcs[i].name);
+    }
     lua_pushlightuserdata(L, (void *)&mt__verdict_pass);
     lua_setfield(L, -2, "PASS");
     lua_pushlightuserdata(L, (void *)&mt__verdict_drop);

@@ -63,7 +63,7 @@ enum vfield {
     F_FLAGS,
     F_WINDOW,
     F_CODE,
-    F_DSCP, /* from here on: read by view_get_more, not view_get */
+    F_DSCP,
     F_ECN,
     F_OFF,
     F_COUNT
@@ -72,18 +72,8 @@ static const char *const vfield_names[F_COUNT] = {
     NULL,    "src",   "dst", "type", "version", "hlen",   "tos",  "len",  "id",  "ttl", "proto",
     "sport", "dport", "seq", "ack",  "flags",   "window", "code", "dscp", "ecn", "off"};
 
-/* Which fields each view has: reading another is an error naming the view's fields (a script
- * reading pkt.ip.dport has a bug that nil would hide). */
-#define FB(f) (1u << (f))
-static const uint32_t view_fields[V_COUNT] = {
-    [V_ETH] = FB(F_SRC) | FB(F_DST) | FB(F_TYPE) | FB(F_OFF),
-    [V_IP] = FB(F_VERSION) | FB(F_HLEN) | FB(F_TOS) | FB(F_DSCP) | FB(F_ECN) | FB(F_LEN) |
-             FB(F_ID) | FB(F_TTL) | FB(F_PROTO) | FB(F_SRC) | FB(F_DST) | FB(F_OFF),
-    [V_TCP] = FB(F_SPORT) | FB(F_DPORT) | FB(F_SEQ) | FB(F_ACK) | FB(F_FLAGS) | FB(F_WINDOW) |
-              FB(F_HLEN) | FB(F_OFF),
-    [V_UDP] = FB(F_SPORT) | FB(F_DPORT) | FB(F_LEN) | FB(F_OFF),
-    [V_ICMP] = FB(F_TYPE) | FB(F_CODE) | FB(F_ID) | FB(F_SEQ) | FB(F_OFF),
-};
+/* Reading a field another view has is an error naming the view's fields (a script reading
+ * pkt.ip.dport has a bug that nil would hide). */
 static const char *const view_field_list[V_COUNT] = {
     "src dst type off",
     "version hlen tos dscp ecn len id ttl proto src dst off",
@@ -651,166 +641,164 @@ static bool is_echo(const struct lpacket *lp, const uint8_t *t)
     return lp->ipver == 4 ? (t[0] == 8 || t[0] == 0) : (t[0] == 128 || t[0] == 129);
 }
 
-/* Pushes field f of the view (or nil when the view has no such field). Every offset read here
- * was checked by parse(): the header's fixed part lies inside the packet. */
-static void view_get(lua_State *L, struct lpacket *lp, enum view k, enum vfield f)
+/* Where each field of each header lives and how it is read and written: one row per header
+ * layout (IPv4 and IPv6 are two layouts of the ip view), one column per field name. An
+ * integer field is `width` bytes at `off`, shifted and masked (a part of a byte or word),
+ * times `scale` plus `add`; what is written is the masked value, put back in its place. */
+enum vhow {
+    H_NONE = 0, /* the view has no such field */
+    H_INT,
+    H_MAC,
+    H_ADDR,    /* the layout's address: 4 or 16 bytes */
+    H_IPVER,   /* ip.version */
+    H_L3HLEN,  /* ip.hlen: the IP header with IPv6 extension headers */
+    H_L4PROTO, /* IPv6's proto: the final one, after extension headers */
+    H_OFF,     /* where the header starts */
+};
+#define VF_W       1 /* writable */
+#define VF_ECHO    2 /* only ICMP echo request/reply messages have it */
+#define VF_RESHAPE 4 /* writing it changes what the rest of the packet is */
+
+struct vdesc {
+    uint8_t how, off, width, shift, scale, add, flags;
+    uint32_t mask;
+};
+#define BITS(o, w, sh, m, fl)                                                                      \
+    {                                                                                              \
+        H_INT, o, w, sh, 1, 0, fl, m                                                               \
+    }
+#define U8(o, fl)  BITS(o, 1, 0, 0xffu, fl)
+#define U16(o, fl) BITS(o, 2, 0, 0xffffu, fl)
+#define U32(o, fl) BITS(o, 4, 0, 0xffffffffu, fl)
+#define SPECIAL(h, o, fl)                                                                          \
+    {                                                                                              \
+        h, o, 0, 0, 1, 0, fl, 0                                                                    \
+    }
+
+enum layout { L_ETH, L_IP4, L_IP6, L_TCP, L_UDP, L_ICMP, L_COUNT };
+
+static const struct vdesc vdescs[L_COUNT][F_COUNT] =
+    {
+        [L_ETH] =
+            {
+                [F_DST] = SPECIAL(H_MAC, 0, VF_W),
+                [F_SRC] = SPECIAL(H_MAC, 6, VF_W),
+                [F_TYPE] = U16(12, VF_W | VF_RESHAPE),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+        [L_IP4] =
+            {
+                [F_VERSION] = SPECIAL(H_IPVER, 0, 0),
+                [F_HLEN] = SPECIAL(H_L3HLEN, 0, 0),
+                [F_TOS] = U8(1, VF_W),
+                [F_DSCP] = BITS(1, 1, 2, 63, VF_W),
+                [F_ECN] = BITS(1, 1, 0, 3, VF_W),
+                [F_LEN] = U16(2, 0),
+                [F_ID] = U16(4, VF_W),
+                [F_TTL] = U8(8, VF_W),
+                [F_PROTO] = U8(9, 0),
+                [F_SRC] = SPECIAL(H_ADDR, 12, VF_W),
+                [F_DST] = SPECIAL(H_ADDR, 16, VF_W),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+        [L_IP6] =
+            {
+                [F_VERSION] = SPECIAL(H_IPVER, 0, 0),
+                [F_HLEN] = SPECIAL(H_L3HLEN, 0, 0),
+                [F_TOS] = BITS(0, 4, 20, 0xff, VF_W), /* traffic class */
+                [F_DSCP] = BITS(0, 4, 22, 63, VF_W),
+                [F_ECN] = BITS(0, 4, 20, 3, VF_W),
+                [F_LEN] = {H_INT, 4, 2, 0, 1, 40, 0, 0xffff}, /* payload length + the header */
+                [F_ID] = BITS(0, 4, 0, 0xfffff, VF_W),        /* flow label */
+                [F_TTL] = U8(7, VF_W),                        /* hop limit */
+                [F_PROTO] = SPECIAL(H_L4PROTO, 0, 0),
+                [F_SRC] = SPECIAL(H_ADDR, 8, VF_W),
+                [F_DST] = SPECIAL(H_ADDR, 24, VF_W),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+        [L_TCP] =
+            {
+                [F_SPORT] = U16(0, VF_W),
+                [F_DPORT] = U16(2, VF_W),
+                [F_SEQ] = U32(4, VF_W),
+                [F_ACK] = U32(8, VF_W),
+                [F_HLEN] = {H_INT, 12, 1, 4, 4, 0, 0, 0xf}, /* data offset, in bytes */
+                [F_FLAGS] = U8(13, VF_W),
+                [F_WINDOW] = U16(14, VF_W),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+        [L_UDP] =
+            {
+                [F_SPORT] = U16(0, VF_W),
+                [F_DPORT] = U16(2, VF_W),
+                [F_LEN] = U16(4, 0),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+        [L_ICMP] =
+            {
+                [F_TYPE] = U8(0, VF_W),
+                [F_CODE] = U8(1, VF_W),
+                [F_ID] = U16(4, VF_W | VF_ECHO),
+                [F_SEQ] = U16(6, VF_W | VF_ECHO),
+                [F_OFF] = SPECIAL(H_OFF, 0, 0),
+            },
+};
+
+static const struct vdesc *vdesc_of(const struct lpacket *lp, enum view k, enum vfield f)
+{
+    static const enum layout of_view[V_COUNT] = {L_ETH, L_IP4, L_TCP, L_UDP, L_ICMP};
+    enum layout l = k == V_IP && lp->ipver == 6 ? L_IP6 : of_view[k];
+    return &vdescs[l][f];
+}
+
+/* A field that is there in every packet of its view: ICMP's id and seq are only in echo
+ * messages (parse() guaranteed 4 bytes of the header, echo needs 8). */
+static bool vfield_present(const struct lpacket *lp, enum view k, const struct vdesc *d)
+{
+    if (!(d->flags & VF_ECHO))
+        return true;
+    return is_echo(lp, lp->pkt->data + lp->off[k]) && lp->pkt->len - (size_t)lp->off[k] >= 8;
+}
+
+static uint32_t read_word(const uint8_t *p, unsigned width)
+{
+    return width == 1 ? p[0] : width == 2 ? rd16(p) : rd32(p);
+}
+
+/* Pushes field d of view k. Every offset read here was checked by parse(): the header's fixed
+ * part lies inside the packet. */
+static void view_get(lua_State *L, struct lpacket *lp, enum view k, const struct vdesc *d)
 {
     const uint8_t *p = lp->pkt->data + lp->off[k];
-    lua_Integer v;
-    switch (k) {
-    case V_ETH:
-        switch (f) {
-        case F_DST:
-            push_mac(L, p);
-            return;
-        case F_SRC:
-            push_mac(L, p + 6);
-            return;
-        case F_TYPE:
-            v = rd16(p + 12);
-            break;
-        default:
+    switch (d->how) {
+    case H_INT:
+        if (!vfield_present(lp, k, d)) {
             lua_pushnil(L);
             return;
         }
-        break;
-    case V_IP:
-        if (lp->ipver == 4) {
-            switch (f) {
-            case F_VERSION:
-                v = 4;
-                break;
-            case F_HLEN:
-                v = lp->l3hlen;
-                break;
-            case F_TOS:
-                v = p[1];
-                break;
-            case F_LEN:
-                v = rd16(p + 2);
-                break;
-            case F_ID:
-                v = rd16(p + 4);
-                break;
-            case F_TTL:
-                v = p[8];
-                break;
-            case F_PROTO:
-                v = p[9];
-                break;
-            case F_SRC:
-                push_addr(L, 4, p + 12);
-                return;
-            case F_DST:
-                push_addr(L, 4, p + 16);
-                return;
-            default:
-                lua_pushnil(L);
-                return;
-            }
-        } else {
-            switch (f) {
-            case F_VERSION:
-                v = 6;
-                break;
-            case F_HLEN:
-                v = lp->l3hlen;
-                break;
-            case F_TOS:
-                v = (p[0] & 0x0f) << 4 | p[1] >> 4;
-                break;
-            case F_LEN:
-                v = rd16(p + 4) + 40;
-                break;
-            case F_ID:
-                v = (lua_Integer)(rd32(p) & 0xfffff);
-                break;
-            case F_TTL:
-                v = p[7];
-                break;
-            case F_PROTO:
-                v = lp->l4proto;
-                break;
-            case F_SRC:
-                push_addr(L, 6, p + 8);
-                return;
-            case F_DST:
-                push_addr(L, 6, p + 24);
-                return;
-            default:
-                lua_pushnil(L);
-                return;
-            }
-        }
-        break;
-    case V_TCP:
-        switch (f) {
-        case F_SPORT:
-            v = rd16(p);
-            break;
-        case F_DPORT:
-            v = rd16(p + 2);
-            break;
-        case F_SEQ:
-            v = rd32(p + 4);
-            break;
-        case F_ACK:
-            v = rd32(p + 8);
-            break;
-        case F_FLAGS:
-            v = p[13];
-            break;
-        case F_WINDOW:
-            v = rd16(p + 14);
-            break;
-        default:
-            lua_pushnil(L);
-            return;
-        }
-        break;
-    case V_UDP:
-        switch (f) {
-        case F_SPORT:
-            v = rd16(p);
-            break;
-        case F_DPORT:
-            v = rd16(p + 2);
-            break;
-        case F_LEN:
-            v = rd16(p + 4);
-            break;
-        default:
-            lua_pushnil(L);
-            return;
-        }
-        break;
-    case V_ICMP:
-        switch (f) {
-        case F_TYPE:
-            v = p[0];
-            break;
-        case F_CODE:
-            v = p[1];
-            break;
-        case F_ID:
-        case F_SEQ:
-            /* only echo messages have them; parse() guaranteed 4 bytes, echo needs 8 */
-            if (!is_echo(lp, p) || lp->pkt->len - (size_t)lp->off[k] < 8) {
-                lua_pushnil(L);
-                return;
-            }
-            v = rd16(p + (f == F_ID ? 4 : 6));
-            break;
-        default:
-            lua_pushnil(L);
-            return;
-        }
-        break;
+        lua_pushinteger(L, (lua_Integer)((read_word(p + d->off, d->width) >> d->shift) & d->mask) *
+                                   d->scale +
+                               d->add);
+        return;
+    case H_MAC:
+        push_mac(L, p + d->off);
+        return;
+    case H_ADDR:
+        push_addr(L, lp->ipver, p + d->off);
+        return;
+    case H_IPVER:
+        lua_pushinteger(L, lp->ipver);
+        return;
+    case H_L3HLEN:
+        lua_pushinteger(L, lp->l3hlen);
+        return;
+    case H_L4PROTO:
+        lua_pushinteger(L, lp->l4proto);
+        return;
     default:
-        lua_pushnil(L);
+        lua_pushinteger(L, lp->off[k]);
         return;
     }
-    lua_pushinteger(L, v);
 }
 
 /* upvalues: 1 the view metatable, 2 the field-name table */
@@ -821,28 +809,6 @@ static int view_no_field(lua_State *L, enum view k)
                       view_field_list[k]);
 }
 
-/* The fields added beside view_get's: ip.dscp and ip.ecn (the two parts of tos), tcp.hlen
- * (data offset in bytes) and every view's off (where its header starts, 0-based). */
-static void view_get_more(lua_State *L, struct lpacket *lp, enum view k, enum vfield f)
-{
-    const uint8_t *p = lp->pkt->data + lp->off[k];
-    unsigned tos = lp->ipver == 4 ? p[1] : (unsigned)((p[0] & 0x0f) << 4 | p[1] >> 4);
-    switch (f) {
-    case F_DSCP:
-        lua_pushinteger(L, tos >> 2);
-        break;
-    case F_ECN:
-        lua_pushinteger(L, tos & 3);
-        break;
-    case F_HLEN: /* tcp: parse() checked the data offset lies inside the packet */
-        lua_pushinteger(L, (p[12] >> 4) * 4);
-        break;
-    default:
-        lua_pushinteger(L, lp->off[k]);
-        break;
-    }
-}
-
 static int view_index(lua_State *L)
 {
     struct lview *v = self_view(L);
@@ -851,15 +817,14 @@ static int view_index(lua_State *L)
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return view_no_field(L, v->kind);
     enum vfield f = (enum vfield)lua_tointeger(L, -1);
-    if (!(view_fields[v->kind] & FB(f)))
-        return view_no_field(L, v->kind);
     ensure_parsed(v->lp);
+    const struct vdesc *d = vdesc_of(v->lp, v->kind, f);
+    if (d->how == H_NONE)
+        return view_no_field(L, v->kind);
     if (v->lp->off[v->kind] < 0) /* a mutation since took the header away */
         lua_pushnil(L);
-    else if (f >= F_DSCP || (v->kind == V_TCP && f == F_HLEN))
-        view_get_more(L, v->lp, v->kind, f);
     else
-        view_get(L, v->lp, v->kind, f);
+        view_get(L, v->lp, v->kind, d);
     return 1;
 }
 
@@ -887,13 +852,6 @@ static void rewrite(uint8_t *field, const uint8_t *nb, size_t n, uint8_t *csum, 
         }
     }
     memcpy(field, nb, n);
-}
-
-static void rewrite16(uint8_t *field, uint16_t v, uint8_t *csum, enum csum_kind ck)
-{
-    uint8_t nb[2];
-    wr16(nb, v);
-    rewrite(field, nb, 2, csum, ck);
 }
 
 /* Sets the byte at word[hi ? 0 : 1] of a 16-bit word, the unit a checksum sees. */
@@ -952,7 +910,7 @@ static uint32_t field_int(lua_State *L, enum view k, const char *name, lua_Integ
     return (uint32_t)v;
 }
 
-static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *name)
+static void set_addr(lua_State *L, struct lpacket *lp, unsigned off, const char *name)
 {
     int ver = lp->ipver;
     size_t alen = ver == 4 ? 4 : 16;
@@ -969,7 +927,7 @@ static void set_addr(lua_State *L, struct lpacket *lp, bool dst, const char *nam
             lua_pushfstring(L, "'%s' is an IPv%d address, the packet is IPv%d", s, na.kind, ver));
     const uint8_t *nb = na.b;
     uint8_t *ip = lp->pkt->data + lp->off[V_IP];
-    uint8_t *a = ver == 4 ? ip + (dst ? 16 : 12) : ip + (dst ? 24 : 8);
+    uint8_t *a = ip + off;
     enum csum_kind ck;
     uint8_t *l4 = pseudo_csum(lp, &ck);
     if (l4 != NULL && ck == CS_PARTIAL) {
@@ -1012,134 +970,54 @@ static void set_mac(lua_State *L, uint8_t *m, const char *name)
     memcpy(m, nb, 6);
 }
 
-static void view_set(lua_State *L, struct lpacket *lp, enum view k, enum vfield f, const char *name)
+/* The checksum that covers view k's fixed fields, or NULL (IPv6 and Ethernet have none). */
+static uint8_t *header_csum(struct lpacket *lp, enum view k, enum csum_kind *ck)
 {
-    uint8_t *p = lp->pkt->data + lp->off[k];
-    enum csum_kind ck;
-    uint8_t *csum;
-    switch (k) {
-    case V_ETH:
-        switch (f) {
-        case F_DST:
-            set_mac(L, p, name);
-            return;
-        case F_SRC:
-            set_mac(L, p + 6, name);
-            return;
-        case F_TYPE:
-            wr16(p + 12, (uint16_t)field_int(L, k, name, 0xffff));
-            changed(lp); /* what follows is now something else */
-            return;
-        default:
-            break;
-        }
-        break;
-    case V_IP:
-        if (f == F_SRC || f == F_DST) {
-            set_addr(L, lp, f == F_DST, name);
-            return;
-        }
-        if (lp->ipver == 4) {
-            csum = p + 10;
-            switch (f) {
-            case F_TOS:
-                rewrite8(p, false, (uint8_t)field_int(L, k, name, 0xff), csum, CS_PLAIN);
-                return;
-            case F_ID:
-                rewrite16(p + 4, (uint16_t)field_int(L, k, name, 0xffff), csum, CS_PLAIN);
-                return;
-            case F_TTL:
-                rewrite8(p + 8, true, (uint8_t)field_int(L, k, name, 0xff), csum, CS_PLAIN);
-                return;
-            default:
-                break;
-            }
-        } else { /* no IPv6 checksum covers these */
-            uint32_t v, w = rd32(p);
-            switch (f) {
-            case F_TOS:
-                v = field_int(L, k, name, 0xff);
-                wr32(p, (w & 0xf00fffff) | v << 20);
-                return;
-            case F_ID:
-                v = field_int(L, k, name, 0xfffff);
-                wr32(p, (w & 0xfff00000) | v);
-                return;
-            case F_TTL:
-                p[7] = (uint8_t)field_int(L, k, name, 0xff);
-                return;
-            default:
-                break;
-            }
-        }
-        break;
-    case V_TCP:
-    case V_UDP:
-        csum = l4_csum(lp, k, &ck);
-        if (f == F_SPORT || f == F_DPORT) { /* the first four bytes of both headers */
-            rewrite16(p + (f == F_DPORT ? 2 : 0), (uint16_t)field_int(L, k, name, 0xffff), csum,
-                      ck);
-            return;
-        }
-        if (k == V_UDP)
-            break;
-        switch (f) {
-        case F_SEQ:
-        case F_ACK: {
-            uint8_t nb[4];
-            wr32(nb, field_int(L, k, name, 0xffffffff));
-            rewrite(p + (f == F_SEQ ? 4 : 8), nb, 4, csum, ck);
-            return;
-        }
-        case F_FLAGS:
-            rewrite8(p + 12, false, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
-            return;
-        case F_WINDOW:
-            rewrite16(p + 14, (uint16_t)field_int(L, k, name, 0xffff), csum, ck);
-            return;
-        default:
-            break;
-        }
-        break;
-    case V_ICMP:
-        csum = l4_csum(lp, k, &ck);
-        switch (f) {
-        case F_TYPE:
-            rewrite8(p, true, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
-            return;
-        case F_CODE:
-            rewrite8(p, false, (uint8_t)field_int(L, k, name, 0xff), csum, ck);
-            return;
-        case F_ID:
-        case F_SEQ: {
-            uint16_t v = (uint16_t)field_int(L, k, name, 0xffff);
-            if (!is_echo(lp, p) || lp->pkt->len - (size_t)lp->off[k] < 8)
-                field_error(L, k, name, "only echo request/reply messages have it");
-            rewrite16(p + (f == F_ID ? 4 : 6), v, csum, ck);
-            return;
-        }
-        default:
-            break;
-        }
-        break;
-    default:
-        break;
-    }
-    /* the name is known to some view; is it readable in this one? */
-    view_get(L, lp, k, f);
-    field_error(L, k, name, lua_isnil(L, -1) ? "no such field" : "read-only field");
+    *ck = CS_PLAIN;
+    if (k == V_ETH || (k == V_IP && lp->ipver == 6))
+        return NULL;
+    if (k == V_IP)
+        return lp->pkt->data + lp->off[V_IP] + 10;
+    return l4_csum(lp, k, ck);
 }
 
-/* ip.dscp = 46 or ip.ecn = 1: one part of tos, the other kept; written as tos is. */
-static void set_tos_part(lua_State *L, struct lpacket *lp, enum vfield f, const char *name)
+/* Writes the value at stack index 3 into field d of view k, folding the change into the
+ * checksum that covers it. */
+static void view_set(lua_State *L, struct lpacket *lp, enum view k, const struct vdesc *d,
+                     const char *name)
 {
-    const uint8_t *p = lp->pkt->data + lp->off[V_IP];
-    unsigned tos = lp->ipver == 4 ? p[1] : (unsigned)((p[0] & 0x0f) << 4 | p[1] >> 4);
-    uint32_t v = field_int(L, V_IP, name, f == F_DSCP ? 63 : 3);
-    tos = f == F_DSCP ? (v << 2 | (tos & 3)) : ((tos & 0xfc) | v);
-    lua_pushinteger(L, tos);
-    lua_replace(L, 3);
-    view_set(L, lp, V_IP, F_TOS, "tos");
+    uint8_t *p = lp->pkt->data + lp->off[k];
+    if (d->how == H_NONE)
+        field_error(L, k, name, "no such field");
+    if (!(d->flags & VF_W))
+        field_error(L, k, name, "read-only field");
+    if (d->how == H_MAC) {
+        set_mac(L, p + d->off, name);
+        return;
+    }
+    if (d->how == H_ADDR) {
+        set_addr(L, lp, d->off, name);
+        return;
+    }
+    uint32_t v = field_int(L, k, name, d->mask);
+    if (!vfield_present(lp, k, d))
+        field_error(L, k, name, "only echo request/reply messages have it");
+    uint32_t w = read_word(p + d->off, d->width);
+    w = (w & ~(d->mask << d->shift)) | v << d->shift;
+    enum csum_kind ck;
+    uint8_t *csum = header_csum(lp, k, &ck);
+    if (d->width == 1) { /* a checksum sees 16-bit words: rewrite the one holding the byte */
+        rewrite8(p + (d->off & ~1u), (d->off & 1u) == 0, (uint8_t)w, csum, ck);
+    } else {
+        uint8_t nb[4];
+        if (d->width == 2)
+            wr16(nb, (uint16_t)w);
+        else
+            wr32(nb, w);
+        rewrite(p + d->off, nb, d->width, csum, ck);
+    }
+    if (d->flags & VF_RESHAPE)
+        changed(lp); /* what follows is now something else */
 }
 
 static int view_newindex(lua_State *L)
@@ -1154,11 +1032,7 @@ static int view_newindex(lua_State *L)
     ensure_parsed(v->lp);
     if (v->lp->off[v->kind] < 0)
         return field_error(L, v->kind, name, "the packet no longer has this header");
-    if (v->kind == V_IP && (f == F_DSCP || f == F_ECN)) {
-        set_tos_part(L, v->lp, f, name);
-        return 0;
-    }
-    view_set(L, v->lp, v->kind, f, name);
+    view_set(L, v->lp, v->kind, vdesc_of(v->lp, v->kind, f), name);
     return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "chain.h"
+#include "binding.h"
 
 #define MT_LOAD_MAX   (256 * 1024)      /* bytes of source a script may hand to load() */
 #define MT_DATE_MAX   256               /* bytes of an os.date format */

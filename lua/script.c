@@ -20,11 +20,10 @@
 #include "moontun/script.h"
 
 #include "binding.h"
-#include "chain.h"
 
 #define MT_LOAD_BUDGET     10000000L /* a chunk's top level may build tables: allow more */
 #define MT_LOAD_TIME_MIN   1.0 /* s: a chunk's top level and start() get 20 bounds, at least this */
-#define MT_HOOK_STEP       1000 /* the count hook fires this often; see mt__budget_hook */
+#define MT_HOOK_STEP       1000 /* the count hook fires this often; see budget_hook */
 #define MT_ERRLOG_PER_SEC  5
 #define MT_LOG_PER_SEC     20   /* mt.log, print and warnings together: lines a second */
 #define MT_LOG_BURST       200  /* ... after a burst of this many */
@@ -41,6 +40,9 @@
 #ifndef MOONTUN_LUA_DIR
 #define MOONTUN_LUA_DIR "/usr/local/share/moontun/lua"
 #endif
+#ifndef MOONTUN_LUA_RELDIR
+#define MOONTUN_LUA_RELDIR "../share/moontun/lua"
+#endif
 
 static const char *const slot_names[MT_NSLOTS] = {
     "egress", "ingress", "encode", "decode", "start", "stop", "reload",
@@ -52,17 +54,17 @@ static const unsigned slot_hooks[MT_NSLOTS] = {
 
 /* The coarse clock (a tick of 1-10 ms, 4 ms here) costs 6 ns where the precise one costs 28:
  * it is read twice per call and every 1,000 instructions, and the bound is tens of ms. The
- * watchdog reads the same clock (mt__mono_ns), so deadlines compare. */
+ * watchdog reads the same clock (mono_ns), so deadlines compare. */
 #define MT_CLOCK CLOCK_MONOTONIC_COARSE
 
-static double mt__mono(void)
+static double mono_s(void)
 {
     struct timespec ts;
     clock_gettime(MT_CLOCK, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static const char *mt__cur_name(const struct mt_scripts *s, int script)
+static const char *cur_name(const struct mt_scripts *s, int script)
 {
     return script >= 0 && script < s->nscripts ? s->names[script] : "lua";
 }
@@ -72,7 +74,7 @@ static const char *mt__cur_name(const struct mt_scripts *s, int script)
  * lines (a script that reports on a burst of packets), MT_LOG_PER_SEC lines a second after. */
 void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
 {
-    double now = mt__mono();
+    double now = mono_s();
     s->log_tokens += (now - s->log_last) * MT_LOG_PER_SEC;
     if (s->log_tokens > MT_LOG_BURST)
         s->log_tokens = MT_LOG_BURST;
@@ -89,7 +91,7 @@ void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
     s->log_lines++;
     /* A 60 MB print would be one blocking write of 60 MB: a line is at most MT_LOG_LINE. */
     size_t len = strlen(msg);
-    mt_log((enum mt_log_level)level, "%s: %.*s%s", mt__cur_name(s, s->cur_script),
+    mt_log((enum mt_log_level)level, "%s: %.*s%s", cur_name(s, s->cur_script),
            (int)(len > MT_LOG_LINE ? MT_LOG_LINE : len), msg, len > MT_LOG_LINE ? "..." : "");
 }
 
@@ -98,7 +100,7 @@ void mt__scripts_log(struct mt_scripts *s, int level, const char *msg)
 /* Like HAProxy's hlua_alloc: tracks what the state holds and refuses growth past the cap. Lua
  * turns the refusal into a memory error (after an emergency collection), which the wrapper
  * counts as a memory abort. */
-static void *mt__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct mt_scripts *s = ud;
     size_t old = ptr != NULL ? osize : 0; /* for a new block, osize is a type tag */
@@ -129,7 +131,7 @@ static void *mt__alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 /* Stops the call in progress from thread L: from now on every instruction of L and of the
  * main thread raises (as Redis's script_lua.c does), so a script's own pcall may catch the
  * error but cannot run one more instruction of its own afterwards. level: where to report. */
-static int mt__raise_abort(struct mt_scripts *s, lua_State *L, int level)
+static int raise_abort(struct mt_scripts *s, lua_State *L, int level)
 {
     s->aborting = true;
     mt__scripts_arm(s, L);
@@ -147,15 +149,15 @@ static int mt__raise_abort(struct mt_scripts *s, lua_State *L, int level)
 }
 
 /* The watchdog has seen this call's deadline pass. */
-static bool mt__expired(struct mt_scripts *s)
+static bool wd_expired(struct mt_scripts *s)
 {
     int64_t dl = atomic_load_explicit(&s->wd_deadline_ns, memory_order_relaxed);
     return dl != 0 && atomic_load_explicit(&s->expired_dl, memory_order_relaxed) == dl;
 }
 
-static bool mt__late(struct mt_scripts *s)
+static bool call_late(struct mt_scripts *s)
 {
-    return mt__expired(s) || mt__mono() >= s->deadline;
+    return wd_expired(s) || mono_s() >= s->deadline;
 }
 
 /* Counts instructions in steps for the whole call, whichever thread runs them (coroutines
@@ -164,7 +166,7 @@ static bool mt__late(struct mt_scripts *s)
  * stack, which made deep recursion cost seconds). The watchdog arms it at every instruction
  * of the running thread once the bound has passed, for instructions that are slow on their
  * own (== on two 20 MB strings). */
-static void mt__budget_hook(lua_State *L, lua_Debug *ar)
+static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct mt_scripts *s = mt__scripts_of(L);
 
@@ -173,25 +175,25 @@ static void mt__budget_hook(lua_State *L, lua_Debug *ar)
         return; /* armed for a call that has ended */
     if (!s->aborting) {
         s->used += lua_gethookcount(L);
-        bool late = mt__late(s);
+        bool late = call_late(s);
         if (s->used < s->budget && !late)
             return;
         s->timed_out = late && s->used < s->budget;
     }
-    mt__raise_abort(s, L, 0);
+    raise_abort(s, L, 0);
 }
 
 void mt__scripts_arm(struct mt_scripts *s, lua_State *co)
 {
-    int count = s->aborting || mt__expired(s) ? 1 : s->step;
+    int count = s->aborting || wd_expired(s) ? 1 : s->step;
     if (count == 0) { /* no instruction budget: no hook until the watchdog arms one */
         if (lua_gethook(co) != NULL)
             lua_sethook(co, NULL, 0, 0);
         return;
     }
-    if (lua_gethook(co) != mt__budget_hook || lua_gethookcount(co) != count ||
+    if (lua_gethook(co) != budget_hook || lua_gethookcount(co) != count ||
         lua_gethookmask(co) != LUA_MASKCOUNT)
-        lua_sethook(co, mt__budget_hook, LUA_MASKCOUNT, count);
+        lua_sethook(co, budget_hook, LUA_MASKCOUNT, count);
 }
 
 void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
@@ -202,13 +204,13 @@ void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
         s->used += 1024;
         if (s->used >= s->budget) {
             s->timed_out = false;
-            mt__raise_abort(s, L, 1);
+            raise_abort(s, L, 1);
         }
     }
-    if (s->aborting || mt__late(s)) {
+    if (s->aborting || call_late(s)) {
         if (!s->aborting)
             s->timed_out = true;
-        mt__raise_abort(s, L, 1);
+        raise_abort(s, L, 1);
     }
 }
 
@@ -220,27 +222,27 @@ void mt__scripts_tick(struct mt_scripts *s, lua_State *L)
  * bound by MT_STALL_NS, the loop is stuck where no hook reaches (a C function we did not
  * bound): it logs what ran and ends the process with MT_EXIT_STALL for a supervisor. */
 
-static struct mt_scripts *_Atomic mt__calling; /* the state with a call in progress */
+static struct mt_scripts *_Atomic calling_state; /* the state with a call in progress */
 
-static int64_t mt__mono_ns(void)
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(MT_CLOCK, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void mt__wd_signal(int sig)
+static void wd_signal(int sig)
 {
     (void)sig;
-    struct mt_scripts *s = atomic_load(&mt__calling);
-    if (s == NULL || s->active == 0 || !mt__expired(s))
+    struct mt_scripts *s = atomic_load(&calling_state);
+    if (s == NULL || s->active == 0 || !wd_expired(s))
         return;
     lua_State *L = s->running;
     if (L != NULL)
-        lua_sethook(L, mt__budget_hook, LUA_MASKCOUNT, 1); /* documented as signal-safe */
+        lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1); /* documented as signal-safe */
 }
 
-static void *mt__watchdog(void *arg)
+static void *watchdog(void *arg)
 {
     struct mt_scripts *s = arg;
     const struct timespec tick = {0, MT_WD_TICK_NS};
@@ -250,7 +252,7 @@ static void *mt__watchdog(void *arg)
         int64_t dl = atomic_load(&s->wd_deadline_ns);
         if (dl == 0)
             continue;
-        int64_t now = mt__mono_ns();
+        int64_t now = mono_ns();
         if (now < dl)
             continue;
         if (atomic_exchange(&s->expired_dl, dl) != dl)
@@ -267,17 +269,17 @@ static void *mt__watchdog(void *arg)
     return NULL;
 }
 
-static void mt__wd_install(void)
+static void wd_install(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = mt__wd_signal;
+    sa.sa_handler = wd_signal;
     sa.sa_flags = SA_RESTART; /* read/write in the core go on; epoll_wait's EINTR is libev's */
     sigemptyset(&sa.sa_mask);
     sigaction(MT_WD_SIGNAL, &sa, NULL);
 }
 
-static int mt__watchdog_start(struct mt_scripts *s)
+static int watchdog_start(struct mt_scripts *s)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -285,14 +287,14 @@ static int mt__watchdog_start(struct mt_scripts *s)
     atomic_init(&s->wd_stop, false);
     atomic_init(&s->wd_deadline_ns, 0);
     atomic_init(&s->expired_dl, 0);
-    pthread_once(&once, mt__wd_install);
+    pthread_once(&once, wd_install);
     /* The thread takes no signal of the process: libev may block SIGTERM, SIGUSR1, ... in the
      * loop thread only (to read them from a signalfd), and the kernel would then deliver them
      * here, where their default action ends the process without its summary. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&s->wd_thread, NULL, mt__watchdog, s);
+    int rc = pthread_create(&s->wd_thread, NULL, watchdog, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
@@ -300,7 +302,7 @@ static int mt__watchdog_start(struct mt_scripts *s)
     return 0;
 }
 
-static void mt__watchdog_stop(struct mt_scripts *s)
+static void watchdog_stop(struct mt_scripts *s)
 {
     if (!s->wd_running)
         return;
@@ -312,7 +314,7 @@ static void mt__watchdog_stop(struct mt_scripts *s)
 /* --- the call wrapper ---------------------------------------------------------------------- */
 
 /* Message handler, as in lua.c's msghandler: the message plus a traceback. */
-static int mt__msgh(lua_State *L)
+static int msgh(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
@@ -325,7 +327,7 @@ static int mt__msgh(lua_State *L)
     return 1;
 }
 
-static void mt__append(char *out, size_t outsz, size_t *n, const char *p, size_t len)
+static void err_append(char *out, size_t outsz, size_t *n, const char *p, size_t len)
 {
     if (*n + 1 >= outsz)
         return;
@@ -339,7 +341,7 @@ static void mt__append(char *out, size_t outsz, size_t *n, const char *p, size_t
 
 /* Makes one log line of a message and its traceback: "msg [at f.lua:3 < f.lua:9 < ...]".
  * with_trace false keeps only the message (start-up errors, which name file and line). */
-static void mt__condense(const char *in, char *out, size_t outsz, bool with_trace)
+static void err_condense(const char *in, char *out, size_t outsz, bool with_trace)
 {
     size_t n = 0;
     bool in_trace = false, first_frame = true;
@@ -359,8 +361,8 @@ static void mt__condense(const char *in, char *out, size_t outsz, bool with_trac
         }
         if (!in_trace) {
             if (n > 0)
-                mt__append(out, outsz, &n, " ", 1);
-            mt__append(out, outsz, &n, line, len);
+                err_append(out, outsz, &n, " ", 1);
+            err_append(out, outsz, &n, line, len);
             continue;
         }
         while (len > 0 && (*line == '\t' || *line == ' ')) {
@@ -369,20 +371,20 @@ static void mt__condense(const char *in, char *out, size_t outsz, bool with_trac
         }
         if (len == 0 || strncmp(line, "[C]: in ?", len) == 0)
             continue;
-        mt__append(out, outsz, &n, first_frame ? " [" : " < ", first_frame ? 2 : 3);
-        mt__append(out, outsz, &n, line, len);
+        err_append(out, outsz, &n, first_frame ? " [" : " < ", first_frame ? 2 : 3);
+        err_append(out, outsz, &n, line, len);
         first_frame = false;
     }
     if (!first_frame)
-        mt__append(out, outsz, &n, "]", 1);
+        err_append(out, outsz, &n, "]", 1);
     if (n + 1 >= outsz && outsz > 4)
         memcpy(out + outsz - 4, "...", 4);
 }
 
 /* Logs at most MT_ERRLOG_PER_SEC errors a second; the rest are summed up in one line. */
-static void mt__log_error(struct mt_scripts *s, const char *line)
+static void log_error(struct mt_scripts *s, const char *line)
 {
-    double now = mt__mono();
+    double now = mono_s();
     if (now - s->err_window >= 1.0) {
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
@@ -399,8 +401,8 @@ static void mt__log_error(struct mt_scripts *s, const char *line)
 }
 
 /* Counts and logs one failed call (or a handler's invalid verdict). */
-static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char *what, int script,
-                     const char *msg, bool count_budget)
+static void call_failed(struct mt_scripts *s, enum mt_call_status kind, const char *what,
+                        int script, const char *msg, bool count_budget)
 {
     char cond[MT_ERRLINE], line[MT_ERRLINE + 128];
 
@@ -417,16 +419,16 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
         if (kind == MT_CALL_MEMORY)
             s->host.stats->memory_aborts++;
     }
-    mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
+    err_condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, true);
     char after[32] = "";
     if (kind == MT_CALL_BUDGET && count_budget) /* how long the stopped call really took */
         snprintf(after, sizeof after, " after %d ms", (int)(s->last_elapsed * 1000 + 0.5));
-    snprintf(line, sizeof line, "%s: %s %s%s: %s", mt__cur_name(s, script), what,
+    snprintf(line, sizeof line, "%s: %s %s%s: %s", cur_name(s, script), what,
              kind == MT_CALL_BUDGET   ? "aborted"
              : kind == MT_CALL_MEMORY ? "out of memory"
                                       : "failed",
              after, cond);
-    mt__log_error(s, line);
+    log_error(s, line);
 }
 
 /* Each call is bounded, but a flood of packets that each make a script spin would still hold
@@ -436,7 +438,7 @@ static void mt__fail(struct mt_scripts *s, enum mt_call_status kind, const char 
  * bounded C functions counting as instructions (a handler that does its job needs a few
  * hundred). Scripts that are merely busy never get there. Loading is exempt: start-up runs
  * nothing else. */
-static bool mt__overloaded(struct mt_scripts *s, double now)
+static bool overloaded(struct mt_scripts *s, double now)
 {
     if (now - s->win_start >= 1.0) {
         s->win_start = now;
@@ -457,19 +459,19 @@ static bool mt__overloaded(struct mt_scripts *s, double now)
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
  * traceback) instead of being logged and counted: loading reports its errors to the caller;
  * with err and count, it is both (a script command's error goes to its caller and counts). */
-static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int nargs, int nres,
-                                       const char *what, int script, char *err, size_t errsz,
-                                       bool count)
+static enum mt_call_status call_counted(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                        const char *what, int script, char *err, size_t errsz,
+                                        bool count)
 {
     int base = lua_gettop(L) - nargs; /* the function */
     int prev_script = s->cur_script;
     bool outer = s->active == 0;
 
-    lua_pushcfunction(L, mt__msgh);
+    lua_pushcfunction(L, msgh);
     lua_insert(L, base);
     if (outer) {
-        double now = mt__mono();
-        s->overloaded = script >= 0 && mt__overloaded(s, now);
+        double now = mono_s();
+        s->overloaded = script >= 0 && overloaded(s, now);
         double bound =
             s->overloaded && s->call_time > MT_OVERLOAD_BOUND ? MT_OVERLOAD_BOUND : s->call_time;
         if (s->time_cap > 0 && s->time_cap < bound)
@@ -495,7 +497,7 @@ static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int n
         /* Plain stores on x86 (release): the watchdog only needs to see them eventually. */
         atomic_store_explicit(&s->wd_deadline_ns, (int64_t)(s->deadline * 1e9),
                               memory_order_release);
-        atomic_store_explicit(&mt__calling, s, memory_order_release);
+        atomic_store_explicit(&calling_state, s, memory_order_release);
         mt__scripts_arm(s, L);
     }
     s->active++;
@@ -506,9 +508,9 @@ static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int n
     s->cur_script = prev_script;
     if (outer) {
         atomic_store_explicit(&s->wd_deadline_ns, 0, memory_order_release);
-        atomic_store_explicit(&mt__calling, NULL, memory_order_release);
+        atomic_store_explicit(&calling_state, NULL, memory_order_release);
         s->running = NULL;
-        s->last_elapsed = mt__mono() - s->started;
+        s->last_elapsed = mono_s() - s->started;
     }
 
     if (status == LUA_OK) {
@@ -524,8 +526,8 @@ static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int n
     const char *msg = lua_tostring(L, -1);
     if (err != NULL) {
         char cond[MT_ERRLINE];
-        const char *name = mt__cur_name(s, script);
-        mt__condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, false);
+        const char *name = cur_name(s, script);
+        err_condense(msg != NULL ? msg : "(no message)", cond, sizeof cond, false);
         /* Lua's messages start with "file:line:" already; others get the file in front. */
         if (strstr(cond, name) != NULL)
             snprintf(err, errsz, "%s", cond);
@@ -534,7 +536,7 @@ static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int n
                      what, cond);
     }
     if (err == NULL || count)
-        mt__fail(s, kind, what, script, msg, outer);
+        call_failed(s, kind, what, script, msg, outer);
     lua_settop(L, base - 1);
     if (kind == MT_CALL_MEMORY)
         lua_gc(L, LUA_GCCOLLECT); /* give the next call its memory back */
@@ -546,37 +548,37 @@ static enum mt_call_status mt__call_ex(struct mt_scripts *s, lua_State *L, int n
     return kind;
 }
 
-static enum mt_call_status mt__call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
-                                    const char *what, int script, char *err, size_t errsz)
+static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                          const char *what, int script, char *err, size_t errsz)
 {
-    return mt__call_ex(s, L, nargs, nres, what, script, err, errsz, false);
+    return call_counted(s, L, nargs, nres, what, script, err, errsz, false);
 }
 
 enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                      const char *what, int script)
 {
-    return mt__call(s, L, nargs, nres, what, script, NULL, 0);
+    return call_protected(s, L, nargs, nres, what, script, NULL, 0);
 }
 
 enum mt_call_status mt__scripts_call_report(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                             const char *what, int script, char *err, size_t errsz)
 {
-    return mt__call_ex(s, L, nargs, nres, what, script, err, errsz, true);
+    return call_counted(s, L, nargs, nres, what, script, err, errsz, true);
 }
 
 /* --- the chain ----------------------------------------------------------------------------- */
 
-static enum mt_verdict mt__on_error(const struct mt_scripts *s)
+static enum mt_verdict on_error_verdict(const struct mt_scripts *s)
 {
     return s->cfg->on_error == MT_ON_ERROR_PASS ? MT_VERDICT_PASS : MT_VERDICT_DROP;
 }
 
 /* The verdict when this script fails: its own on_error=, else --on-error. Marks the chain as
  * failed, so the core counts the drop once, as the error it is (mt_scripts_failed). */
-static enum mt_verdict mt__on_error_of(struct mt_scripts *s, int script)
+static enum mt_verdict on_error_of(struct mt_scripts *s, int script)
 {
     int own = script >= 0 && script < s->nscripts ? s->on_error[script] : -1;
-    enum mt_verdict v = own < 0                   ? mt__on_error(s)
+    enum mt_verdict v = own < 0                   ? on_error_verdict(s)
                         : own == MT_ON_ERROR_PASS ? MT_VERDICT_PASS
                                                   : MT_VERDICT_DROP;
     s->chain_failed = v == MT_VERDICT_DROP;
@@ -585,26 +587,26 @@ static enum mt_verdict mt__on_error_of(struct mt_scripts *s, int script)
 
 /* A handler routed its packet to a peer that has gone: dropped, counted, and said (at most
  * once per 5 s, with the count), since a script cannot see it happen. */
-static void mt__dead_route(struct mt_scripts *s, int slot, int script)
+static void dead_route(struct mt_scripts *s, int slot, int script)
 {
     s->dead_routes++;
-    double now = mt__mono();
+    double now = mono_s();
     if (now - s->dead_logged < 5.0 && s->dead_logged > 0)
         return;
     s->dead_logged = now;
     mt_warn("%s: %s returned a peer that is gone (peer.up is false): packet dropped (%llu so "
             "far)",
-            mt__cur_name(s, script), slot_names[slot], (unsigned long long)s->dead_routes);
+            cur_name(s, script), slot_names[slot], (unsigned long long)s->dead_routes);
 }
 
-static int mt__lpeer_push_cf(lua_State *L)
+static int lpeer_push_cf(lua_State *L)
 {
     mt__lpeer_push(L, lua_touserdata(L, 1));
     return 1;
 }
 
 /* Pushes the peer's object; making it the first time allocates, so that is protected. */
-static void mt__push_peer(lua_State *L, struct mt_peer *peer)
+static void push_peer(lua_State *L, struct mt_peer *peer)
 {
     if (peer == NULL) {
         lua_pushnil(L);
@@ -612,7 +614,7 @@ static void mt__push_peer(lua_State *L, struct mt_peer *peer)
     }
     if (mt__lpeer_push_cached(L, peer))
         return;
-    lua_pushcfunction(L, mt__lpeer_push_cf);
+    lua_pushcfunction(L, lpeer_push_cf);
     lua_pushlightuserdata(L, peer);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         lua_pop(L, 1);
@@ -622,7 +624,7 @@ static void mt__push_peer(lua_State *L, struct mt_peer *peer)
 
 /* " \"drop\"", " 1", " true": the value a handler returned, when it is one a message can
  * show (a string cut at 40 bytes), so the log says what came back, not only its type. */
-static void mt__verdict_value(lua_State *L, char *out, size_t outsz)
+static void verdict_value(lua_State *L, char *out, size_t outsz)
 {
     switch (lua_type(L, -1)) {
     case LUA_TSTRING: {
@@ -647,8 +649,8 @@ static void mt__verdict_value(lua_State *L, char *out, size_t outsz)
 
 /* Reads the handler's result on top of the stack (and pops it). Returns true to go on to the
  * next script. route is NULL for encode/decode, where only PASS and DROP are allowed. */
-static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, enum mt_verdict *v,
-                        struct mt_peer **route)
+static bool read_verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, enum mt_verdict *v,
+                         struct mt_peer **route)
 {
     int t = lua_type(L, -1);
     const char *bad = NULL;
@@ -678,7 +680,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             lua_pop(L, 1);
             if (route != NULL) {
                 if (peer == NULL) { /* routed to a peer that has gone: nowhere to send it */
-                    mt__dead_route(s, slot, s->owner[slot][idx]);
+                    dead_route(s, slot, s->owner[slot][idx]);
                     *v = MT_VERDICT_DROP;
                 } else {
                     *route = peer;
@@ -689,7 +691,7 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
             bad = "peer";
         } else {
             bad = lua_typename(L, t);
-            mt__verdict_value(L, what, sizeof what);
+            verdict_value(L, what, sizeof what);
             lua_pop(L, 1);
         }
     }
@@ -704,16 +706,16 @@ static bool mt__verdict(struct mt_scripts *s, lua_State *L, int slot, int idx, e
     snprintf(msg, sizeof msg, "%shandler returned %s %s%s (expected %s)", where,
              strcmp(bad, "REPLY") == 0 || strcmp(bad, "peer") == 0 ? "a" : "a value of type", bad,
              what, route != NULL ? "nil, PASS, DROP, REPLY or a peer" : "nil, PASS or DROP");
-    mt__fail(s, MT_CALL_ERROR, slot_names[slot], s->owner[slot][idx], msg, false);
-    *v = mt__on_error_of(s, s->owner[slot][idx]);
+    call_failed(s, MT_CALL_ERROR, slot_names[slot], s->owner[slot][idx], msg, false);
+    *v = on_error_of(s, s->owner[slot][idx]);
     return *v == MT_VERDICT_PASS;
 }
 
 /* Runs slot's handlers in chain order on pkt. Never raises; L is the running thread (the main
  * thread from the core, a coroutine when mt.send is called from one). */
-static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slot,
-                                     struct mt_packet *pkt, struct mt_peer *peer,
-                                     struct mt_peer **route)
+static enum mt_verdict run_chain(struct mt_scripts *s, lua_State *L, int slot,
+                                 struct mt_packet *pkt, struct mt_peer *peer,
+                                 struct mt_peer **route)
 {
     int n = s->nrefs[slot];
     enum mt_verdict v = MT_VERDICT_PASS;
@@ -725,8 +727,8 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     if (n == 0)
         return MT_VERDICT_PASS;
     if (s->depth >= MT_CHAIN_DEPTH) { /* mt.send guards against this; belt and braces */
-        mt__fail(s, MT_CALL_ERROR, slot_names[slot], -1, "packet hooks nested too deep", false);
-        return mt__on_error(s);
+        call_failed(s, MT_CALL_ERROR, slot_names[slot], -1, "packet hooks nested too deep", false);
+        return on_error_verdict(s);
     }
 
     int top = lua_gettop(L);
@@ -735,7 +737,7 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->pkt_refs[s->depth++]);
     mt__lpacket_bind(L, pidx, pkt);
     if (nargs == 2)
-        mt__push_peer(L, peer);
+        push_peer(L, peer);
     if (slot == MT_SLOT_ENCODE)
         s->in_encode++;
 
@@ -759,12 +761,12 @@ static enum mt_verdict mt__run_chain(struct mt_scripts *s, lua_State *L, int slo
                 (float)(t1.tv_sec - t0.tv_sec) + (float)(t1.tv_nsec - t0.tv_nsec) * 1e-9f;
         }
         if (st != MT_CALL_OK) {
-            v = mt__on_error_of(s, script);
+            v = on_error_of(s, script);
             if (v == MT_VERDICT_PASS)
                 continue;
             break;
         }
-        bool more = mt__verdict(s, L, slot, i, &v, route);
+        bool more = read_verdict(s, L, slot, i, &v, route);
         c->verdicts[v & 3]++;
         if (!more)
             break;
@@ -788,7 +790,7 @@ enum mt_verdict mt_scripts_egress(struct mt_scripts *s, struct mt_packet *pkt,
     if (s == NULL)
         return MT_VERDICT_PASS;
     struct mt_peer *dummy;
-    return mt__run_chain(s, s->L, MT_SLOT_EGRESS, pkt, NULL, route != NULL ? route : &dummy);
+    return run_chain(s, s->L, MT_SLOT_EGRESS, pkt, NULL, route != NULL ? route : &dummy);
 }
 
 enum mt_verdict mt_scripts_ingress(struct mt_scripts *s, struct mt_packet *pkt,
@@ -797,31 +799,31 @@ enum mt_verdict mt_scripts_ingress(struct mt_scripts *s, struct mt_packet *pkt,
     if (s == NULL)
         return MT_VERDICT_PASS;
     struct mt_peer *dummy;
-    return mt__run_chain(s, s->L, MT_SLOT_INGRESS, pkt, pkt->peer, route != NULL ? route : &dummy);
+    return run_chain(s, s->L, MT_SLOT_INGRESS, pkt, pkt->peer, route != NULL ? route : &dummy);
 }
 
 /* For the wire hooks pkt.peer is the peer at the other end of the wire, whatever the core
  * left in pkt->peer; the field is put back afterwards. */
-static enum mt_verdict mt__wire_chain(struct mt_scripts *s, int slot, struct mt_packet *pkt,
-                                      struct mt_peer *peer)
+static enum mt_verdict wire_chain(struct mt_scripts *s, int slot, struct mt_packet *pkt,
+                                  struct mt_peer *peer)
 {
     if (s == NULL)
         return MT_VERDICT_PASS;
     struct mt_peer *saved = pkt->peer;
     pkt->peer = peer;
-    enum mt_verdict v = mt__run_chain(s, s->L, slot, pkt, peer, NULL);
+    enum mt_verdict v = run_chain(s, s->L, slot, pkt, peer, NULL);
     pkt->peer = saved;
     return v;
 }
 
 enum mt_verdict mt_scripts_encode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
 {
-    return mt__wire_chain(s, MT_SLOT_ENCODE, pkt, peer);
+    return wire_chain(s, MT_SLOT_ENCODE, pkt, peer);
 }
 
 enum mt_verdict mt_scripts_decode(struct mt_scripts *s, struct mt_packet *pkt, struct mt_peer *peer)
 {
-    return mt__wire_chain(s, MT_SLOT_DECODE, pkt, peer);
+    return wire_chain(s, MT_SLOT_DECODE, pkt, peer);
 }
 
 unsigned mt_scripts_hooks(const struct mt_scripts *s)
@@ -879,7 +881,7 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
     pkt.peer = peer;
 
     s->sending = true;
-    enum mt_verdict v = mt__run_chain(s, L, MT_SLOT_ENCODE, &pkt, peer, NULL);
+    enum mt_verdict v = run_chain(s, L, MT_SLOT_ENCODE, &pkt, peer, NULL);
     s->sending = false;
     if (v == MT_VERDICT_DROP) {
         if (s->host.stats != NULL) /* the core never sees this packet: count it here */
@@ -893,7 +895,7 @@ int mt__scripts_send(struct mt_scripts *s, lua_State *L, struct mt_peer *peer, c
 /* --- the sandbox --------------------------------------------------------------------------- */
 
 /* print goes to the log (stdout may be anything in a daemon). */
-static int mt__print(lua_State *L)
+static int sb_print(lua_State *L)
 {
     int n = lua_gettop(L);
     luaL_Buffer b;
@@ -909,7 +911,7 @@ static int mt__print(lua_State *L)
     return 0;
 }
 
-static bool mt__module_name_ok(const char *name)
+static bool module_name_ok(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n > 128 || name[0] == '.' || strstr(name, "..") != NULL || name[n - 1] == '.')
@@ -922,8 +924,8 @@ static bool mt__module_name_ok(const char *name)
 }
 
 /* Expands one template ("dir/?.lua", or a bare directory) for name; true if readable. */
-static bool mt__try_path(const char *tmpl, size_t tlen, const char *name, char *out, size_t outsz,
-                         luaL_Buffer *tried)
+static bool try_path(const char *tmpl, size_t tlen, const char *name, char *out, size_t outsz,
+                     luaL_Buffer *tried)
 {
     char rel[160];
     size_t n = 0, k = 0;
@@ -955,24 +957,51 @@ static bool mt__try_path(const char *tmpl, size_t tlen, const char *name, char *
     return false;
 }
 
-static bool mt__try_list(const char *list, const char *name, char *out, size_t outsz,
-                         luaL_Buffer *tried)
+static bool try_list(const char *list, const char *name, char *out, size_t outsz,
+                     luaL_Buffer *tried)
 {
     while (list != NULL && *list) {
         const char *end = strchr(list, ';');
         size_t len = end != NULL ? (size_t)(end - list) : strlen(list);
-        if (len > 0 && mt__try_path(list, len, name, out, outsz, tried))
+        if (len > 0 && try_path(list, len, name, out, outsz, tried))
             return true;
         list = end != NULL ? end + 1 : NULL;
     }
     return false;
 }
 
+/* The installed module directories, or the source tree's for a binary in the build tree.
+ * Installed: MOONTUN_LUA_RELDIR beside the running binary first (a tree unpacked anywhere, as
+ * `dpkg -x` does, finds its own modules), then the compiled-in MOONTUN_LUA_DIR. In the build
+ * tree (MOONTUN_BUILD_DIR), the source's lua/ comes first, so a checkout runs without
+ * installing and never picks up an older installed copy. */
+static void module_dirs(char *out, size_t outsz)
+{
+    char exe[PATH_MAX], dir[PATH_MAX] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL && slash != exe)
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - exe), exe);
+    }
+#if defined(MOONTUN_LUA_SRCDIR) && defined(MOONTUN_BUILD_DIR)
+    char build[PATH_MAX];
+    if (dir[0] && realpath(MOONTUN_BUILD_DIR, build) != NULL && strcmp(dir, build) == 0) {
+        snprintf(out, outsz, "%s;%s", MOONTUN_LUA_SRCDIR, MOONTUN_LUA_DIR);
+        return;
+    }
+#endif
+    if (dir[0])
+        snprintf(out, outsz, "%s/%s;%s", dir, MOONTUN_LUA_RELDIR, MOONTUN_LUA_DIR);
+    else
+        snprintf(out, outsz, "%s", MOONTUN_LUA_DIR);
+}
+
 /* require: "moontun" (preloaded), and pure-Lua helpers found next to the running script, in
- * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), in MOONTUN_LUA_DIR
- * (the installed directory) and in MOONTUN_LUA_SRCDIR (the source tree's lua/, so a checkout
- * runs without installing). No C modules. */
-static int mt__require(lua_State *L)
+ * $MOONTUN_LUA_PATH (";"-separated templates with "?" or directories), then in the installed
+ * or source-tree directories (module_dirs). No C modules. */
+static int sb_require(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     const char *name = luaL_checkstring(L, 1);
@@ -986,7 +1015,7 @@ static int mt__require(lua_State *L)
     if (lua_getfield(L, 2, name) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
-    if (!mt__module_name_ok(name))
+    if (!module_name_ok(name))
         return luaL_error(L, "module '%s' not found: not a valid module name", name);
 
     luaL_Buffer tried;
@@ -994,16 +1023,15 @@ static int mt__require(lua_State *L)
     bool found = false;
     if (s->cur_script >= 0) {
         const char *d = s->dirs[s->cur_script];
-        found = mt__try_path(d, strlen(d), name, path, sizeof path, &tried);
+        found = try_path(d, strlen(d), name, path, sizeof path, &tried);
     }
     if (!found)
-        found = mt__try_list(getenv("MOONTUN_LUA_PATH"), name, path, sizeof path, &tried);
-    if (!found)
-        found = mt__try_list(MOONTUN_LUA_DIR, name, path, sizeof path, &tried);
-#ifdef MOONTUN_LUA_SRCDIR
-    if (!found)
-        found = mt__try_list(MOONTUN_LUA_SRCDIR, name, path, sizeof path, &tried);
-#endif
+        found = try_list(getenv("MOONTUN_LUA_PATH"), name, path, sizeof path, &tried);
+    if (!found) {
+        char dirs[3 * PATH_MAX];
+        module_dirs(dirs, sizeof dirs);
+        found = try_list(dirs, name, path, sizeof path, &tried);
+    }
     if (!found) {
         luaL_pushresult(&tried);
         return luaL_error(L, "module '%s' not found (only pure-Lua modules):%s", name,
@@ -1034,7 +1062,7 @@ static int mt__require(lua_State *L)
 
 /* Builds the sandbox: allow-listed libraries only (as Redis does), then our classes and the
  * reusable objects of the chain. Runs protected. */
-static int mt__setup(lua_State *L)
+static int setup_state(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     static const luaL_Reg libs[] = {
@@ -1071,9 +1099,9 @@ static int mt__setup(lua_State *L)
     lua_pushnil(L);
     lua_setglobal(L, "loadfile");
     mt__sandbox_open(L);
-    lua_pushcfunction(L, mt__print);
+    lua_pushcfunction(L, sb_print);
     lua_setglobal(L, "print");
-    lua_pushcfunction(L, mt__require);
+    lua_pushcfunction(L, sb_require);
     lua_setglobal(L, "require");
 
     mt__lpacket_open(L);
@@ -1092,7 +1120,7 @@ static int mt__setup(lua_State *L)
     return 0;
 }
 
-static void mt__warnf(void *ud, const char *msg, int tocont)
+static void warnf(void *ud, const char *msg, int tocont)
 {
     struct mt_scripts *s = ud;
     size_t len = strlen(msg);
@@ -1112,7 +1140,7 @@ static void mt__warnf(void *ud, const char *msg, int tocont)
     }
 }
 
-static int mt__panic(lua_State *L)
+static int at_panic(lua_State *L)
 {
     mt_error("lua: unprotected error: %s", lua_tostring(L, -1));
     abort();
@@ -1122,7 +1150,7 @@ static int mt__panic(lua_State *L)
 
 /* Copies the value at oidx of the old state O to the top of N and returns 1, or pushes
  * nothing and returns 0 for what cannot cross (functions, userdata, threads). Nothing here
- * allocates in O: its stack was grown for MT_COPY_DEPTH levels before (mt__carry), so an
+ * allocates in O: its stack was grown for MT_COPY_DEPTH levels before (carry_over), so an
  * error can only be N's, and this runs protected in N. Tables are mapped through seen, so
  * shared subtables and cycles come out the same shape. */
 /* Where the copy is in mt.state ("conns.k1"), to name what cannot cross: one warning per value
@@ -1134,44 +1162,44 @@ static struct {
     int script, warned;
     size_t len;
     char path[160];
-} mt__clog;
+} close_log;
 
 /* Appends the key at kidx of O to the path; returns the length to put back. Reads the key
  * without converting it (lua_tostring on a number would allocate in O). */
-static size_t mt__clog_push(lua_State *O, int kidx)
+static size_t clog_push(lua_State *O, int kidx)
 {
-    size_t old = mt__clog.len, room = sizeof mt__clog.path - old;
-    if (!mt__clog.on || room < 2)
+    size_t old = close_log.len, room = sizeof close_log.path - old;
+    if (!close_log.on || room < 2)
         return old;
     int n;
     switch (lua_type(O, kidx)) {
     case LUA_TSTRING:
-        n = snprintf(mt__clog.path + old, room, "%s%s", old > 0 ? "." : "", lua_tostring(O, kidx));
+        n = snprintf(close_log.path + old, room, "%s%s", old > 0 ? "." : "", lua_tostring(O, kidx));
         break;
     case LUA_TNUMBER:
         if (lua_isinteger(O, kidx))
-            n = snprintf(mt__clog.path + old, room, "[%lld]", (long long)lua_tointeger(O, kidx));
+            n = snprintf(close_log.path + old, room, "[%lld]", (long long)lua_tointeger(O, kidx));
         else
-            n = snprintf(mt__clog.path + old, room, "[%g]", lua_tonumber(O, kidx));
+            n = snprintf(close_log.path + old, room, "[%g]", lua_tonumber(O, kidx));
         break;
     default:
-        n = snprintf(mt__clog.path + old, room, "[%s key]", lua_typename(O, lua_type(O, kidx)));
+        n = snprintf(close_log.path + old, room, "[%s key]", lua_typename(O, lua_type(O, kidx)));
     }
-    mt__clog.len = n > 0 && (size_t)n < room ? old + (size_t)n : sizeof mt__clog.path - 1;
+    close_log.len = n > 0 && (size_t)n < room ? old + (size_t)n : sizeof close_log.path - 1;
     return old;
 }
 
-static void mt__clog_drop(lua_State *O, int idx, const struct mt_scripts *s, bool deep)
+static void clog_drop(lua_State *O, int idx, const struct mt_scripts *s, bool deep)
 {
-    if (!mt__clog.on || mt__clog.warned++ >= MT_CARRY_WARNINGS)
+    if (!close_log.on || close_log.warned++ >= MT_CARRY_WARNINGS)
         return;
-    mt_warn("%s: mt.state.%s is not carried over the reload: %s%s", s->names[mt__clog.script],
-            mt__clog.len > 0 ? mt__clog.path : "?",
+    mt_warn("%s: mt.state.%s is not carried over the reload: %s%s", s->names[close_log.script],
+            close_log.len > 0 ? close_log.path : "?",
             deep ? "nested deeper than " : lua_typename(O, lua_type(O, idx)),
             deep ? "100 tables" : " (only strings, numbers, booleans and tables of them cross)");
 }
 
-static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
+static int copy_value(lua_State *O, int oidx, lua_State *N, int seen, int depth)
 {
     switch (lua_type(O, oidx)) {
     case LUA_TBOOLEAN:
@@ -1198,7 +1226,7 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
             return 1;
         lua_pop(N, 1);
         if (depth >= MT_COPY_DEPTH) {
-            mt__clog_drop(O, oidx, mt__scripts_of(N), true);
+            clog_drop(O, oidx, mt__scripts_of(N), true);
             return 0;
         }
         luaL_checkstack(N, 6, "mt.state too deep");
@@ -1208,29 +1236,29 @@ static int mt__copy(lua_State *O, int oidx, lua_State *N, int seen, int depth)
         oidx = lua_absindex(O, oidx);
         lua_pushnil(O); /* each level holds a key and a value in O */
         while (lua_next(O, oidx)) {
-            size_t at = mt__clog_push(O, -2);
-            if (mt__copy(O, -2, N, seen, depth + 1)) {
-                if (mt__copy(O, -1, N, seen, depth + 1))
+            size_t at = clog_push(O, -2);
+            if (copy_value(O, -2, N, seen, depth + 1)) {
+                if (copy_value(O, -1, N, seen, depth + 1))
                     lua_rawset(N, -3);
                 else
                     lua_pop(N, 1);
             }
-            mt__clog.len = at;
-            mt__clog.path[at] = '\0';
+            close_log.len = at;
+            close_log.path[at] = '\0';
             lua_pop(O, 1);
         }
         return 1;
     }
     default:
-        mt__clog_drop(O, oidx, mt__scripts_of(N), false);
+        clog_drop(O, oidx, mt__scripts_of(N), false);
         return 0;
     }
 }
 
 /* Protected in the new state: for each script, module.state = a copy of the old state's
  * module.state of the script in the same place. Leaves values on O's stack when it fails:
- * mt__carry puts O's stack back. */
-static int mt__carry_state(lua_State *N)
+ * carry_over puts O's stack back. */
+static int carry_state(lua_State *N)
 {
     struct mt_scripts *s = mt__scripts_of(N);
     struct mt_scripts *old = lua_touserdata(N, 1);
@@ -1247,13 +1275,13 @@ static int mt__carry_state(lua_State *N)
             lua_pushnil(O);
             while (lua_next(O, -2)) {
                 if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
-                    mt__clog.on = true;
-                    mt__clog.script = i;
-                    mt__clog.len = 0;
-                    mt__clog.path[0] = '\0';
-                    if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 2, 0))
+                    close_log.on = true;
+                    close_log.script = i;
+                    close_log.len = 0;
+                    close_log.path[0] = '\0';
+                    if (lua_type(O, -1) == LUA_TTABLE && copy_value(O, -1, N, 2, 0))
                         lua_setfield(N, 3, "state");
-                    mt__clog.on = false;
+                    close_log.on = false;
                     break;
                 }
                 lua_pop(O, 1);
@@ -1267,7 +1295,7 @@ static int mt__carry_state(lua_State *N)
 
 /* Protected in the new state: pushes a copy of the old script arg 2's mt.state (nil when it
  * has none), for its reload(state) handler. Quiet: the first copy named what cannot cross. */
-static int mt__handover_state(lua_State *N)
+static int handover_state(lua_State *N)
 {
     struct mt_scripts *old = lua_touserdata(N, 1);
     int script = (int)lua_tointeger(N, 2);
@@ -1280,7 +1308,7 @@ static int mt__handover_state(lua_State *N)
         lua_pushnil(O);
         while (lua_next(O, -2)) {
             if (lua_type(O, -2) == LUA_TSTRING && strcmp(lua_tostring(O, -2), "state") == 0) {
-                if (lua_type(O, -1) == LUA_TTABLE && mt__copy(O, -1, N, 3, 0))
+                if (lua_type(O, -1) == LUA_TTABLE && copy_value(O, -1, N, 3, 0))
                     lua_remove(N, -2);
                 break;
             }
@@ -1294,7 +1322,7 @@ static int mt__handover_state(lua_State *N)
 /* After the old stop handlers ran: each new reload(state) handler gets what its old script's
  * mt.state then held (what stop saved included), as a copy. A failure is the handler's own
  * error, logged and counted; the reload stands. */
-static void mt__handover(struct mt_scripts *s, struct mt_scripts *old)
+static void handover(struct mt_scripts *s, struct mt_scripts *old)
 {
     for (int k = 0; k < s->nrefs[MT_SLOT_RELOAD]; k++) {
         int script = s->owner[MT_SLOT_RELOAD][k];
@@ -1303,7 +1331,7 @@ static void mt__handover(struct mt_scripts *s, struct mt_scripts *old)
         if (script >= old->nscripts || !lua_checkstack(O, 2 * MT_COPY_DEPTH + 8))
             continue;
         lua_rawgeti(L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_RELOAD][k]);
-        lua_pushcfunction(L, mt__handover_state);
+        lua_pushcfunction(L, handover_state);
         lua_pushlightuserdata(L, old);
         lua_pushinteger(L, script);
         int rc = lua_pcall(L, 2, 1, 0);
@@ -1319,9 +1347,9 @@ static void mt__handover(struct mt_scripts *s, struct mt_scripts *old)
 }
 
 /* Carries mt.state from old into s. The copy may run out of memory in s at any point and
- * longjmp out of mt__carry_state, past its cleanup: the old stack is put back here. Its room
+ * longjmp out of carry_state, past its cleanup: the old stack is put back here. Its room
  * is made before (lua_checkstack fails without raising), never while copying. */
-static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, size_t errsz)
+static int carry_over(struct mt_scripts *s, struct mt_scripts *old, char *err, size_t errsz)
 {
     lua_State *O = old->L;
     int otop = lua_gettop(O);
@@ -1330,11 +1358,11 @@ static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, si
         snprintf(err, errsz, "cannot carry mt.state over: out of memory");
         return -ENOMEM;
     }
-    lua_pushcfunction(s->L, mt__carry_state);
+    lua_pushcfunction(s->L, carry_state);
     lua_pushlightuserdata(s->L, old);
-    mt__clog.warned = 0;
+    close_log.warned = 0;
     int rc = lua_pcall(s->L, 1, 0, 0);
-    mt__clog.on = false; /* also when the copy ran out of memory half-way */
+    close_log.on = false; /* also when the copy ran out of memory half-way */
     lua_settop(O, otop);
     if (rc != LUA_OK) {
         snprintf(err, errsz, "cannot carry mt.state over: %s", lua_tostring(s->L, -1));
@@ -1347,7 +1375,7 @@ static int mt__carry(struct mt_scripts *s, struct mt_scripts *old, char *err, si
 /* --- loading ------------------------------------------------------------------------------- */
 
 /* Protected: loads the script's file (text only) and pushes it with its settings table. */
-static int mt__prepare(lua_State *L)
+static int prepare(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     const struct mt_script_spec *spec = lua_touserdata(L, 1);
@@ -1360,7 +1388,7 @@ static int mt__prepare(lua_State *L)
     lua_createtable(L, 0, spec->nargs);
     for (int i = 0; i < spec->nargs; i++) {
         if (strcmp(spec->keys[i], "on_error") == 0)
-            continue; /* the chain's setting (mt__script_on_error), not the script's */
+            continue; /* the chain's setting (script_on_error), not the script's */
         lua_pushstring(L, spec->values[i]);
         lua_setfield(L, -2, spec->keys[i]);
     }
@@ -1368,7 +1396,7 @@ static int mt__prepare(lua_State *L)
 }
 
 /* Protected: checks what the chunk returned and takes its handlers. */
-static int mt__collect(lua_State *L)
+static int collect(lua_State *L)
 {
     struct mt_scripts *s = mt__scripts_of(L);
     int script = (int)lua_tointeger(L, 2);
@@ -1397,28 +1425,28 @@ static int mt__collect(lua_State *L)
     return 0;
 }
 
-static int mt__load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
+static int load_script(struct mt_scripts *s, int i, char *err, size_t errsz)
 {
     lua_State *L = s->L;
     const struct mt_script_spec *spec = &s->cfg->scripts[i];
 
-    lua_pushcfunction(L, mt__prepare);
+    lua_pushcfunction(L, prepare);
     lua_pushlightuserdata(L, (void *)spec);
-    if (mt__call(s, L, 1, 2, "load", i, err, errsz) != MT_CALL_OK)
+    if (call_protected(s, L, 1, 2, "load", i, err, errsz) != MT_CALL_OK)
         return -EINVAL;
-    if (mt__call(s, L, 1, 1, "load", i, err, errsz) != MT_CALL_OK)
+    if (call_protected(s, L, 1, 1, "load", i, err, errsz) != MT_CALL_OK)
         return -EINVAL;
-    lua_pushcfunction(L, mt__collect);
+    lua_pushcfunction(L, collect);
     lua_insert(L, -2);
     lua_pushinteger(L, i);
-    if (mt__call(s, L, 2, 0, "load", i, err, errsz) != MT_CALL_OK)
+    if (call_protected(s, L, 2, 0, "load", i, err, errsz) != MT_CALL_OK)
         return -EINVAL;
     return 0;
 }
 
 /* -S "FILE on_error=pass|drop": what this script's failure does to its packet, instead of
  * --on-error (a logging-only script with pass cannot cut the tunnel when it breaks). */
-static int mt__script_on_error(struct mt_scripts *s, char *err, size_t errsz)
+static int script_on_error(struct mt_scripts *s, char *err, size_t errsz)
 {
     for (int i = 0; i < s->nscripts; i++) {
         const struct mt_script_spec *sp = &s->cfg->scripts[i];
@@ -1440,7 +1468,7 @@ static int mt__script_on_error(struct mt_scripts *s, char *err, size_t errsz)
     return 0;
 }
 
-static void mt__run_stop(struct mt_scripts *s)
+static void run_stop_hooks(struct mt_scripts *s)
 {
     for (int i = 0; i < s->nrefs[MT_SLOT_STOP]; i++) {
         lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_STOP][i]);
@@ -1448,13 +1476,13 @@ static void mt__run_stop(struct mt_scripts *s)
     }
 }
 
-static void mt__destroy(struct mt_scripts *s, bool run_stop)
+static void destroy(struct mt_scripts *s, bool run_stop)
 {
     if (s == NULL)
         return;
     if (s->L != NULL) {
         if (run_stop)
-            mt__run_stop(s);
+            run_stop_hooks(s);
         if (s->err_suppressed > 0)
             mt_error("lua: %lu more script errors suppressed", s->err_suppressed);
         if (s->log_suppressed > 0)
@@ -1467,13 +1495,13 @@ static void mt__destroy(struct mt_scripts *s, bool run_stop)
         lua_close(s->L);
     }
     mt__lcontrol_free(s);
-    mt__watchdog_stop(s);
+    watchdog_stop(s);
     free(s->scratch);
     free(s->peerbuf);
     free(s);
 }
 
-static void mt__basename(const char *path, char *out, size_t outsz, char *dir, size_t dirsz)
+static void base_name(const char *path, char *out, size_t outsz, char *dir, size_t dirsz)
 {
     const char *slash = strrchr(path, '/');
     snprintf(out, outsz, "%s", slash != NULL ? slash + 1 : path);
@@ -1485,8 +1513,9 @@ static void mt__basename(const char *path, char *out, size_t outsz, char *dir, s
         snprintf(dir, dirsz, "%.*s", (int)(slash - path), path);
 }
 
-static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
-                      const struct mt_host *host, struct mt_scripts *carry, char *err, size_t errsz)
+static int create_state(struct mt_scripts **out, const struct mt_config *cfg,
+                        const struct mt_host *host, struct mt_scripts *carry, char *err,
+                        size_t errsz)
 {
     struct mt_scripts *s;
     int rc;
@@ -1525,31 +1554,31 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     if (s->peerbuf == NULL || s->scratch == NULL)
         goto nomem;
     for (int i = 0; i < cfg->nscripts; i++)
-        mt__basename(cfg->scripts[i].path, s->names[i], sizeof s->names[i], s->dirs[i],
-                     sizeof s->dirs[i]);
-    rc = mt__script_on_error(s, err, errsz);
+        base_name(cfg->scripts[i].path, s->names[i], sizeof s->names[i], s->dirs[i],
+                  sizeof s->dirs[i]);
+    rc = script_on_error(s, err, errsz);
     if (rc < 0)
         goto fail;
 
-    s->L = lua_newstate(mt__alloc, s);
+    s->L = lua_newstate(l_alloc, s);
     if (s->L == NULL)
         goto nomem;
     *(struct mt_scripts **)lua_getextraspace(s->L) = s;
-    lua_atpanic(s->L, mt__panic);
-    lua_setwarnf(s->L, mt__warnf, s);
+    lua_atpanic(s->L, at_panic);
+    lua_setwarnf(s->L, warnf, s);
 
-    lua_pushcfunction(s->L, mt__setup);
+    lua_pushcfunction(s->L, setup_state);
     if (lua_pcall(s->L, 0, 0, 0) != LUA_OK) {
         snprintf(err, errsz, "cannot set up Lua: %s", lua_tostring(s->L, -1));
         rc = -ENOMEM;
         goto fail;
     }
     if (carry != NULL) {
-        rc = mt__carry(s, carry, err, errsz);
+        rc = carry_over(s, carry, err, errsz);
         if (rc < 0)
             goto fail;
     }
-    rc = mt__watchdog_start(s);
+    rc = watchdog_start(s);
     if (rc < 0) {
         snprintf(err, errsz, "cannot start the script watchdog: %s", strerror(-rc));
         goto fail;
@@ -1563,14 +1592,14 @@ static int mt__create(struct mt_scripts **out, const struct mt_config *cfg,
     s->call_time = 20 * time > MT_LOAD_TIME_MIN ? 20 * time : MT_LOAD_TIME_MIN;
     s->loading = true;
     for (int i = 0; i < cfg->nscripts; i++) {
-        rc = mt__load_script(s, i, err, errsz);
+        rc = load_script(s, i, err, errsz);
         if (rc < 0)
             goto fail;
     }
     s->call_budget = budget;
     for (int i = 0; i < s->nrefs[MT_SLOT_START]; i++) {
         lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->refs[MT_SLOT_START][i]);
-        if (mt__call(s, s->L, 0, 0, "start", s->owner[MT_SLOT_START][i], err, errsz) !=
+        if (call_protected(s, s->L, 0, 0, "start", s->owner[MT_SLOT_START][i], err, errsz) !=
             MT_CALL_OK) {
             rc = -EINVAL;
             goto fail;
@@ -1590,7 +1619,7 @@ fail:
         s->call_time =
             (double)(cfg->lua_time_ms > 0 ? cfg->lua_time_ms : MT_DEFAULT_LUA_TIME) / 1e3;
     }
-    mt__destroy(s, false);
+    destroy(s, false);
     return rc;
 }
 
@@ -1606,13 +1635,13 @@ int mt_scripts_load(struct mt_scripts **out, const struct mt_config *cfg,
     *out = NULL;
     if (cfg->nscripts == 0)
         return 0;
-    return mt__create(out, cfg, host, NULL, err, errsz);
+    return create_state(out, cfg, host, NULL, err, errsz);
 }
 
 int mt_scripts_sandbox(struct mt_scripts **out, const struct mt_config *cfg,
                        const struct mt_host *host, char *err, size_t errsz)
 {
-    return mt__create(out, cfg, host, NULL, err, errsz);
+    return create_state(out, cfg, host, NULL, err, errsz);
 }
 
 int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz)
@@ -1626,7 +1655,7 @@ int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz)
         int rc = luaL_loadfilex(L, cfg->scripts[i].path, "t");
         if (rc != LUA_OK) {
             char msg[MT_ERRLINE];
-            mt__condense(lua_tostring(L, -1), msg, sizeof msg, false);
+            err_condense(lua_tostring(L, -1), msg, sizeof msg, false);
             snprintf(err, errsz, "%s", msg);
         }
         lua_close(L);
@@ -1638,7 +1667,7 @@ int mt_scripts_check(const struct mt_config *cfg, char *err, size_t errsz)
 
 void mt_scripts_free(struct mt_scripts *s)
 {
-    mt__destroy(s, true);
+    destroy(s, true);
 }
 
 /* The new state is built completely before the old one is touched: mt.state is copied in
@@ -1660,16 +1689,16 @@ int mt_scripts_reload(struct mt_scripts **sp, char *err, size_t errsz)
     err[0] = '\0';
     if (old == NULL)
         return 0; /* no scripts configured: nothing to reload */
-    int rc = mt__create(&s, old->cfg, &old->host, old, err, errsz);
+    int rc = create_state(&s, old->cfg, &old->host, old, err, errsz);
     if (rc < 0) {
         if (old->host.stats != NULL)
             old->host.stats->reload_failures++;
         return rc;
     }
     memcpy(s->counts, old->counts, sizeof s->counts); /* counters go on across reloads */
-    mt__run_stop(old);
-    mt__handover(s, old);
-    mt__destroy(old, false);
+    run_stop_hooks(old);
+    handover(s, old);
+    destroy(old, false);
     *sp = s;
     if (s->host.stats != NULL)
         s->host.stats->reloads++;

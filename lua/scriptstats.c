@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain.h"
+#include "binding.h"
 
 int mt_scripts_count(const struct mt_scripts *s)
 {

@@ -32,6 +32,10 @@ if [ "${1:-}" = "--test" ]; then
         "wireguard-tools:/usr/bin/wg"
         "libclang-rt-14-dev:/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a"
         "python3-prometheus-client:/usr/lib/python3/dist-packages/prometheus_client/parser.py"
+        "groff-base:/usr/bin/groff"
+        "dpkg-dev:/usr/bin/dpkg-shlibdeps"
+        "systemd:/usr/bin/systemd-analyze"
+        "strace:/usr/bin/strace"
     )
 fi
 

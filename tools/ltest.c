@@ -18,7 +18,7 @@
 #include "moontun/proto.h"
 
 #include "bytes.h"
-#include "lbuild.h"
+#include "binding.h"
 
 #define TCHAIN_META    "moontun.test.chain"
 #define TPEER_META     "moontun.test.peer"

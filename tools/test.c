@@ -13,7 +13,7 @@
 #include "moontun/log.h"
 #include "moontun/script.h"
 
-#include "chain.h"
+#include "binding.h"
 #include "ltest.h"
 #include "verbs.h"
 

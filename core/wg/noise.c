@@ -81,6 +81,43 @@ void mt_wg_tai64n(uint8_t out[MT_WG_TIMESTAMP_LEN], int64_t sec, long nsec)
         out[8 + i] = (uint8_t)(ns >> (24 - 8 * i));
 }
 
+/* E = DH-Generate(), msg.ephemeral = E.pub, chain = KDF1(chain, E.pub), hash = Hash(hash ||
+ * E.pub): the first steps of both handshake messages. */
+static int new_ephemeral(struct mt_wg_handshake *hs, uint8_t e[MT_WG_KEY_LEN])
+{
+    int rc = mt_wg_genkey(hs->eph_priv);
+    if (rc == 0)
+        rc = mt_wg_pubkey(e, hs->eph_priv);
+    if (rc == 0)
+        rc = mt_wg_kdf(hs->chain, NULL, NULL, hs->chain, e, MT_WG_KEY_LEN);
+    if (rc == 0)
+        rc = mix_hash(hs->hash, e, MT_WG_KEY_LEN);
+    return rc;
+}
+
+/* out = AEAD(key, 0, plain, hash), hash = Hash(hash || out). */
+static int seal_and_mix(uint8_t hash[MT_WG_HASH_LEN], uint8_t *out, const uint8_t *key,
+                        const uint8_t *plain, size_t n)
+{
+    int rc = mt_wg_aead_seal(out, key, 0, plain, n, hash, MT_WG_HASH_LEN);
+    return rc ? rc : mix_hash(hash, out, n + MT_WG_TAG_LEN);
+}
+
+/* The end of creating a message: the temporary key wiped, and the handshake either in its
+ * new state or cleared when a step failed. */
+static int created(struct mt_wg_handshake *hs, uint8_t key[MT_WG_KEY_LEN], int rc,
+                   uint32_t local_index, enum mt_wg_hs_state state)
+{
+    mt_wg_wipe(key, MT_WG_KEY_LEN);
+    if (rc < 0) {
+        handshake_clear(hs);
+        return rc;
+    }
+    hs->local_index = local_index;
+    hs->state = state;
+    return 0;
+}
+
 int mt_wg_noise_create_initiation(const struct mt_wg_identity *id, struct mt_wg_noise_peer *p,
                                   uint32_t local_index,
                                   const uint8_t timestamp[MT_WG_TIMESTAMP_LEN],
@@ -94,36 +131,17 @@ int mt_wg_noise_create_initiation(const struct mt_wg_identity *id, struct mt_wg_
     mt_wg_put32(msg + MT_WG_OFF_INDEX, local_index);
     int rc = initial_state(hs->chain, hs->hash, p->pub);
     if (rc == 0)
-        rc = mt_wg_genkey(hs->eph_priv);
-    if (rc == 0)
-        rc = mt_wg_pubkey(e, hs->eph_priv);
-    if (rc == 0)
-        rc = mt_wg_kdf(hs->chain, NULL, NULL, hs->chain, e, MT_WG_KEY_LEN);
-    if (rc == 0)
-        rc = mix_hash(hs->hash, e, MT_WG_KEY_LEN);
+        rc = new_ephemeral(hs, e);
     if (rc == 0)
         rc = mix_dh(hs->chain, key, hs->eph_priv, p->pub);
     if (rc == 0)
-        rc = mt_wg_aead_seal(msg + MT_WG_OFF_INIT_S, key, 0, id->pub, MT_WG_KEY_LEN, hs->hash,
-                             MT_WG_HASH_LEN);
-    if (rc == 0)
-        rc = mix_hash(hs->hash, msg + MT_WG_OFF_INIT_S, MT_WG_KEY_LEN + MT_WG_TAG_LEN);
+        rc = seal_and_mix(hs->hash, msg + MT_WG_OFF_INIT_S, key, id->pub, MT_WG_KEY_LEN);
     /* (chain, key) = KDF2(chain, DH(Spriv_i, Spub_r)): the precomputed static-static secret */
     if (rc == 0)
         rc = mt_wg_kdf(hs->chain, key, NULL, hs->chain, p->ss, MT_WG_KEY_LEN);
     if (rc == 0)
-        rc = mt_wg_aead_seal(msg + MT_WG_OFF_INIT_TS, key, 0, timestamp, MT_WG_TIMESTAMP_LEN,
-                             hs->hash, MT_WG_HASH_LEN);
-    if (rc == 0)
-        rc = mix_hash(hs->hash, msg + MT_WG_OFF_INIT_TS, MT_WG_TIMESTAMP_LEN + MT_WG_TAG_LEN);
-    mt_wg_wipe(key, sizeof(key));
-    if (rc < 0) {
-        handshake_clear(hs);
-        return rc;
-    }
-    hs->local_index = local_index;
-    hs->state = MT_WG_HS_INIT_SENT;
-    return 0;
+        rc = seal_and_mix(hs->hash, msg + MT_WG_OFF_INIT_TS, key, timestamp, MT_WG_TIMESTAMP_LEN);
+    return created(hs, key, rc, local_index, MT_WG_HS_INIT_SENT);
 }
 
 int mt_wg_noise_consume_initiation(const struct mt_wg_identity *id, const uint8_t *msg, size_t len,
@@ -211,13 +229,7 @@ int mt_wg_noise_create_response(struct mt_wg_noise_peer *p, uint32_t local_index
     mt_wg_put32(msg, MT_WG_MSG_RESPONSE);
     mt_wg_put32(msg + MT_WG_OFF_INDEX, local_index);
     mt_wg_put32(msg + MT_WG_OFF_RECEIVER2, hs->remote_index);
-    int rc = mt_wg_genkey(hs->eph_priv);
-    if (rc == 0)
-        rc = mt_wg_pubkey(e, hs->eph_priv);
-    if (rc == 0)
-        rc = mt_wg_kdf(hs->chain, NULL, NULL, hs->chain, e, MT_WG_KEY_LEN);
-    if (rc == 0)
-        rc = mix_hash(hs->hash, e, MT_WG_KEY_LEN);
+    int rc = new_ephemeral(hs, e);
     if (rc == 0)
         rc = mix_dh(hs->chain, NULL, hs->eph_priv, hs->remote_eph);
     if (rc == 0)
@@ -225,17 +237,8 @@ int mt_wg_noise_create_response(struct mt_wg_noise_peer *p, uint32_t local_index
     if (rc == 0)
         rc = mix_psk(hs->chain, hs->hash, key, p->psk);
     if (rc == 0)
-        rc = mt_wg_aead_seal(msg + MT_WG_OFF_RESP_EMPTY, key, 0, NULL, 0, hs->hash, MT_WG_HASH_LEN);
-    if (rc == 0)
-        rc = mix_hash(hs->hash, msg + MT_WG_OFF_RESP_EMPTY, MT_WG_TAG_LEN);
-    mt_wg_wipe(key, sizeof(key));
-    if (rc < 0) {
-        handshake_clear(hs);
-        return rc;
-    }
-    hs->local_index = local_index;
-    hs->state = MT_WG_HS_RESP_SENT;
-    return 0;
+        rc = seal_and_mix(hs->hash, msg + MT_WG_OFF_RESP_EMPTY, key, NULL, 0);
+    return created(hs, key, rc, local_index, MT_WG_HS_RESP_SENT);
 }
 
 int mt_wg_noise_consume_response(const struct mt_wg_identity *id, const uint8_t *msg, size_t len,

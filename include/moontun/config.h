@@ -18,7 +18,9 @@
 
 /* Defaults that more than the option parser needs (the script chain falls back on them for a
  * config filled in by hand, as moontun test and replay do). */
-#define MT_DEFAULT_LUA_BUDGET 1000000
+/* No instruction budget by default: the wall-clock bound (--lua-time) stops a runaway call, and
+ * a count hook would make Lua trace every instruction (a third of a firewall rule's cost). */
+#define MT_DEFAULT_LUA_BUDGET 0
 #define MT_DEFAULT_LUA_MEM    64 /* MB */
 #define MT_DEFAULT_LUA_TIME   50 /* ms */
 #define MT_DEFAULT_MAX_PEERS  256

@@ -30,7 +30,7 @@
 #include "moontun/script.h"
 #include "moontun/stats.h"
 
-#include "chain.h"
+#include "binding.h"
 
 static const char SCRIPT[] =
     "local mt = require 'moontun'\n"

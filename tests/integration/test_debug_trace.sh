@@ -30,11 +30,7 @@ return {
     end,
 }
 EOF2
-mt_start srv "$NS_A" -d -i mt0 -s --addr 10.9.0.1/24 --addr fd09::1/64 -S "$MT_TMP/mark.lua" -S "$MT_TMP/dnat.lua"
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd09::2/64
-mt_wait_link "$NS_B" mt0
-mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping"
+mt_pair -d --addr fd09::1/64 -S "$MT_TMP/mark.lua" -S "$MT_TMP/dnat.lua" -- --addr fd09::2/64
 mt_ping "$NS_B" fd09::1 1 || mt_fail "no ping6"
 for port in 9 10 11; do
     ip netns exec "$NS_B" python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'hi', ('10.9.0.1', $port))"

@@ -5,12 +5,9 @@
 source "$(dirname "$0")/lib.sh"
 mt_topology
 
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 --addr fd00:9::1/64
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd00:9::2/64 \
+mt_pair --addr fd00:9::1/64 -- --addr fd00:9::2/64 \
     -S "$MT_ROOT/examples/dns_sinkhole.lua block=ads.example,Tracker.Test."
-CLI=$MT_LAST_PID
-mt_wait_link "$NS_B" mt0
+CLI=$PID_cli
 QUERIES="$MT_TMP/queries.txt"
 touch "$QUERIES"
 ip netns exec "$NS_A" timeout 50 python3 "$MT_ROOT/tests/integration/dns_responder.py" \

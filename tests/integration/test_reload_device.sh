@@ -23,10 +23,7 @@ wait "$PID_small" || mt_fail "--mtu 576 with IPv4 only: exit status $?"
 mt_pass "--mtu 576 with IPv4 only runs"
 
 # 2. Down and up on either end: IPv6 addresses come back, ping6 works again.
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 --addr fd09::1/64 --addr fd0a::1/64
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd09::2/64
-mt_wait_link "$NS_B" mt0
+mt_pair --addr fd09::1/64 --addr fd0a::1/64 -- --addr fd09::2/64
 mt_wait_ping "$NS_B" fd09::1 || mt_fail "no ping6 before the flap"
 mt_pass "ping6 B -> A works"
 

@@ -59,11 +59,7 @@ net_bg() {
 mt_topology
 ip -n "$NS_A" addr add 192.168.77.2/32 dev lo # the "LAN host" behind A's port forward
 
-mt_start srv "$NS_A" -i mt0 -s --addr 10.9.0.1/24 --addr fd09::1/64 -S "$FW" -S "$NAT"
-mt_wait_link "$NS_A" mt0
-mt_start cli "$NS_B" -i mt0 -c 172.31.0.1 --addr 10.9.0.2/24 --addr fd09::2/64
-mt_wait_link "$NS_B" mt0
-mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "no ping from B"
+mt_pair --addr fd09::1/64 -S "$FW" -S "$NAT" -- --addr fd09::2/64
 
 # What enters A's hooks is what B's kernel sends into B's tunnel device (B runs no script);
 # what passed them is what A's moontun writes into A's device.

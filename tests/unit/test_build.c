@@ -14,7 +14,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "lbuild.h"
+#include "binding.h"
 #include "testlib.h"
 
 /* The transport checksum over the pseudo-header verifies (0 after folding). */

@@ -963,6 +963,7 @@ static void test_write_errors(void **state)
     run_err(f, "pkt.ip.len = 10", "cannot assign ip.len: read-only field");
     run_err(f, "pkt.ip.proto = 6", "cannot assign ip.proto: read-only field");
     run_err(f, "pkt.udp.len = 10", "cannot assign udp.len: read-only field");
+    run_err(f, "pkt.ip.off = 1", "cannot assign ip.off: read-only field");
     run_err(f, "pkt.ip.foo = 1", "cannot assign ip.foo: no such field");
     run_err(f, "pkt.ip.sport = 1", "cannot assign ip.sport: no such field");
     run_err(f, "pkt.udp.seq = 1", "cannot assign udp.seq: no such field");
@@ -993,6 +994,9 @@ static void test_write_errors(void **state)
     run_err(f, "pkt.tcp.flags = 256", "cannot assign tcp.flags: integer 0..255");
     run_err(f, "pkt.tcp.window = -5", "cannot assign tcp.window");
     run_err(f, "pkt.tcp.len = 1", "cannot assign tcp.len: no such field");
+    run_err(f, "pkt.tcp.hlen = 24", "cannot assign tcp.hlen: read-only field");
+    run_err(f, "pkt.ip.id = 1 << 20", "cannot assign ip.id: integer 0..1048575 expected");
+    run_err(f, "pkt.ip.dscp = 64", "cannot assign ip.dscp: integer 0..63 expected");
     run_err(f, "pkt.ip = 1", "cannot assign pkt.ip");
     run_err(f, "pkt.ip.__index = 1", "cannot assign ip.__index: no such field");
     run_err(f, "getmetatable(pkt.ip).__index = nil", "attempt to index");

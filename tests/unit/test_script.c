@@ -23,7 +23,7 @@
 #include "moontun/packet.h"
 #include "moontun/script.h"
 
-#include "chain.h"
+#include "binding.h"
 
 /* --- the fake host ------------------------------------------------------------------------- */
 
