@@ -129,11 +129,18 @@ static int l_command(lua_State *L)
     return 0;
 }
 
-/* Protected, under the bounds: calls the command and checks what it returned. */
+/* Protected, under the bounds: (fn, argv, argc) pushes the arguments (strings allocate: a
+ * script at its memory cap must fail the call, not the process), calls fn and checks what it
+ * returned. */
 static int command_run(lua_State *L)
 {
-    int nargs = lua_gettop(L) - 1;
-    lua_call(L, nargs, 1);
+    char **argv = lua_touserdata(L, 2);
+    int argc = (int)lua_tointeger(L, 3);
+    lua_settop(L, 1);
+    luaL_checkstack(L, argc + 2, "too many arguments");
+    for (int i = 0; i < argc; i++)
+        lua_pushstring(L, argv[i]);
+    lua_call(L, argc, 1);
     int t = lua_type(L, -1);
     if (t == LUA_TNIL)
         return 0;
@@ -165,17 +172,17 @@ int mt_scripts_command(struct mt_scripts *s, const char *name, int argc, char **
     }
     lua_State *L = s->L;
     int top = lua_gettop(L);
-    if (!lua_checkstack(L, argc + 3)) {
-        snprintf(err, errsz, "too many arguments");
-        return -EINVAL;
+    if (!lua_checkstack(L, 8)) { /* nothing pushed here allocates beyond the stack */
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
     }
     lua_pushcfunction(L, command_run);
     lua_rawgeti(L, LUA_REGISTRYINDEX, cmd->ref);
-    for (int i = 0; i < argc; i++)
-        lua_pushstring(L, argv[i]);
+    lua_pushlightuserdata(L, argv);
+    lua_pushinteger(L, argc);
     char what[MAX_NAME + 16];
     snprintf(what, sizeof what, "command %s", cmd->name);
-    if (mt__scripts_call_report(s, L, argc + 1, 1, what, cmd->script, err, errsz) != MT_CALL_OK)
+    if (mt__scripts_call_report(s, L, 3, 1, what, cmd->script, err, errsz) != MT_CALL_OK)
         return -EINVAL;
     int rc = 0;
     if (lua_type(L, -1) == LUA_TSTRING) {

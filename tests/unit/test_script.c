@@ -1521,6 +1521,39 @@ static void load_fails_each(const char *const *srcs, size_t n)
     }
 }
 
+/* A script that holds its whole memory cap: a command's arguments (strings) cannot be made, and
+ * that fails the call, not the process (they are pushed inside the protected call). */
+static void test_command_at_memory_cap(void **state)
+{
+    (void)state;
+    CFG.lua_mem_mb = 4;
+    CFG.lua_time_ms = 5000; /* the memory cap, not the clock, must stop the fill */
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local hog = {}\n"
+                 "mt.command('fill', function()\n"
+                 "  for i = 1, 1e9 do hog[i] = string.rep('x', 65536 + i) end\n"
+                 "end)\n"
+                 "mt.command('args', function(...) return select('#', ...) end)\n"
+                 "return {}\n");
+    char out[512], *argv[3];
+    char big[4000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        argv[i] = big;
+    assert_int_equal(run_command(s, "fill", 0, NULL, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "memory"));
+    assert_int_equal(ST.memory_aborts, 1);
+    s->mem_limit = s->mem_used + 1024; /* what is left: less than one argument */
+    assert_int_equal(run_command(s, "args", 3, argv, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "memory"));
+    s->mem_limit = (size_t)CFG.lua_mem_mb << 20; /* and with room again, it runs */
+    assert_int_equal(run_command(s, "args", 3, argv, out, sizeof out), 0);
+    assert_string_equal(out, "3");
+    mt_scripts_free(s);
+}
+
 static void test_command_refused(void **state)
 {
     (void)state;
@@ -1719,6 +1752,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watchdog_ends_a_stalled_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_at_memory_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_refused, setup, teardown),
