@@ -140,6 +140,26 @@ static struct mt_tpeer *find_peer(struct mt_tunnel *t, const char *which)
     return NULL;
 }
 
+/* call NAME ARGS...: a command a script registered with mt.command. */
+static void script_command(struct client *c, char **w, int n)
+{
+    char err[512], *reply;
+    size_t len;
+    if (mt_scripts_command(c->ctl->t->scripts, w[0], n - 1, w + 1, &reply, &len, err, sizeof err) <
+        0) {
+        reply_error(c, "%s", err);
+        return;
+    }
+    struct mt_buf body;
+    mt_buf_init(&body, MT_CTL_REPLY_MAX);
+    mt_buf_add(&body, reply ? reply : "", len);
+    if (len > 0 && reply[len - 1] != '\n')
+        mt_buf_add(&body, "\n", 1);
+    reply_ok(c, &body);
+    mt_buf_free(&body);
+    free(reply);
+}
+
 static void command(struct client *c, char **w, int n)
 {
     struct mt_control *ctl = c->ctl;
@@ -187,12 +207,15 @@ static void command(struct client *c, char **w, int n)
             reply_error(c, "%s", err);
         else
             c->fd = -1;
+    } else if (n >= 2 && strcmp(w[0], "call") == 0) {
+        script_command(c, w + 1, n - 1);
     } else if (n == 1 && strcmp(w[0], "version") == 0) {
         mt_buf_printf(&body, "moontun %s\n", MOONTUN_VERSION);
         reply_ok(c, &body);
     } else if (n == 1 && strcmp(w[0], "help") == 0) {
-        mt_buf_printf(&body, "show\nshow json\nmetrics\nreload\npeer ADDR|NAME|ID kill\n"
-                             "capture POINTS VERDICTS COUNT [FILTER]\nversion\nhelp\n");
+        mt_buf_printf(
+            &body, "show\nshow json\nmetrics\nreload\npeer ADDR|NAME|ID kill\n"
+                   "capture POINTS VERDICTS COUNT [FILTER]\ncall NAME [ARGS...]\nversion\nhelp\n");
         reply_ok(c, &body);
     } else {
         reply_error(c, "unknown command '%s' (try help)", n ? w[0] : "");

@@ -12,6 +12,7 @@
 #include "control.h"
 #include "moontun/config.h"
 #include "moontun/log.h"
+#include "report.h"
 #include "tunnel.h"
 #include "verbs.h"
 
@@ -33,26 +34,6 @@ static int drop_privileges(const char *user, char *err, size_t errsz)
         return -1;
     }
     return 0;
-}
-
-static void print_summary(const struct mt_stats *s)
-{
-    mt_info("stopped: device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu "
-            "B tx %llu/%llu B, no route %llu, script drops %llu, replies %llu, queue drops "
-            "%llu, bad frames %llu, too big %llu, bad offloads %llu, script errors %llu (budget "
-            "%llu, memory %llu), reloads %llu "
-            "(failed %llu)",
-            (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
-            (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
-            (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
-            (unsigned long long)s->net_rx_bytes, (unsigned long long)s->net_tx_packets,
-            (unsigned long long)s->net_tx_bytes, (unsigned long long)s->no_route,
-            (unsigned long long)s->script_drops, (unsigned long long)s->script_replies,
-            (unsigned long long)s->queue_drops, (unsigned long long)s->bad_frames,
-            (unsigned long long)s->too_big, (unsigned long long)s->bad_offloads,
-            (unsigned long long)s->script_errors, (unsigned long long)s->budget_aborts,
-            (unsigned long long)s->memory_aborts, (unsigned long long)s->reloads,
-            (unsigned long long)s->reload_failures);
 }
 
 int main(int argc, char **argv)
@@ -108,8 +89,11 @@ int main(int argc, char **argv)
     }
     mt_control_close(ctl);
     mt_tunnel_close(&tun);
-    if (ran)
-        print_summary(&tun.stats);
+    if (ran) {
+        char line[1024];
+        mt_report_counters(&tun.stats, line, sizeof line);
+        mt_info("stopped: %s", line);
+    }
     mt_config_free(&cfg);
     mt_argv_free(&args);
     ev_loop_destroy(loop);

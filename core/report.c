@@ -4,11 +4,13 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
 #include "moontun/addr.h"
+#include "moontun/log.h"
 
 /* The process counters, in the exit summary's order: name, what it counts, and whether it is
  * a gauge-like number rather than a counter. */
@@ -31,6 +33,7 @@ static const struct {
     C(net_tx_packets, "packets sent to peers"),
     C(net_tx_bytes, "bytes sent to peers"),
     C(no_route, "packets from the device with no peer to go to"),
+    C(not_connected, "packets from the device while no peer was up (before the link)"),
     C(script_drops, "DROP verdicts acted on"),
     C(script_replies, "REPLY verdicts acted on"),
     C(queue_drops, "packets dropped because a peer's send queue was full"),
@@ -88,6 +91,75 @@ static size_t peer_routes(const struct mt_tunnel *t, const struct mt_tpeer *p, s
         n++;
     }
     return n;
+}
+
+/* A script metric's series labels: `k="v",k2="v2"` (Prometheus escaping), or in JSON. */
+static void series_labels(struct mt_buf *b, const struct mt_script_series *se, bool json)
+{
+    for (int l = 0; l < se->nlabels; l++) {
+        mt_buf_printf(b, "%s%s%s%s", l ? (json ? ", " : ",") : "", json ? "\"" : "", se->keys[l],
+                      json ? "\": \"" : "=\"");
+        if (json)
+            mt_buf_json(b, se->values[l]);
+        else
+            mt_buf_label(b, se->values[l]);
+        mt_buf_printf(b, "\"");
+    }
+}
+
+/* What script i added to the control plane (mt.command, mt.counter, mt.gauge), for show. */
+static void show_script_extras(struct mt_buf *b, const struct mt_scripts *sc, int i)
+{
+    int owner, n = 0;
+    const char *name;
+    for (int k = 0; (name = mt_scripts_command_name(sc, k, &owner)) != NULL; k++)
+        if (owner == i)
+            mt_buf_printf(b, "%s%s", n++ ? ", " : "  commands: ", name);
+    if (n)
+        mt_buf_printf(b, "\n");
+    struct mt_script_metric m;
+    for (int k = 0; mt_scripts_metric(sc, k, &m) == 0; k++) {
+        if (m.script != i)
+            continue;
+        mt_buf_printf(b, "  %s %s:%s", m.gauge ? "gauge" : "counter", m.name,
+                      m.nseries ? "" : " (no value yet)");
+        struct mt_script_series se;
+        for (int j = 0; mt_scripts_series(sc, k, j, &se) == 0; j++) {
+            mt_buf_printf(b, " %s", se.nlabels ? "{" : "");
+            series_labels(b, &se, false);
+            mt_buf_printf(b, "%s%.15g", se.nlabels ? "} " : "", se.value);
+        }
+        mt_buf_printf(b, "\n");
+    }
+}
+
+static void json_script_extras(struct mt_buf *b, const struct mt_scripts *sc, int i)
+{
+    int owner, n = 0;
+    const char *name;
+    mt_buf_printf(b, ", \"commands\": [");
+    for (int k = 0; (name = mt_scripts_command_name(sc, k, &owner)) != NULL; k++)
+        if (owner == i)
+            mt_buf_printf(b, "%s\"%s\"", n++ ? ", " : "", name);
+    mt_buf_printf(b, "], \"metrics\": [");
+    n = 0;
+    struct mt_script_metric m;
+    for (int k = 0; mt_scripts_metric(sc, k, &m) == 0; k++) {
+        if (m.script != i)
+            continue;
+        mt_buf_printf(b, "%s{\"name\": \"%s\", \"type\": \"%s\", \"help\": \"", n++ ? ", " : "",
+                      m.name, m.gauge ? "gauge" : "counter");
+        mt_buf_json(b, m.help);
+        mt_buf_printf(b, "\", \"series\": [");
+        struct mt_script_series se;
+        for (int j = 0; mt_scripts_series(sc, k, j, &se) == 0; j++) {
+            mt_buf_printf(b, "%s{\"labels\": {", j ? ", " : "");
+            series_labels(b, &se, true);
+            mt_buf_printf(b, "}, \"value\": %.15g}", se.value);
+        }
+        mt_buf_printf(b, "]}");
+    }
+    mt_buf_printf(b, "]");
 }
 
 void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
@@ -153,6 +225,7 @@ void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
         if (si.samples > 0)
             mt_buf_printf(b, "  hook time: p50 %.1f us, p99 %.1f us (%u sampled calls)\n",
                           si.p50 * 1e6, si.p99 * 1e6, si.samples);
+        show_script_extras(b, t->scripts, i);
     }
 
     mt__capture_show(t, b);
@@ -223,8 +296,10 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
         for (int v = 0; v < 4; v++)
             mt_buf_printf(b, "%s\"%s\": %llu", v ? ", " : "", verdict_names[v],
                           (unsigned long long)si.verdicts[v]);
-        mt_buf_printf(b, "}, \"hook_samples\": %u, \"hook_p50\": %.9f, \"hook_p99\": %.9f}",
+        mt_buf_printf(b, "}, \"hook_samples\": %u, \"hook_p50\": %.9f, \"hook_p99\": %.9f",
                       si.samples, si.p50, si.p99);
+        json_script_extras(b, t->scripts, i);
+        mt_buf_printf(b, "}");
     }
     mt_buf_printf(b, "],\n \"captures\": [");
     mt__capture_json(t, b);
@@ -232,6 +307,53 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
     for (size_t i = 0; i < NCOUNTERS; i++)
         mt_buf_printf(b, "%s\"%s\": %llu", i ? ", " : "", counters[i].name, counter(t, i));
     mt_buf_printf(b, "}}\n");
+}
+
+void mt_report_counters(const struct mt_stats *s, char *buf, size_t bufsz)
+{
+    snprintf(buf, bufsz,
+             "device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu B tx "
+             "%llu/%llu B, not connected %llu, no route %llu, script drops %llu, replies %llu, "
+             "queue drops %llu, bad frames %llu, too big %llu, bad offloads %llu, script errors "
+             "%llu (budget %llu, memory %llu), reloads %llu (failed %llu)",
+             (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
+             (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
+             (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
+             (unsigned long long)s->net_rx_bytes, (unsigned long long)s->net_tx_packets,
+             (unsigned long long)s->net_tx_bytes, (unsigned long long)s->not_connected,
+             (unsigned long long)s->no_route, (unsigned long long)s->script_drops,
+             (unsigned long long)s->script_replies, (unsigned long long)s->queue_drops,
+             (unsigned long long)s->bad_frames, (unsigned long long)s->too_big,
+             (unsigned long long)s->bad_offloads, (unsigned long long)s->script_errors,
+             (unsigned long long)s->budget_aborts, (unsigned long long)s->memory_aborts,
+             (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
+}
+
+void mt_report_status(struct mt_tunnel *t, const char *why)
+{
+    char line[1024];
+    double now = ev_now(t->loop);
+    mt_report_counters(&t->stats, line, sizeof line);
+    mt_info("status (%s): %d peer%s, %s", why, t->npeers, t->npeers == 1 ? "" : "s", line);
+    for (struct mt_tpeer *p = t->peers; p; p = p->next) {
+        const struct mt_peer_stats *s = &p->pub.stats;
+        bool named = strcmp(p->pub.name, p->pub.addr) != 0;
+        mt_info("status: peer %s (%s%sid %u) up %.0f s, last packet %.1f s ago: rx %llu/%llu B "
+                "tx %llu/%llu B, drops %llu",
+                p->pub.addr, named ? p->pub.name : "", named ? ", " : "", p->pub.id, now - p->since,
+                now - p->last_rx, (unsigned long long)s->rx_packets,
+                (unsigned long long)s->rx_bytes, (unsigned long long)s->tx_packets,
+                (unsigned long long)s->tx_bytes, (unsigned long long)s->drops);
+    }
+    struct mt_script_info si;
+    for (int i = 0; mt_scripts_info(t->scripts, i, &si) == 0; i++)
+        mt_info("status: script %s: calls %llu, errors %llu (budget %llu, memory %llu), "
+                "verdicts pass %llu drop %llu reply %llu route %llu",
+                t->cfg->scripts[i].path, (unsigned long long)si.calls,
+                (unsigned long long)si.errors, (unsigned long long)si.budget_aborts,
+                (unsigned long long)si.memory_aborts, (unsigned long long)si.verdicts[0],
+                (unsigned long long)si.verdicts[1], (unsigned long long)si.verdicts[2],
+                (unsigned long long)si.verdicts[3]);
 }
 
 /* One metric family's header. */
@@ -254,6 +376,36 @@ static void script_labels(struct mt_buf *b, const struct mt_tunnel *t, int i, co
     mt_buf_printf(b, "{script=\"");
     mt_buf_label(b, t->cfg->scripts[i].path);
     mt_buf_printf(b, "\",index=\"%d\"%s}", i, extra);
+}
+
+/* The metrics scripts declared: one family per name (scripts may share one; their series
+ * differ by the script label), in declaration order. HELP escapes backslashes. */
+static void script_metrics(const struct mt_tunnel *t, struct mt_buf *b)
+{
+    struct mt_script_metric m, o;
+    for (int k = 0; mt_scripts_metric(t->scripts, k, &m) == 0; k++) {
+        bool seen = false;
+        for (int e = 0; e < k && !seen; e++)
+            seen = mt_scripts_metric(t->scripts, e, &o) == 0 && strcmp(o.name, m.name) == 0;
+        if (seen)
+            continue;
+        mt_buf_printf(b, "# HELP moontun_script_%s ", m.name);
+        for (const char *h = m.help; *h; h++)
+            mt_buf_add(b, *h == '\\' ? "\\\\" : h, *h == '\\' ? 2 : 1);
+        mt_buf_printf(b, "\n# TYPE moontun_script_%s %s\n", m.name, m.gauge ? "gauge" : "counter");
+        for (int e = k; mt_scripts_metric(t->scripts, e, &o) == 0; e++) {
+            if (strcmp(o.name, m.name) != 0)
+                continue;
+            struct mt_script_series se;
+            for (int j = 0; mt_scripts_series(t->scripts, e, j, &se) == 0; j++) {
+                mt_buf_printf(b, "moontun_script_%s{script=\"", m.name);
+                mt_buf_label(b, t->cfg->scripts[o.script].path);
+                mt_buf_printf(b, "\",index=\"%d\"%s", o.script, se.nlabels ? "," : "");
+                series_labels(b, &se, false);
+                mt_buf_printf(b, "} %.17g\n", se.value);
+            }
+        }
+    }
 }
 
 void mt_report_metrics(struct mt_tunnel *t, double started, struct mt_buf *b)
@@ -362,4 +514,5 @@ void mt_report_metrics(struct mt_tunnel *t, double started, struct mt_buf *b)
         script_labels(b, t, i, ",quantile=\"0.99\"");
         mt_buf_printf(b, " %.9f\n", si[i].p99);
     }
+    script_metrics(t, b);
 }

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -17,6 +18,7 @@
 #include "moontun/proto.h"
 #include "moontun/trace.h"
 #include "moontun/vnet.h"
+#include "report.h"
 
 #define TUNNEL_OF(w, field) mt_container_of(w, struct mt_tunnel, field)
 
@@ -291,9 +293,14 @@ static void route_egress(struct mt_tunnel *t, struct mt_packet *pkt)
                                       .peer = p ? &p->pub : NULL,
                                       .reason = p ? NULL : "no route"});
     if (!p) {
-        t->stats.no_route++;
+        /* No peer at all (a client before its connection is up) is not a routing problem. */
+        bool alone = t->npeers == 0;
+        if (alone)
+            t->stats.not_connected++;
+        else
+            t->stats.no_route++;
         if (mt_log_level >= MT_LOG_DEBUG)
-            log_packet("no route, dropped:", pkt);
+            log_packet(alone ? "not connected, dropped:" : "no route, dropped:", pkt);
         return;
     }
     to_peer(t, p, pkt);
@@ -553,8 +560,15 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    mt_info("caught signal %d, stopping", w->signum);
+    mt_info("caught signal %d (%s), stopping", w->signum, strsignal(w->signum));
     ev_break(loop, EVBREAK_ALL);
+}
+
+/* SIGUSR1, SIGUSR2: the status in the log, as OpenVPN's SIGUSR2 does; the tunnel goes on. */
+static void status_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct mt_tunnel *t = w->data;
+    mt_report_status(t, w->signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
 }
 
 int mt__tunnel_reload(struct mt_tunnel *t, const char *why, char *err, size_t errsz)
@@ -577,7 +591,37 @@ int mt__tunnel_reload(struct mt_tunnel *t, const char *why, char *err, size_t er
 static void sighup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     char err[512];
-    mt__tunnel_reload(TUNNEL_OF(w, sighup_w), "SIGHUP", err, sizeof(err));
+    mt__tunnel_reload(w->data, "SIGHUP", err, sizeof(err));
+}
+
+/* No catchable signal ends the process without its summary: those whose default action is to
+ * end it (SIGQUIT, SIGALRM, the real-time ones ...) stop the loop like SIGTERM does. Left
+ * alone: the signals of a crash (SIGSEGV, SIGABRT ...), which must dump core, and those
+ * ignored by default. SIGPIPE (a closed TCP peer) and SIGXFSZ (a log past its size limit)
+ * are ignored: errors returned, not deaths. */
+static void watch_signal(struct mt_tunnel *t, void (*cb)(struct ev_loop *, ev_signal *, int),
+                         int sig)
+{
+    ev_signal *w = &t->sig_w[t->nsig++];
+    ev_signal_init(w, cb, sig);
+    w->data = t;
+    ev_signal_start(t->loop, w);
+}
+
+static void watch_signals(struct mt_tunnel *t)
+{
+    static const int stop[] = {SIGINT,  SIGTERM, SIGQUIT,   SIGALRM, SIGVTALRM,
+                               SIGPROF, SIGIO,   SIGSTKFLT, SIGPWR,  SIGXCPU};
+    for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
+        watch_signal(t, signal_cb, stop[i]);
+    int room = (int)(sizeof t->sig_w / sizeof t->sig_w[0]) - 3;
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX && sig < NSIG && t->nsig < room; sig++)
+        watch_signal(t, signal_cb, sig);
+    watch_signal(t, sighup_cb, SIGHUP);
+    watch_signal(t, status_cb, SIGUSR1);
+    watch_signal(t, status_cb, SIGUSR2);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 /* A script's bytes, longer than the MTU, for a receiver that cuts offloaded packets (the
@@ -742,12 +786,7 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
         mt__addrwatch_open(&t->addrwatch, t->loop, t->ifname, cfg); /* not fatal: logged */
     }
     mt__tunnel_use_device(t, fd, want_vnet);
-    ev_signal_init(&t->sigint_w, signal_cb, SIGINT);
-    ev_signal_init(&t->sigterm_w, signal_cb, SIGTERM);
-    ev_signal_init(&t->sighup_w, sighup_cb, SIGHUP);
-    ev_signal_start(t->loop, &t->sigint_w);
-    ev_signal_start(t->loop, &t->sigterm_w);
-    ev_signal_start(t->loop, &t->sighup_w);
+    watch_signals(t);
     mt_info("%s %s up (mtu %d), %s %s on %s port %u", cfg->tap ? "tap" : "tun", t->ifname, cfg->mtu,
             t->ops->name, cfg->role == MT_ROLE_SERVER ? "server" : "client",
             cfg->role == MT_ROLE_SERVER ? (cfg->listen[0] ? cfg->listen : "any") : cfg->host,
@@ -763,9 +802,9 @@ void mt_tunnel_run(struct mt_tunnel *t)
 void mt_tunnel_close(struct mt_tunnel *t)
 {
     t->stopping = true;
-    ev_signal_stop(t->loop, &t->sigint_w);
-    ev_signal_stop(t->loop, &t->sigterm_w);
-    ev_signal_stop(t->loop, &t->sighup_w);
+    for (int i = 0; i < t->nsig; i++)
+        ev_signal_stop(t->loop, &t->sig_w[i]);
+    t->nsig = 0;
     /* Scripts stop first: their stop handlers may still log or look at peers. */
     mt_scripts_free(t->scripts);
     t->scripts = NULL;

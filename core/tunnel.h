@@ -87,7 +87,8 @@ struct mt_tunnel {
     int exit_code;
     bool stopping; /* shutting down: no reconnects */
 
-    ev_signal sigint_w, sigterm_w, sighup_w;
+    ev_signal sig_w[64]; /* every catchable signal that would end the process, SIGHUP, SIGUSR1/2 */
+    int nsig;
     double dev_err_logged; /* rate limit for device write errors */
     double refusal_logged; /* rate limit for refused peers */
     uint64_t refusals_suppressed;

@@ -47,7 +47,7 @@ for _, rule in ipairs(cfg.allow) do
     if rule == "icmp" then
         allowed.icmp = true
     elseif allowed[proto] and lo and hi and lo >= 1 and lo <= hi and hi <= 65535 then
-        table.insert(allowed[proto], { lo, hi })
+        table.insert(allowed[proto], { lo, hi, rule })
     else
         error(string.format("%s: setting allow=%s: '%s' is not tcp/PORT, udp/PORT, tcp/LO-HI, "
             .. "udp/LO-HI or icmp (ports 1-65535)", NAME, table.concat(cfg.allow, ","), rule), 0)
@@ -148,20 +148,45 @@ local function ttl_after(proto, flags, old)
     return old or cfg.timeout_tcp
 end
 
--- Whether a packet of no known connection may start one from the tunnel side.
+-- The allow rule that lets a packet of no known connection start one from the tunnel side.
 local function may_start(proto, port, what)
     if proto == "icmp" then
-        return allowed.icmp and ECHO_REQUEST[what] == true
+        return allowed.icmp and ECHO_REQUEST[what] and "icmp"
     elseif proto == "tcp" and what & (SYN | ACK | RST) ~= SYN then
-        return false
+        return nil
     end
     for _, r in ipairs(allowed[proto] or NONE) do
         if port >= r[1] and port <= r[2] then
-            return true
+            return r[3]
         end
     end
-    return false
+    return nil
 end
+
+-- Packets from the tunnel side by what decided them: an allow rule (a new connection),
+-- "established", "deny", "reject" or "full" (no room to remember it). `moontun metrics` shows
+-- moontun_script_firewall_packets_total{rule=...}; `moontun call IFNAME rules` the rules.
+local packets = mt.counter("firewall_packets_total",
+    "packets from the tunnel side, by the rule that let them in or stopped them")
+local HIT = setmetatable({}, { __index = function(t, rule)
+    t[rule] = packets:labels { rule = rule } -- one series per rule, made once
+    return t[rule]
+end })
+for _, rule in ipairs(cfg.allow) do
+    local _ = HIT[rule] -- every rule shows, at 0 until it matches
+end
+
+mt.command("rules", function()
+    local out = {}
+    for _, rule in ipairs(cfg.allow) do
+        out[#out + 1] = string.format("allow %-14s %d packets", rule, HIT[rule]:get())
+    end
+    for _, rule in ipairs { "established", cfg.reject and "reject" or "deny", "full" } do
+        out[#out + 1] = string.format("%-20s %d packets", rule, HIT[rule]:get())
+    end
+    out[#out + 1] = string.format("connections tracked: %d", conns:size())
+    return table.concat(out, "\n")
+end)
 
 local M = {}
 
@@ -182,16 +207,21 @@ function M.ingress(pkt)
     end
     local k = conn_key(proto, dst, dport, src, sport)
     local ttl = conns:get(k)
-    if ttl == nil and not may_start(proto, dport, what) then
+    local rule = ttl ~= nil and "established" or may_start(proto, dport, what)
+    if not rule then
         if cfg.reject and proto == "tcp" and what & (SYN | ACK | RST) == SYN then
+            HIT.reject:inc()
             return refuse(pkt)
         end
+        HIT.deny:inc()
         return mt.DROP
     end
     ttl = ttl_after(proto, what, ttl)
     if not conns:put(k, ttl, ttl) then
+        HIT.full:inc()
         return mt.DROP -- the table is full: no room for a new connection
     end
+    HIT[rule]:inc()
     return mt.PASS
 end
 

@@ -287,6 +287,43 @@ for _, item in ipairs(cfg.forward) do
     add { proto = PROTO[proto], addr = addr, port = port, pub = pub, fixed = true }
 end
 
+-- The control plane: `moontun metrics` shows the table's size, sampled each second
+-- (moontun_script_nat_mappings{proto=...}: dynamic mappings; forwards are fixed), and
+-- `moontun call IFNAME table [MAX]` lists the mappings (the first MAX, 100 by default).
+local NAMES = { [TCP] = "tcp", [UDP] = "udp", [ICMP] = "icmp" }
+local mappings = mt.gauge("nat_mappings", "dynamic NAT mappings, by protocol")
+local sizes = {}
+for proto, name in pairs(NAMES) do
+    sizes[proto] = mappings:labels { proto = name }
+end
+local function sample()
+    for proto, g in pairs(sizes) do
+        g:set(used[proto])
+    end
+end
+sample()
+mt.every(1, sample)
+
+mt.command("table", function(max)
+    max = math.tointeger(tonumber(max or 100)) or error("table [MAX]: MAX is a number", 0)
+    local keys = {}
+    for key in pairs(by_pub) do
+        keys[#keys + 1] = key
+    end
+    table.sort(keys)
+    local out = { string.format("%d mappings (tcp %d, udp %d, icmp %d dynamic)", #keys,
+        used[TCP], used[UDP], used[ICMP]) }
+    for i = 1, math.min(#keys, max) do
+        local e = by_pub[keys[i]]
+        out[#out + 1] = string.format("%s %s:%d <- %s:%d%s", NAMES[e.proto], public, e.pub,
+            e.addr or "-", e.port or 0, e.fixed and " (forward)" or e.mine and " (this host)" or "")
+    end
+    if #keys > max then
+        out[#out + 1] = string.format("... and %d more", #keys - max)
+    end
+    return table.concat(out, "\n")
+end)
+
 -- The hot path ------------------------------------------------------------------------------
 
 local M = {}

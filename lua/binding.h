@@ -158,6 +158,10 @@ struct mt_scripts {
      * carried over a reload. */
     struct mt__script_counts counts[MT_MAX_SCRIPTS];
 
+    /* What the scripts added to the control plane: mt.command, mt.counter, mt.gauge
+     * (lcontrol.c). NULL until one is used; each state has its own, so a reload re-registers. */
+    struct mt__lcontrol *ctl;
+
     char warnbuf[256]; /* pieces of a Lua warning being assembled */
     size_t warnlen;
 };
@@ -191,6 +195,11 @@ static inline struct mt_scripts *mt__scripts_of(lua_State *L)
  * the nres results are on the stack. Never raises. */
 enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                      const char *what, int script);
+
+/* Like mt__scripts_call, and a failure also goes to err as one line without its traceback,
+ * for a caller that reports it (moontun call): logged, counted and told. */
+enum mt_call_status mt__scripts_call_report(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                            const char *what, int script, char *err, size_t errsz);
 
 /* mt.send: runs the encode hooks on a copy of data and hands the result to host->send.
  * Returns 1 when sent, 0 when encode dropped it, or a negative errno from the host.
@@ -270,5 +279,15 @@ void mt__lpeer_gone(lua_State *L, struct mt_peer *peer);
 /* mt.packet(spec) -> string: Ethernet (optional), IPv4 or IPv6, TCP/UDP/ICMP/ICMPv6 or raw,
  * with every length and checksum right unless the spec asks for a lie. */
 int mt__lbuild_packet(lua_State *L);
+
+/* --- lcontrol.c ---------------------------------------------------------------------------- */
+
+/* mt.command, mt.counter and mt.gauge, for the module table. */
+extern const luaL_Reg mt__lcontrol_funcs[];
+/* The class of the objects mt.counter and mt.gauge return (lmoontun.c makes its metatable). */
+#define MT_LMETRIC_META "moontun.metric"
+extern const luaL_Reg mt__lmetric_metamethods[], mt__lmetric_methods[];
+/* Frees what the scripts registered (after lua_close). */
+void mt__lcontrol_free(struct mt_scripts *s);
 
 #endif

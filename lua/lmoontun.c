@@ -390,7 +390,7 @@ static const struct {
     F(net_rx_packets), F(net_rx_bytes),    F(net_tx_packets), F(net_tx_bytes),  F(no_route),
     F(script_drops),   F(script_replies),  F(queue_drops),    F(bad_frames),    F(peers_up),
     F(peers_down),     F(peers_refused),   F(script_errors),  F(budget_aborts), F(memory_aborts),
-    F(reloads),        F(reload_failures), F(too_big),        F(bad_offloads),
+    F(reloads),        F(reload_failures), F(too_big),        F(bad_offloads),  F(not_connected),
 #undef F
 };
 
@@ -474,9 +474,11 @@ int mt__lmoontun_open(lua_State *L)
     mt__lpeer_open(L);
     mt__lua_class(L, MT_LTIMER_META, timer_metamethods, timer_methods);
     mt__lua_class(L, MT_LPREFIX_META, prefix_metamethods, prefix_methods);
+    mt__lua_class(L, MT_LMETRIC_META, mt__lmetric_metamethods, mt__lmetric_methods);
 
     lua_createtable(L, 0, 24);
     luaL_setfuncs(L, module_funcs, 0);
+    luaL_setfuncs(L, mt__lcontrol_funcs, 0);
     static const struct {
         const char *name;
         enum mt_log_level level;

@@ -288,7 +288,14 @@ static int watchdog_start(struct mt_scripts *s)
     atomic_init(&s->wd_deadline_ns, 0);
     atomic_init(&s->expired_dl, 0);
     pthread_once(&once, wd_install);
+    /* The thread takes no signal of the process: libev may block SIGTERM, SIGUSR1, ... in the
+     * loop thread only (to read them from a signalfd), and the kernel would then deliver them
+     * here, where their default action ends the process without its summary. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&s->wd_thread, NULL, watchdog, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0)
         return -rc;
     s->wd_running = true;
@@ -455,9 +462,11 @@ static bool overloaded(struct mt_scripts *s, double now)
 }
 
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
- * traceback) instead of being logged and counted: loading reports its errors to the caller. */
-static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, int nargs, int nres,
-                                          const char *what, int script, char *err, size_t errsz)
+ * traceback) instead of being logged and counted: loading reports its errors to the caller;
+ * with err and count, it is both (a script command's error goes to its caller and counts). */
+static enum mt_call_status call_counted(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                        const char *what, int script, char *err, size_t errsz,
+                                        bool count)
 {
     int base = lua_gettop(L) - nargs; /* the function */
     int prev_script = s->cur_script;
@@ -530,9 +539,9 @@ static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, in
         else
             snprintf(err, errsz, "%s: %s: %s", script >= 0 ? s->cfg->scripts[script].path : "lua",
                      what, cond);
-    } else {
-        call_failed(s, kind, what, script, msg, outer);
     }
+    if (err == NULL || count)
+        call_failed(s, kind, what, script, msg, outer);
     lua_settop(L, base - 1);
     if (kind == MT_CALL_MEMORY)
         lua_gc(L, LUA_GCCOLLECT); /* give the next call its memory back */
@@ -544,10 +553,22 @@ static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, in
     return kind;
 }
 
+static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                          const char *what, int script, char *err, size_t errsz)
+{
+    return call_counted(s, L, nargs, nres, what, script, err, errsz, false);
+}
+
 enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                      const char *what, int script)
 {
     return call_protected(s, L, nargs, nres, what, script, NULL, 0);
+}
+
+enum mt_call_status mt__scripts_call_report(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                            const char *what, int script, char *err, size_t errsz)
+{
+    return call_counted(s, L, nargs, nres, what, script, err, errsz, true);
 }
 
 /* --- the chain ----------------------------------------------------------------------------- */
@@ -1483,6 +1504,7 @@ static void destroy(struct mt_scripts *s, bool run_stop)
         s->closing = true;
         lua_close(s->L);
     }
+    mt__lcontrol_free(s);
     watchdog_stop(s);
     free(s->scratch);
     free(s->peerbuf);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: two network namespaces ("left" and "right") joined by a veth cable, a moontun
 # tunnel between them whose left end runs examples/firewall.lua, a ping and a file transfer
-# across it, a port the firewall refuses, the script's verdict counts, and at the end the same
-# traffic, recorded, replayed through the script by an unprivileged user with `moontun replay`.
+# across it, a port the firewall refuses, the same traffic, recorded, replayed through the
+# script by an unprivileged user with `moontun replay`, and at the end the running server's
+# view through its control socket (`moontun show`, the firewall's `moontun call tun0 rules`).
 # Needs root. Usage: scripts/demo.sh [--udp]
 # (MT_DEMO_NO_BUILD=1 with MOONTUN=path skips setup and build: tests/integration/test_demo.sh.)
 set -uo pipefail
@@ -74,14 +75,7 @@ wait "$PID_tcpdump" 2>/dev/null
 kill -INT "$PID_tcpdump"
 wait "$PID_tcpdump" 2>/dev/null
 
-say "8. The script's verdicts, in the server's exit summary"
-kill "$PID_server" "$PID_client"
-wait "$PID_server" "$PID_client" 2>/dev/null
-sed 's/^/   /' "$MT_TMP/server.log"
-summary=$(grep 'stopped:' "$MT_TMP/server.log")
-echo "   => firewall.lua: $(grep -o 'script drops [0-9]*' <<<"$summary"), $(grep -o 'replies [0-9]*' <<<"$summary") (its RSTs), everything else passed"
-
-say "9. The same traffic, offline: moontun replay as user nobody (no root, no device)"
+say "8. The same traffic, offline: moontun replay as user nobody (no root, no device)"
 chmod 755 "$MT_TMP"
 chmod 644 "$MT_TMP/right.pcap"
 echo "   setpriv --reuid=nobody moontun replay --dir ingress -S \"$FW\" -r right.pcap"
@@ -93,5 +87,13 @@ grep -q 'reply firewall.lua:ingress *rewritten IP 10.9.0.1.22 > 10.9.0.2' "$MT_T
     mt_fail "the replay did not show the refusal"
 grep -q 'drop  firewall.lua:ingress *IP 10.9.0.2.[0-9]* > 10.9.0.1.53: udp' "$MT_TMP/replay.txt" ||
     mt_fail "the replay did not show the dropped datagram"
+
+say "9. The running server, asked through its control socket: moontun show, moontun call"
+echo "   left: moontun show tun0"
+ip netns exec "$NS_A" "$MOONTUN" show tun0 >"$MT_TMP/show.txt" || mt_fail "moontun show failed"
+sed 's/^/   /' "$MT_TMP/show.txt"
+echo "   left: moontun call tun0 rules   (a command firewall.lua registers with mt.command)"
+ip netns exec "$NS_A" "$MOONTUN" call tun0 rules | sed 's/^/   /' || mt_fail "moontun call failed"
+echo "   => firewall.lua: script drops $(sed -n 's/^  script_drops: //p' "$MT_TMP/show.txt"), replies $(sed -n 's/^  script_replies: //p' "$MT_TMP/show.txt") (its RSTs), everything else passed"
 
 say "Done: namespaces and processes are removed on exit."

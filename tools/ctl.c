@@ -1,4 +1,4 @@
-/* moontun show, metrics, reload, peer: clients of a running tunnel's control socket
+/* moontun show, metrics, reload, peer, call: clients of a running tunnel's control socket
  * (core/control.c; the protocol is in core/ctlproto.h). One request, one reply, printed. */
 #include <dirent.h>
 #include <errno.h>
@@ -127,9 +127,10 @@ static void usage(FILE *out, const char *verb)
             "       moontun metrics [IFNAME] [--control PATH]\n"
             "       moontun reload IFNAME [--control PATH]\n"
             "       moontun peer IFNAME ADDR|NAME|ID kill [--control PATH]\n"
+            "       moontun call IFNAME COMMAND [ARGS...]   (or --control PATH COMMAND ...)\n"
             "Ask a running moontun through its control socket (default %s/IFNAME.sock).\n"
             "Without IFNAME, show (and metrics, when there is one instance) ask every\n"
-            "instance found there.\n",
+            "instance found there. call runs a command a script registered (mt.command).\n",
             MT_CONTROL_DIR);
     (void)verb;
 }
@@ -310,4 +311,51 @@ int mt_peer_main(int argc, char **argv)
     }
     path_of(&o, first ? w[0] : NULL, path, sizeof path);
     return run_one(path, first ? w[0] : NULL, line, false);
+}
+
+/* moontun call IFNAME COMMAND ARGS...: the words go as they are, one line ("call COMMAND
+ * ARGS..."); a word the line protocol cannot carry (a space, a control byte) is refused here. */
+int mt_call_main(int argc, char **argv)
+{
+    struct ctl_opts o = {0};
+    int first = 1, i;
+    /* --control PATH may come first; after IFNAME, words (even "--x") are the command's */
+    while (first + 1 < argc && strcmp(argv[first], "--control") == 0) {
+        o.control = argv[first + 1];
+        first += 2;
+    }
+    if (first < argc && (strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0)) {
+        usage(stdout, argv[0]);
+        return 0;
+    }
+    const char *ifname = o.control ? NULL : first < argc ? argv[first++] : NULL;
+    if (first >= argc || (!o.control && !ifname)) {
+        fprintf(stderr, "moontun call: usage: moontun call IFNAME COMMAND [ARGS...]\n");
+        return 2;
+    }
+    char line[MT_CTL_LINE_MAX];
+    size_t n = (size_t)snprintf(line, sizeof line, "call");
+    for (i = first; i < argc; i++) {
+        bool ok = argv[i][0] != '\0' && argc - first < MT_CTL_MAX_WORDS;
+        for (const char *p = argv[i]; ok && *p; p++)
+            ok = *p > 0x20 && *p < 0x7f;
+        if (!ok) {
+            fprintf(stderr,
+                    "moontun call: '%s': arguments are printable words without spaces (at "
+                    "most %d)\n",
+                    argv[i], MT_CTL_MAX_WORDS - 2);
+            return 2;
+        }
+        n += (size_t)snprintf(line + n, sizeof line - n, " %s", argv[i]);
+        if (n + 2 >= sizeof line) {
+            fprintf(stderr, "moontun call: the command line is longer than %d bytes\n",
+                    MT_CTL_LINE_MAX - 2);
+            return 2;
+        }
+    }
+    line[n++] = '\n';
+    line[n] = '\0';
+    char path[256];
+    path_of(&o, ifname, path, sizeof path);
+    return run_one(path, ifname, line, false);
 }

@@ -11,7 +11,8 @@ static const struct {
 } verbs[] = {
     {"replay", mt_replay_main},   {"test", mt_test_main},     {"show", mt_show_main},
     {"metrics", mt_metrics_main}, {"reload", mt_reload_main}, {"peer", mt_peer_main},
-    {"genkey", mt_tool_genkey},   {"pubkey", mt_tool_pubkey}, {"capture", mt_capture_main},
+    {"call", mt_call_main},       {"genkey", mt_tool_genkey}, {"pubkey", mt_tool_pubkey},
+    {"capture", mt_capture_main},
 };
 
 int (*mt_verb_find(const char *word))(int argc, char **argv)

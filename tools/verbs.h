@@ -17,5 +17,6 @@ int mt_peer_main(int argc, char **argv);
  * -1 after printing why (no instance, not its user). */
 int mt_ctl_connect(const char *path, const char *what);
 int mt_capture_main(int argc, char **argv); /* tools/capture.c */
+int mt_call_main(int argc, char **argv);
 
 #endif

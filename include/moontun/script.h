@@ -118,6 +118,35 @@ int mt_scripts_count(const struct mt_scripts *s);
 /* Fills *out for script i (0-based, chain order). Returns 0 or -ENOENT. */
 int mt_scripts_info(const struct mt_scripts *s, int i, struct mt_script_info *out);
 
+/* --- what scripts add to the control plane (lua/lcontrol.c) ------------------------------- */
+
+/* Runs the command name that a script registered with mt.command, with its words as string
+ * arguments, under the handlers' bounds. Returns 0 with *reply (malloc'd, *len bytes, the
+ * caller frees; NULL when the command returned nothing); -ENOENT when no script registers
+ * name (err lists those that are); -EINVAL when it failed (err: one line; the failure is
+ * logged and counted as the script's error). */
+int mt_scripts_command(struct mt_scripts *s, const char *name, int argc, char **argv, char **reply,
+                       size_t *len, char *err, size_t errsz);
+/* The k-th registered command (0-based), and in *script whose it is; NULL past the last. */
+const char *mt_scripts_command_name(const struct mt_scripts *s, int k, int *script);
+
+#define MT_METRIC_LABELS 8 /* labels of one series, besides script and index */
+/* A metric a script declared with mt.counter or mt.gauge, and its series (label sets). */
+struct mt_script_metric {
+    const char *name, *help; /* exposed as moontun_script_<name> */
+    bool gauge;
+    int script;
+    int nseries;
+};
+struct mt_script_series {
+    int nlabels;
+    const char *keys[MT_METRIC_LABELS], *values[MT_METRIC_LABELS];
+    double value;
+};
+/* Fills metric k (declaration order) or series j of metric k. 0, or -ENOENT past the last. */
+int mt_scripts_metric(const struct mt_scripts *s, int k, struct mt_script_metric *out);
+int mt_scripts_series(const struct mt_scripts *s, int k, int j, struct mt_script_series *out);
+
 /* The core tells the chain a peer is gone, so Lua objects for it stop routing to it. */
 void mt_scripts_peer_gone(struct mt_scripts *s, struct mt_peer *peer);
 

@@ -14,8 +14,10 @@ struct mt_stats {
     uint64_t net_rx_bytes;
     uint64_t net_tx_packets; /* packets to peers */
     uint64_t net_tx_bytes;
-    uint64_t no_route;     /* egress packets with no peer to go to */
-    uint64_t script_drops; /* DROP verdicts */
+    uint64_t no_route;      /* egress packets with no peer to go to while peers are up */
+    uint64_t not_connected; /* egress packets while no peer was up (a client before its
+                               connection; IPv6 router solicitations at start) */
+    uint64_t script_drops;  /* DROP verdicts */
     uint64_t script_replies;
     uint64_t queue_drops;  /* a peer's send queue was full */
     uint64_t bad_frames;   /* malformed frames/datagrams from the network */

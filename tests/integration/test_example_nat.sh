@@ -109,6 +109,18 @@ udp "$L2" ask 40000 10.9.0.1 7777 >"$MT_TMP/l2b.out" || mt_fail "L2 after the re
     mt_fail "mapping lost in the reload: $P2 became $(sort -u "$MT_TMP/l2b.out")"
 mt_pass "SIGHUP: L2 still maps to $P2"
 
+# The control plane: `moontun call mt0 table` lists the mappings (L2's just refreshed, the
+# forward), and the gauge sampled each second counts the dynamic UDP ones.
+out=$(ip netns exec "$G" "$MOONTUN" call mt0 table) || mt_fail "call table: $out"
+echo "$out" | grep -qx "udp $P2 <- 192.168.77.3:40000" &&
+    echo "$out" | grep -qx "tcp 10.9.0.2:8080 <- 192.168.77.2:80 (forward)" ||
+    mt_fail "call table said: $out"
+sleep 1.2
+n=$(ip netns exec "$G" "$MOONTUN" metrics mt0 |
+    sed -n 's/^moontun_script_nat_mappings{script=".*nat.lua",index="0",proto="udp"} //p')
+[ "${n:-0}" -ge 1 ] && [ "$n" -le 2 ] || mt_fail "nat_mappings{proto=udp} is '$n'"
+mt_pass "moontun call mt0 table lists $P2 and the forward; nat_mappings{proto=\"udp\"} $n"
+
 # 4. ICMP errors are translated back: UDP to a closed port on F is refused at L.
 udp "$L" refused 10.9.0.1 9 || mt_fail "L did not get port unreachable"
 mt_pass "port unreachable from F reached L's socket (quoted header translated)"

@@ -1440,6 +1440,266 @@ static void test_hot_path_does_not_allocate(void **state)
     mt_scripts_free(s);
 }
 
+/* --- the control plane: mt.command, mt.counter, mt.gauge (lua/lcontrol.c) -------------------- */
+
+static int run_command(struct mt_scripts *s, const char *name, int argc, char **argv, char *out,
+                       size_t outsz)
+{
+    char *reply = NULL;
+    size_t len = 0;
+    int rc = mt_scripts_command(s, name, argc, argv, &reply, &len, out, outsz);
+    if (rc == 0) {
+        snprintf(out, outsz, "%.*s", (int)len, reply ? reply : "");
+        free(reply);
+    }
+    return rc;
+}
+
+static void test_commands(void **state)
+{
+    (void)state;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "mt.command('join', function(...)\n"
+                                    "  return select('#', ...) .. ':' .. table.concat({...}, ',')\n"
+                                    "end)\n"
+                                    "mt.command('num', function() return 42 end)\n"
+                                    "mt.command('none', function() end)\n"
+                                    "mt.command('boom', function() error('kaboom', 0) end)\n"
+                                    "mt.command('bad', function() return {} end)\n"
+                                    "mt.command('spin', function() while true do end end)\n"
+                                    "return { start = function()\n"
+                                    "  mt.command('late-one', function() return 'ok' end)\n"
+                                    "end }\n");
+    char out[512], *argv[] = {"a", "b", "c"};
+    assert_int_equal(run_command(s, "join", 3, argv, out, sizeof out), 0);
+    assert_string_equal(out, "3:a,b,c");
+    assert_int_equal(run_command(s, "join", 0, argv, out, sizeof out), 0);
+    assert_string_equal(out, "0:");
+    assert_int_equal(run_command(s, "num", 0, NULL, out, sizeof out), 0);
+    assert_string_equal(out, "42");
+    assert_int_equal(run_command(s, "none", 0, NULL, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(run_command(s, "late-one", 0, NULL, out, sizeof out), 0);
+    assert_string_equal(out, "ok");
+
+    /* failures: one line for the caller, counted and logged as the script's error */
+    assert_int_equal(run_command(s, "boom", 0, NULL, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "command boom: kaboom"));
+    assert_null(strchr(out, '\n'));
+    assert_int_equal(ST.script_errors, 1);
+    assert_int_equal(run_command(s, "bad", 0, NULL, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "returned a table (expected a string or nothing)"));
+    assert_int_equal(run_command(s, "spin", 0, NULL, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "instruction budget exceeded"));
+    assert_int_equal(ST.script_errors, 3);
+    assert_int_equal(ST.budget_aborts, 1);
+    /* the chain still works after the aborted command */
+    assert_int_equal(run_command(s, "num", 0, NULL, out, sizeof out), 0);
+
+    assert_int_equal(run_command(s, "nosuch", 0, NULL, out, sizeof out), -ENOENT);
+    assert_string_equal(out, "no script command 'nosuch' (registered: join, num, none, boom, "
+                             "bad, spin, late-one)");
+    int owner = -1;
+    assert_string_equal(mt_scripts_command_name(s, 0, &owner), "join");
+    assert_int_equal(owner, 0);
+    assert_null(mt_scripts_command_name(s, 7, &owner));
+    mt_scripts_free(s);
+    assert_int_equal(
+        mt_scripts_command(NULL, "x", 0, NULL, &(char *){NULL}, &(size_t){0}, out, sizeof out),
+        -ENOENT);
+    assert_string_equal(out, "no script command 'x' (no script registers one)");
+}
+
+/* Each source alone as the only script: its load fails with a one-line error. */
+static void load_fails_each(const char *const *srcs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char err[512];
+        CFG.nscripts = 0;
+        add_script(write_script(srcs[i]), NULL);
+        load_fail(err, sizeof err);
+    }
+}
+
+/* A script that holds its whole memory cap: a command's arguments (strings) cannot be made, and
+ * that fails the call, not the process (they are pushed inside the protected call). */
+static void test_command_at_memory_cap(void **state)
+{
+    (void)state;
+    CFG.lua_mem_mb = 4;
+    CFG.lua_time_ms = 5000; /* the memory cap, not the clock, must stop the fill */
+    struct mt_scripts *s =
+        load_src("local mt = require 'moontun'\n"
+                 "local hog = {}\n"
+                 "mt.command('fill', function()\n"
+                 "  for i = 1, 1e9 do hog[i] = string.rep('x', 65536 + i) end\n"
+                 "end)\n"
+                 "mt.command('args', function(...) return select('#', ...) end)\n"
+                 "return {}\n");
+    char out[512], *argv[3];
+    char big[4000];
+    memset(big, 'y', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int i = 0; i < 3; i++)
+        argv[i] = big;
+    assert_int_equal(run_command(s, "fill", 0, NULL, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "memory"));
+    assert_int_equal(ST.memory_aborts, 1);
+    s->mem_limit = s->mem_used + 1024; /* what is left: less than one argument */
+    assert_int_equal(run_command(s, "args", 3, argv, out, sizeof out), -EINVAL);
+    assert_non_null(strstr(out, "memory"));
+    s->mem_limit = (size_t)CFG.lua_mem_mb << 20; /* and with room again, it runs */
+    assert_int_equal(run_command(s, "args", 3, argv, out, sizeof out), 0);
+    assert_string_equal(out, "3");
+    mt_scripts_free(s);
+}
+
+static void test_command_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "require('moontun').command('two words', function() end) return {}",
+        "require('moontun').command('', function() end) return {}",
+        "require('moontun').command('x', 'not a function') return {}",
+        "local mt = require('moontun') mt.command('x', print) mt.command('x', print) return {}",
+    };
+    load_fails_each(bad, sizeof bad / sizeof bad[0]);
+    /* only while loading: not from a packet handler */
+    CFG.nscripts = 0;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "return { egress = function()\n"
+                                    "  mt.command('x', print)\n"
+                                    "end }\n");
+    assert_int_equal(egress_n(s, 20), MT_VERDICT_DROP);
+    assert_int_equal(ST.script_errors, 1);
+    int owner;
+    assert_null(mt_scripts_command_name(s, 0, &owner));
+    mt_scripts_free(s);
+}
+
+/* Series k of metric m as "k=v,k2=v2 value". */
+static const char *series_str(struct mt_scripts *s, int m, int k)
+{
+    static char buf[256];
+    struct mt_script_series se;
+    assert_int_equal(mt_scripts_series(s, m, k, &se), 0);
+    size_t n = 0;
+    for (int i = 0; i < se.nlabels; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s=%s", i ? "," : "", se.keys[i],
+                              se.values[i]);
+    snprintf(buf + n, sizeof buf - n, " %g", se.value);
+    return buf;
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    struct mt_scripts *s = load_src("local mt = require 'moontun'\n"
+                                    "local c = mt.counter('hits_total', 'hits by rule')\n"
+                                    "local g = mt.gauge('level')\n"
+                                    "local ssh = c:labels { rule = 'ssh' }\n"
+                                    "g:set(3.5)\n"
+                                    "return { egress = function(pkt)\n"
+                                    "  c:inc()\n"
+                                    "  ssh:inc(2)\n"
+                                    "  c:inc(1, { b = 2, a = 'x' })\n"
+                                    "  c:add(1, { a = 'x', b = '2' })\n"
+                                    "  g:dec()\n"
+                                    "  assert(ssh:get() == c:get { rule = 'ssh' })\n"
+                                    "end }\n");
+    struct mt_script_metric m;
+    assert_int_equal(mt_scripts_metric(s, 0, &m), 0);
+    assert_string_equal(m.name, "hits_total");
+    assert_string_equal(m.help, "hits by rule");
+    assert_false(m.gauge);
+    assert_int_equal(m.script, 0);
+    assert_int_equal(m.nseries, 1); /* the bound one, at 0 */
+    assert_int_equal(mt_scripts_metric(s, 1, &m), 0);
+    assert_string_equal(m.name, "level");
+    assert_true(m.gauge);
+    assert_string_equal(series_str(s, 1, 0), " 3.5");
+    assert_int_equal(mt_scripts_metric(s, 2, &m), -ENOENT);
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(egress_n(s, 20), MT_VERDICT_PASS);
+    assert_int_equal(ST.script_errors, 0);
+    assert_int_equal(mt_scripts_metric(s, 0, &m), 0);
+    assert_int_equal(m.nseries, 3);
+    assert_string_equal(series_str(s, 0, 0), "rule=ssh 6");
+    assert_string_equal(series_str(s, 0, 1), " 3");
+    /* the same labels in another order, a number or its string: one series, keys sorted */
+    assert_string_equal(series_str(s, 0, 2), "a=x,b=2 6");
+    assert_string_equal(series_str(s, 1, 0), " 0.5");
+    mt_scripts_free(s);
+}
+
+static void test_metrics_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "require('moontun').counter('9lives') return {}",
+        "require('moontun').counter('has-dash') return {}",
+        "require('moontun').counter('has:colon') return {}",
+        "require('moontun').counter('calls_total') return {}", /* moontun's own */
+        "require('moontun').gauge('x', 'two\\nlines') return {}",
+        "local mt = require('moontun') mt.counter('x') mt.gauge('x') return {}",
+        "local mt = require('moontun') mt.counter('x') mt.counter('x') return {}",
+        "require('moontun').counter('x'):inc(-1) return {}",
+        "require('moontun').counter('x'):set(1) return {}",
+        "require('moontun').gauge('x'):set(0/0) return {}",
+        "require('moontun').gauge('x'):set(1, { script = 'mine' }) return {}",
+        "require('moontun').gauge('x'):set(1, { __x = '1' }) return {}",
+        "require('moontun').gauge('x'):set(1, { [1] = '1' }) return {}",
+        "require('moontun').gauge('x'):set(1, { a = {} }) return {}",
+        "require('moontun').gauge('x'):set(1, { a = string.rep('v', 129) }) return {}",
+        "require('moontun').gauge('x'):set(1, { a=1, b=1, c=1, d=1, e=1, f=1, g=1, h=1, i=1 }) "
+        "return {}",
+        "local g = require('moontun').gauge('x') for i = 1, 257 do g:set(1, { n = i }) end "
+        "return {}",
+    };
+    load_fails_each(bad, sizeof bad / sizeof bad[0]);
+    /* two scripts may share a family when they agree on its type */
+    CFG.nscripts = 0;
+    add_script(write_script("require('moontun').counter('x'):inc() return {}"), NULL);
+    add_script(write_script("require('moontun').counter('x'):inc(5) return {}"), NULL);
+    struct mt_scripts *s = load_ok();
+    struct mt_script_metric m;
+    assert_int_equal(mt_scripts_metric(s, 1, &m), 0);
+    assert_int_equal(m.script, 1);
+    assert_string_equal(series_str(s, 1, 0), " 5");
+    mt_scripts_free(s);
+}
+
+static void test_control_plane_reload(void **state)
+{
+    (void)state;
+    const char *path = write_script("local mt = require 'moontun'\n"
+                                    "mt.counter('old_total'):inc(3)\n"
+                                    "mt.command('old', function() return 'o' end)\n"
+                                    "return {}\n");
+    add_script(path, NULL);
+    struct mt_scripts *s = load_ok();
+    write_file(path, "local mt = require 'moontun'\n"
+                     "mt.gauge('new')\n"
+                     "mt.command('new', function() return 'n' end)\n"
+                     "return {}\n");
+    char err[512], out[512];
+    assert_int_equal(mt_scripts_reload(&s, err, sizeof err), 0);
+    assert_int_equal(run_command(s, "old", 0, NULL, out, sizeof out), -ENOENT);
+    assert_int_equal(run_command(s, "new", 0, NULL, out, sizeof out), 0);
+    assert_string_equal(out, "n");
+    struct mt_script_metric m;
+    assert_int_equal(mt_scripts_metric(s, 0, &m), 0);
+    assert_string_equal(m.name, "new");
+    assert_int_equal(m.nseries, 0);
+    assert_int_equal(mt_scripts_metric(s, 1, &m), -ENOENT);
+    /* a failed reload keeps the old commands */
+    write_file(path, "syntax error here");
+    assert_true(mt_scripts_reload(&s, err, sizeof err) < 0);
+    assert_int_equal(run_command(s, "new", 0, NULL, out, sizeof out), 0);
+    mt_scripts_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1491,6 +1751,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_matcher_matches_lua, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_ends_a_stalled_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hot_path_does_not_allocate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_at_memory_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_command_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_plane_reload, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,12 +241,19 @@ static void test_routes_by_learned_sources(void **state)
 static void test_client_and_send_errors(void **state)
 {
     OPEN(false, "-c", "127.0.0.1");
-    struct mt_tpeer *srv = add_peer(1);
     uint8_t pkt[256];
     size_t len = mt_test_ip4_udp(pkt, A2, A7, 1, 2, 40);
+    /* before the connection is up: not connected, not "no route" */
+    device_gives(pkt, len, NULL);
+    turn();
+    assert_int_equal(fake.nsent, 0);
+    assert_int_equal(tun.stats.not_connected, 1);
+    assert_int_equal(tun.stats.no_route, 0);
+    struct mt_tpeer *srv = add_peer(1);
     device_gives(pkt, len, NULL);
     turn();
     assert_int_equal(fake.nsent, 1);
+    assert_int_equal(tun.stats.not_connected, 1);
     assert_ptr_equal(fake.sent[0].to, srv);
     ((struct fake_peer *)srv)->fail = true;
     device_gives(pkt, len, NULL);
