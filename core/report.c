@@ -162,6 +162,16 @@ static void json_script_extras(struct mt_buf *b, const struct mt_scripts *sc, in
     mt_buf_printf(b, "]");
 }
 
+/* Script i's counters and its -S spec; false past the last script. */
+static bool script_at(const struct mt_tunnel *t, int i, struct mt_script_info *si,
+                      const struct mt_script_spec **spec)
+{
+    if (i >= mt_scripts_count(t->scripts) || mt_scripts_info(t->scripts, i, si) < 0)
+        return false;
+    *spec = &t->cfg->scripts[i];
+    return true;
+}
+
 void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
 {
     const struct mt_config *cfg = t->cfg;
@@ -202,12 +212,9 @@ void mt_report_show(struct mt_tunnel *t, double started, struct mt_buf *b)
         mt_buf_printf(b, "\n");
     }
 
-    int nscripts = mt_scripts_count(t->scripts);
-    for (int i = 0; i < nscripts; i++) {
-        struct mt_script_info si;
-        if (mt_scripts_info(t->scripts, i, &si) < 0)
-            continue;
-        const struct mt_script_spec *spec = &cfg->scripts[i];
+    struct mt_script_info si;
+    const struct mt_script_spec *spec;
+    for (int i = 0; script_at(t, i, &si, &spec); i++) {
         mt_buf_printf(b, "\nscript: %s\n", spec->path);
         if (spec->nargs > 0) {
             mt_buf_printf(b, "  settings:");
@@ -272,12 +279,9 @@ void mt_report_json(struct mt_tunnel *t, double started, struct mt_buf *b)
         mt_buf_printf(b, "], \"inner_total\": %zu}", n);
     }
     mt_buf_printf(b, "],\n \"scripts\": [");
-    int nscripts = mt_scripts_count(t->scripts);
-    for (int i = 0; i < nscripts; i++) {
-        struct mt_script_info si;
-        if (mt_scripts_info(t->scripts, i, &si) < 0)
-            continue;
-        const struct mt_script_spec *spec = &cfg->scripts[i];
+    struct mt_script_info si;
+    const struct mt_script_spec *spec;
+    for (int i = 0; script_at(t, i, &si, &spec); i++) {
         mt_buf_printf(b, "%s\n  {\"file\": \"", i ? "," : "");
         mt_buf_json(b, spec->path);
         mt_buf_printf(b, "\", \"settings\": {");
