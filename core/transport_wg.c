@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gro.h"
 #include "moontun/log.h"
 #include "moontun/route.h"
 #include "tunnel.h"
@@ -93,6 +94,7 @@ struct wg {
     struct sockaddr_storage tto[TX_BATCH];
     uint8_t *tbufs;
     int tn;
+    struct mt_gro *gro; /* decrypted TCP segments being joined into a super-packet */
     double logged[DROP_KINDS];
     uint64_t drops[DROP_KINDS], unlogged[DROP_KINDS];
     uint64_t cookie_replies; /* sent to handshakes without a valid mac2 under load */
@@ -647,6 +649,39 @@ static void handle_cookie(struct wg *w, const struct sockaddr *from, const uint8
     mt_debug("wg: peer %s: cookie reply taken (it is under load)", p->base.pub.name);
 }
 
+/* Hands the joined segments (if any) to the device as one packet. */
+static void gro_flush(struct wg *w)
+{
+    struct mt_gro *g = w->gro;
+    if (g->len == 0)
+        return;
+    struct mt_tpeer *p = (struct mt_tpeer *)g->owner;
+    struct mt_vnet_hdr vnet;
+    unsigned segs = g->segs;
+    size_t len = mt_gro_finish(g, &vnet);
+    /* Counted as what arrived: the data messages, not the one packet they became. */
+    w->t->stats.net_rx_packets += segs - 1;
+    p->pub.stats.rx_packets += segs - 1;
+    mt__tunnel_from_peer(w->t, p, g->buf, len, segs > 1 ? &vnet : NULL);
+}
+
+/* A decrypted packet whose source passed cryptokey routing: joined to the super-packet being
+ * built when the device takes offloads (tun mode, no decode hook that must see each packet),
+ * as the UDP transport does; else delivered as it is. */
+static void deliver(struct wg *w, struct wg_peer *p, const uint8_t *ip, size_t n)
+{
+    struct mt_tunnel *t = w->t;
+    if (!t->vnet || t->link != MT_LINK_IP || (t->hooks & MT_HOOK_DECODE)) {
+        mt__tunnel_from_peer(t, &p->base, ip, n, NULL);
+    } else if (mt_gro_fits(w->gro, p, ip, n)) {
+        mt_gro_append(w->gro, ip, n);
+    } else {
+        gro_flush(w);
+        if (!mt_gro_start(w->gro, p, ip, n))
+            mt__tunnel_from_peer(t, &p->base, ip, n, NULL);
+    }
+}
+
 static void handle_data(struct wg *w, const struct sockaddr *from, socklen_t fromlen, uint8_t *msg,
                         size_t len, uint64_t now)
 {
@@ -714,7 +749,7 @@ static void handle_data(struct wg *w, const struct sockaddr *from, socklen_t fro
         refuse(w, DROP_SOURCE, p->base.pub.name, "dropped before any script");
         return;
     }
-    mt__tunnel_from_peer(w->t, &p->base, ip, n, NULL);
+    deliver(w, p, ip, n);
 }
 
 static void handle_datagram(struct wg *w, const struct sockaddr *from, socklen_t fromlen,
@@ -779,6 +814,7 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (n < RX_BATCH)
             break;
     }
+    gro_flush(w); /* never hold segments across a wait: they would gain latency */
 }
 
 /* One peer from the file: its keys, AllowedIPs, endpoint (resolved once, now), name. */
@@ -896,7 +932,10 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
     w->rbufs = malloc(RX_BATCH * w->msg_cap);
     w->tbufs = malloc(TX_BATCH * w->msg_cap);
     w->slots = calloc(c->n_peers ? c->n_peers : 1, sizeof(*w->slots));
-    if (!w->rbufs || !w->tbufs || !w->slots) {
+    w->gro = calloc(1, sizeof(*w->gro));
+    if (w->gro)
+        w->gro->buf = malloc(MT_MAX_PACKET);
+    if (!w->rbufs || !w->tbufs || !w->slots || !w->gro || !w->gro->buf) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -993,6 +1032,11 @@ static void wg_stop(struct mt_tunnel *t)
         mt_wg_wipe(w->rbufs, RX_BATCH * w->msg_cap);
     if (w->tbufs)
         mt_wg_wipe(w->tbufs, TX_BATCH * w->msg_cap);
+    if (w->gro && w->gro->buf)
+        mt_wg_wipe(w->gro->buf, MT_MAX_PACKET); /* plaintext */
+    if (w->gro)
+        free(w->gro->buf);
+    free(w->gro);
     free(w->rbufs);
     free(w->tbufs);
     free(w->slots);
