@@ -65,7 +65,11 @@ struct wg_peer {
     struct wg_keys cur, prev, next;
     unsigned slot;
     struct mt_prefix *allowed; /* its AllowedIPs as scripts see them (base.pub.allowed) */
-    uint8_t *staged;           /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
+    /* Our address its latest authenticated message arrived on: what we send from, so that a
+     * multihomed host answers from the address the peer talks to (all zero: the kernel's
+     * choice). */
+    struct in6_pktinfo local;
+    uint8_t *staged; /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
     size_t staged_len[STAGED];
     int staged_head, staged_n;
 };
@@ -87,11 +91,15 @@ struct wg {
     struct mmsghdr rmsgs[RX_BATCH];
     struct iovec riov[RX_BATCH];
     struct sockaddr_storage rfrom[RX_BATCH];
+    union mt_pktinfo_cmsg rctl[RX_BATCH];
+    struct in6_pktinfo rx_local; /* where the datagram being handled arrived */
     uint8_t *rbufs;
     /* send batch (data messages; handshakes leave at once) */
     struct mmsghdr tmsgs[TX_BATCH];
     struct iovec tiov[TX_BATCH];
     struct sockaddr_storage tto[TX_BATCH];
+    union mt_pktinfo_cmsg tctl[TX_BATCH];
+    struct wg_peer *tpeer[TX_BATCH]; /* whose message each is (its source address may fail) */
     uint8_t *tbufs;
     int tn;
     struct mt_gro *gro; /* decrypted TCP segments being joined into a super-packet */
@@ -190,9 +198,11 @@ static bool same_sockaddr(const struct sockaddr_storage *a, socklen_t alen,
     return alen == blen && memcmp(a, b, blen) == 0;
 }
 
-/* Roaming: a peer's endpoint is where its latest authenticated message came from. */
+/* Roaming: a peer's endpoint is where its latest authenticated message came from, and our
+ * address it came to is the one we answer from. */
 static void set_endpoint(struct wg_peer *p, const struct sockaddr *from, socklen_t fromlen)
 {
+    p->local = wg_of(p->base.tun)->rx_local;
     if (p->base.salen && same_sockaddr(&p->base.sa, p->base.salen, from, fromlen))
         return;
     char old[MT_PEER_ADDRSTRLEN];
@@ -216,11 +226,26 @@ static size_t source_bytes(const struct sockaddr *sa, uint8_t out[18])
     return 18;
 }
 
-/* A handshake message or a cookie reply: rare, so it leaves at once. */
-static void send_now(struct wg *w, const struct sockaddr *to, socklen_t tolen, const uint8_t *msg,
-                     size_t len)
+/* A handshake message or a cookie reply: rare, so it leaves at once, from local (NULL or all
+ * zero: the kernel's choice). A local address that went away is forgotten (*local cleared)
+ * and the message leaves from the kernel's choice. */
+static void send_now(struct wg *w, const struct sockaddr *to, socklen_t tolen,
+                     struct in6_pktinfo *local, const uint8_t *msg, size_t len)
 {
-    if (sendto(w->fd, msg, len, 0, to, tolen) < 0) {
+    union mt_pktinfo_cmsg ctl;
+    struct iovec iov = {(void *)msg, len};
+    struct msghdr mh = {
+        .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+    mh.msg_controllen = local ? mt__pktinfo_source(w->family, local, &ctl) : 0;
+    mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
+    ssize_t n = sendmsg(w->fd, &mh, 0);
+    if (n < 0 && mh.msg_controllen && (errno == EINVAL || errno == EADDRNOTAVAIL)) {
+        memset(local, 0, sizeof(*local));
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        n = sendmsg(w->fd, &mh, 0);
+    }
+    if (n < 0) {
         double now = ev_now(w->t->loop);
         if (now - w->send_err_logged >= LOG_EVERY) {
             char name[MT_PEER_ADDRSTRLEN];
@@ -275,7 +300,7 @@ static void initiate(struct wg_peer *p, uint64_t now)
         mt_warn("wg: peer %s: cannot make a handshake initiation", p->base.pub.name);
         return;
     }
-    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, msg, sizeof(msg));
+    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, &p->local, msg, sizeof(msg));
     mt_wg_timers_handshake_initiated(&p->timers, now, jitter());
     mt_wg_timers_any_sent(&p->timers, now);
     mt_wg_timers_traversal(&p->timers, now);
@@ -316,6 +341,9 @@ static int queue_sealed(struct wg *w, struct wg_peer *p, const uint8_t *data, si
     mh->msg_namelen = p->base.salen;
     mh->msg_iov = &w->tiov[i];
     mh->msg_iovlen = 1;
+    mh->msg_controllen = mt__pktinfo_source(w->family, &p->local, &w->tctl[i]);
+    mh->msg_control = mh->msg_controllen ? w->tctl[i].buf : NULL;
+    w->tpeer[i] = p;
     if (len)
         mt_wg_timers_data_sent(&p->timers, now, jitter());
     mt_wg_timers_any_sent(&p->timers, now);
@@ -453,9 +481,18 @@ static void wg_flush(struct mt_tunnel *t)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            struct msghdr *mh = &w->tmsgs[done].msg_hdr;
+            if ((e == EINVAL || e == EADDRNOTAVAIL) && mh->msg_controllen) {
+                /* The local address it was to leave from went away: forget it (the peer's
+                 * next message tells the new one) and let the kernel choose. */
+                memset(&w->tpeer[done]->local, 0, sizeof(w->tpeer[done]->local));
+                mh->msg_control = NULL;
+                mh->msg_controllen = 0;
+                continue;
+            }
             /* EAGAIN: the socket buffer is full (UDP promises nothing); otherwise the first
              * message failed alone. Either way what is counted is dropped. */
-            int e = n < 0 ? errno : EIO;
             uint64_t lost = e == EAGAIN ? (uint64_t)(w->tn - done) : 1;
             t->stats.queue_drops += lost;
             double now = ev_now(t->loop);
@@ -540,7 +577,7 @@ static bool cookie_gate(struct wg *w, const struct sockaddr *from, const uint8_t
         return false;
     send_now(w, from,
              from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-             reply, sizeof(reply));
+             &w->rx_local, reply, sizeof(reply));
     w->cookie_replies++;
     /* One line per LOG_EVERY: a flood is what makes these, it must not flood the log too. */
     double t = ev_now(w->t->loop);
@@ -591,7 +628,7 @@ static void handle_initiation(struct wg *w, const struct sockaddr *from, socklen
     p->base.last_rx = ev_now(w->t->loop);
     mt_wg_timers_any_received(&p->timers, now);
     mt_wg_timers_traversal(&p->timers, now);
-    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, out, sizeof(out));
+    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, &p->local, out, sizeof(out));
     mt_wg_timers_any_sent(&p->timers, now);
     mt_wg_timers_session_derived(&p->timers, now);
     mt_debug("wg: peer %s: initiation answered", p->base.pub.name);
@@ -792,6 +829,8 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
             mh->msg_iovlen = 1;
             mh->msg_name = &w->rfrom[i];
             mh->msg_namelen = sizeof(w->rfrom[i]);
+            mh->msg_control = w->rctl[i].buf;
+            mh->msg_controllen = sizeof(w->rctl[i].buf);
         }
         int n = recvmmsg(w->fd, w->rmsgs, RX_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -808,6 +847,7 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
                             "datagram too long for the MTU");
                 continue;
             }
+            mt__pktinfo_arrival(mh, &w->rx_local);
             handle_datagram(w, (struct sockaddr *)&w->rfrom[i], mh->msg_namelen,
                             w->rbufs + (size_t)i * w->msg_cap, w->rmsgs[i].msg_len, now);
         }
@@ -959,7 +999,8 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
         return -errno;
     }
     w->family = ss.ss_family;
-    rc = mt__udp_socket_options(fd, w->family, t->cfg->outer_df, false);
+    /* As a server's: every end of WireGuard answers (and the arrival address is wanted). */
+    rc = mt__udp_socket_options(fd, w->family, t->cfg->outer_df, true);
     if (rc < 0)
         mt_warn("wg: socket options: %s", strerror(-rc));
     for (size_t i = 0; i < c->n_peers; i++) {
