@@ -5,11 +5,7 @@
 # (the primary address) would make B roam its endpoint to that address, which B logs.
 source "$(dirname "$0")/lib.sh"
 mt_topology
-ip -n "$NS_A" addr add 172.31.0.100/24 dev "$VETH_A"
-ip -n "$NS_A" addr add fd31::1/64 dev "$VETH_A" nodad
-ip -n "$NS_A" addr add fd31::100/64 dev "$VETH_A" nodad
-ip -n "$NS_B" addr add fd31::2/64 dev "$VETH_B" nodad
-sleep 0.5
+mt_multihome
 
 PA=$("$MOONTUN" genkey)
 PB=$("$MOONTUN" genkey)
