@@ -4,6 +4,7 @@
  * the longest AllowedIPs prefix, ingress refused unless the inner source is the sender's).
  * The protocol itself is core/wg/; this file only puts it on the wire and the event loop. */
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,8 +23,10 @@
 #include "wg/noise.h"
 #include "wg/timers.h"
 
-#define RX_BATCH  64 /* datagrams per recvmmsg */
-#define TX_BATCH  64 /* data messages per sendmmsg */
+#define RX_BATCH 64 /* datagrams per recvmmsg */
+#define TX_BATCH 64 /* data messages per sendmmsg */
+/* A GSO train (UDP_SEGMENT): at most this many bytes of UDP payload in one send. */
+#define GSO_BYTES 65000
 #define STAGED    16 /* packets held per peer while its handshake is under way */
 #define LOG_EVERY 5.0
 /* Handshake messages a second above which an initiator must prove its address (mac2, from a
@@ -95,11 +98,19 @@ struct wg {
     struct in6_pktinfo rx_local; /* where the datagram being handled arrived */
     uint8_t *rbufs;
     /* send batch (data messages; handshakes leave at once) */
-    struct mmsghdr tmsgs[TX_BATCH];
     struct iovec tiov[TX_BATCH];
+    struct wg_peer *tpeer[TX_BATCH]; /* whose message each is */
+    /* What wg_flush sends: consecutive messages to one peer, all of one size but the last,
+     * as one train cut by the kernel (UDP_SEGMENT), else one datagram each. */
+    struct mmsghdr tmsgs[TX_BATCH];
+    int tfirst[TX_BATCH]; /* the first message of each */
     struct sockaddr_storage tto[TX_BATCH];
-    union mt_pktinfo_cmsg tctl[TX_BATCH];
-    struct wg_peer *tpeer[TX_BATCH]; /* whose message each is (its source address may fail) */
+    union {
+        struct cmsghdr align;
+        uint8_t buf[sizeof(union mt_pktinfo_cmsg) + CMSG_SPACE(sizeof(uint16_t))];
+    } tctl[TX_BATCH];
+    bool no_gso; /* the kernel refused a train once: one datagram per message from then on */
+    uint64_t sent_msgs, sent_trains; /* data messages sent, and in how many sends */
     uint8_t *tbufs;
     int tn;
     struct mt_gro *gro; /* decrypted TCP segments being joined into a super-packet */
@@ -341,15 +352,6 @@ static int queue_sealed(struct wg *w, struct wg_peer *p, const uint8_t *data, si
     w->tn++;
     w->tiov[i].iov_base = buf;
     w->tiov[i].iov_len = n;
-    struct msghdr *mh = &w->tmsgs[i].msg_hdr;
-    memset(mh, 0, sizeof(*mh));
-    memcpy(&w->tto[i], &p->base.sa, p->base.salen);
-    mh->msg_name = &w->tto[i];
-    mh->msg_namelen = p->base.salen;
-    mh->msg_iov = &w->tiov[i];
-    mh->msg_iovlen = 1;
-    mh->msg_controllen = mt__pktinfo_source(w->family, &p->local, &w->tctl[i]);
-    mh->msg_control = mh->msg_controllen ? w->tctl[i].buf : NULL;
     w->tpeer[i] = p;
     if (len)
         mt_wg_timers_data_sent(&p->timers, now, jitter());
@@ -479,41 +481,97 @@ static int wg_send(struct mt_tpeer *tp, const struct mt_vnet_hdr *vnet, const ui
     return rc;
 }
 
+/* Groups the queued messages from message `from` on into w->tmsgs; returns how many. A
+ * super-packet's segments are sealed into messages of one size (the last may be shorter):
+ * those to one peer leave in one send with UDP_SEGMENT, and the kernel cuts them into
+ * datagrams, which saves most of its per-datagram cost. */
+static int group(struct wg *w, int from)
+{
+    int k = 0;
+    for (int i = from; i < w->tn; k++) {
+        struct wg_peer *p = w->tpeer[i];
+        size_t seg = w->tiov[i].iov_len, total = seg;
+        int j = i + 1;
+        while (!w->no_gso && j < w->tn && w->tpeer[j] == p && w->tiov[j - 1].iov_len == seg &&
+               w->tiov[j].iov_len <= seg && total + w->tiov[j].iov_len <= GSO_BYTES) {
+            total += w->tiov[j].iov_len;
+            j++;
+        }
+        struct msghdr *mh = &w->tmsgs[k].msg_hdr;
+        memset(mh, 0, sizeof(*mh));
+        memcpy(&w->tto[k], &p->base.sa, p->base.salen);
+        mh->msg_name = &w->tto[k];
+        mh->msg_namelen = p->base.salen;
+        mh->msg_iov = &w->tiov[i];
+        mh->msg_iovlen = (size_t)(j - i);
+        union mt_pktinfo_cmsg pi;
+        size_t c = mt__pktinfo_source(w->family, &p->local, &pi);
+        memcpy(w->tctl[k].buf, pi.buf, c);
+        if (j - i > 1) {
+            struct cmsghdr *h = (struct cmsghdr *)(w->tctl[k].buf + c);
+            uint16_t size = (uint16_t)seg;
+            h->cmsg_level = SOL_UDP;
+            h->cmsg_type = UDP_SEGMENT;
+            h->cmsg_len = CMSG_LEN(sizeof(size));
+            memcpy(CMSG_DATA(h), &size, sizeof(size));
+            c += CMSG_SPACE(sizeof(size));
+        }
+        mh->msg_control = c ? w->tctl[k].buf : NULL;
+        mh->msg_controllen = c;
+        w->tfirst[k] = i;
+        i = j;
+    }
+    return k;
+}
+
 static void wg_flush(struct mt_tunnel *t)
 {
     struct wg *w = wg_of(t);
-    int done = 0;
-    while (done < w->tn) {
-        int n = sendmmsg(w->fd, w->tmsgs + done, (unsigned)(w->tn - done), 0);
+    int ng = group(w, 0), done = 0;
+    while (done < ng) {
+        int n = sendmmsg(w->fd, w->tmsgs + done, (unsigned)(ng - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            struct msghdr *mh = &w->tmsgs[done].msg_hdr;
-            if ((e == EINVAL || e == EADDRNOTAVAIL) && mh->msg_controllen) {
-                /* The local address it was to leave from went away: forget it (the peer's
-                 * next message tells the new one) and let the kernel choose. */
-                memset(&w->tpeer[done]->local, 0, sizeof(w->tpeer[done]->local));
-                mh->msg_control = NULL;
-                mh->msg_controllen = 0;
-                continue;
-            }
-            /* EAGAIN: the socket buffer is full (UDP promises nothing); otherwise the first
-             * message failed alone. Either way what is counted is dropped. */
-            uint64_t lost = e == EAGAIN ? (uint64_t)(w->tn - done) : 1;
-            t->stats.queue_drops += lost;
-            double now = ev_now(t->loop);
-            if (now - w->send_err_logged >= LOG_EVERY) {
-                mt_warn("wg: send failed: %s (%llu message%s dropped)", strerror(e),
-                        (unsigned long long)lost, lost == 1 ? "" : "s");
-                w->send_err_logged = now;
-            }
-            if (e == EAGAIN)
-                break;
-            done++;
+        if (n > 0) {
+            w->sent_trains += (uint64_t)n;
+            done += n;
+            w->sent_msgs += (uint64_t)((done < ng ? w->tfirst[done] : w->tn) - w->tfirst[done - n]);
             continue;
         }
-        done += n;
+        int e = n < 0 ? errno : EIO;
+        int first = w->tfirst[done];
+        struct wg_peer *p = w->tpeer[first];
+        static const struct in6_pktinfo none;
+        if ((e == EINVAL || e == EADDRNOTAVAIL) && memcmp(&p->local, &none, sizeof(none))) {
+            /* The local address it was to leave from went away: forget it (the peer's next
+             * message tells the new one) and let the kernel choose. */
+            memset(&p->local, 0, sizeof(p->local));
+            ng = group(w, first);
+            done = 0;
+            continue;
+        }
+        if (e != EAGAIN && w->tmsgs[done].msg_hdr.msg_iovlen > 1) {
+            /* A train the kernel (or the device under it) does not take. */
+            mt_warn("wg: the kernel refused a GSO send (%s): one datagram per message now",
+                    strerror(e));
+            w->no_gso = true;
+            ng = group(w, first);
+            done = 0;
+            continue;
+        }
+        /* EAGAIN: the socket buffer is full (UDP promises nothing); otherwise the first
+         * message failed alone. Either way what is counted is dropped. */
+        uint64_t lost = e == EAGAIN ? (uint64_t)(w->tn - first) : 1;
+        t->stats.queue_drops += lost;
+        double now = ev_now(t->loop);
+        if (now - w->send_err_logged >= LOG_EVERY) {
+            mt_warn("wg: send failed: %s (%llu message%s dropped)", strerror(e),
+                    (unsigned long long)lost, lost == 1 ? "" : "s");
+            w->send_err_logged = now;
+        }
+        if (e == EAGAIN)
+            break;
+        done++;
     }
     w->tn = 0;
 }
@@ -1066,6 +1124,9 @@ static void wg_stop(struct mt_tunnel *t)
             (unsigned long long)w->drops[DROP_HANDSHAKE], (unsigned long long)w->drops[DROP_DATA],
             (unsigned long long)w->drops[DROP_SOURCE],
             (unsigned long long)w->drops[DROP_NO_SESSION], (unsigned long long)w->cookie_replies);
+    mt_info("wg: sent %llu data messages in %llu sends%s", (unsigned long long)w->sent_msgs,
+            (unsigned long long)w->sent_trains,
+            w->no_gso ? " (no GSO: the kernel refused it)" : " (GSO trains)");
     /* The peers go while the state their release needs is still here. */
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");

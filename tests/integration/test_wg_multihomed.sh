@@ -41,10 +41,12 @@ CONF
     mt_ping "$NS_B" fd79::1 5 || mt_fail "peer of $server: IPv6 inside lost"
     mt_ping "$NS_A" 10.79.0.2 5 || mt_fail "peer of $server: traffic from A's side lost"
     grep -q "handshake complete (we initiated)" "$MT_TMP/b$n.log" || mt_fail "peer of $server: no handshake"
+    # A stream from A: data messages in GSO trains, each with the source address cmsg.
+    mt_transfer "$NS_A" "$NS_B" 10.79.0.2 1 $((5300 + n)) || mt_fail "peer of $server: transfer from A"
     if grep "endpoint .* -> " "$MT_TMP/b$n.log"; then
         mt_fail "peer of $server: a reply came from another address (B roamed, above)"
     fi
-    mt_pass "peer of the secondary address $server: handshake, data both ways, every reply from it"
+    mt_pass "peer of the secondary address $server: handshake, data both ways (1 MiB from A), every reply from it"
     eval "kill \$PID_b$n; wait \$PID_b$n"
     sleep 0.3
 done

@@ -184,3 +184,11 @@ mt_pass "moontun to moontun over --wg: persistent keepalive handshake, ping v4/v
 big=$(grep -o "largest ingress packet from [^:]*: [0-9]* bytes" "$MT_TMP/m2.log" | tail -n 1 | awk '{print $(NF-1)}')
 [ "${big:-0}" -gt 1400 ] || mt_fail "no super-packet reached the device (largest ingress ${big:-none} bytes)"
 mt_pass "decrypted segments joined: ingress packets up to $big bytes"
+# The sending end sealed each super-packet's segments into messages of one size and handed
+# them to the kernel as GSO trains (UDP_SEGMENT): far fewer sends than messages.
+kill "$PID_m1"
+wait "$PID_m1"
+read -r msgs sends < <(sed -n 's/.*wg: sent \([0-9]*\) data messages in \([0-9]*\) sends (GSO trains).*/\1 \2/p' "$MT_TMP/m1.log")
+[ "${msgs:-0}" -ge 2000 ] && [ $((sends * 2)) -lt "$msgs" ] ||
+    mt_fail "no GSO trains: ${msgs:-?} data messages in ${sends:-?} sends"
+mt_pass "GSO: $msgs data messages left in $sends sends"
