@@ -94,7 +94,11 @@ struct wg {
     struct mmsghdr rmsgs[RX_BATCH];
     struct iovec riov[RX_BATCH];
     struct sockaddr_storage rfrom[RX_BATCH];
-    union mt_pktinfo_cmsg rctl[RX_BATCH];
+    union {
+        struct cmsghdr align;
+        uint8_t buf[sizeof(union mt_pktinfo_cmsg) + CMSG_SPACE(sizeof(int))];
+    } rctl[RX_BATCH]; /* the arrival address and (UDP_GRO) the size of a train's datagrams */
+    size_t rx_cap;    /* one receive buffer: a message, or a train of them with UDP_GRO */
     struct in6_pktinfo rx_local; /* where the datagram being handled arrived */
     uint8_t *rbufs;
     /* send batch (data messages; handshakes leave at once) */
@@ -111,6 +115,7 @@ struct wg {
     } tctl[TX_BATCH];
     bool no_gso; /* the kernel refused a train once: one datagram per message from then on */
     uint64_t sent_msgs, sent_trains; /* data messages sent, and in how many sends */
+    uint64_t recv_msgs, recv_trains; /* messages received, and in how many receives */
     uint8_t *tbufs;
     int tn;
     struct mt_gro *gro; /* decrypted TCP segments being joined into a super-packet */
@@ -881,13 +886,26 @@ static void handle_datagram(struct wg *w, const struct sockaddr *from, socklen_t
     }
 }
 
+/* The size of the datagrams of a train (the UDP_GRO cmsg), 0 for a single datagram. */
+static size_t train_segment(const struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct wg *w = mt_container_of(io, struct wg, sock_w);
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < RX_BATCH; i++) {
-            w->riov[i].iov_base = w->rbufs + (size_t)i * w->msg_cap;
-            w->riov[i].iov_len = w->msg_cap;
+            w->riov[i].iov_base = w->rbufs + (size_t)i * w->rx_cap;
+            w->riov[i].iov_len = w->rx_cap;
             struct msghdr *mh = &w->rmsgs[i].msg_hdr;
             memset(mh, 0, sizeof(*mh));
             mh->msg_iov = &w->riov[i];
@@ -912,9 +930,27 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
                             "datagram too long for the MTU");
                 continue;
             }
+            /* With UDP_GRO the kernel may hand over a train of datagrams from one sender,
+             * all of one size but the last: each is a message of its own. */
+            uint8_t *buf = w->rbufs + (size_t)i * w->rx_cap;
+            size_t len = w->rmsgs[i].msg_len, seg = train_segment(mh);
+            if (!seg)
+                seg = len;
+            if (seg > w->msg_cap) {
+                refuse_from(w, DROP_MALFORMED, (struct sockaddr *)&w->rfrom[i],
+                            "datagram too long for the MTU");
+                continue;
+            }
             mt__pktinfo_arrival(mh, &w->rx_local);
-            handle_datagram(w, (struct sockaddr *)&w->rfrom[i], mh->msg_namelen,
-                            w->rbufs + (size_t)i * w->msg_cap, w->rmsgs[i].msg_len, now);
+            w->recv_trains++;
+            w->recv_msgs += len > seg ? (len + seg - 1) / seg : 1;
+            size_t off = 0;
+            do { /* once for an empty datagram too: it is refused as malformed */
+                size_t part = len - off < seg ? len - off : seg;
+                handle_datagram(w, (struct sockaddr *)&w->rfrom[i], mh->msg_namelen, buf + off,
+                                part, now);
+                off += part;
+            } while (off < len);
         }
         if (n < RX_BATCH)
             break;
@@ -1034,13 +1070,14 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
      * and tag; a datagram longer than this is truncated and refused. */
     w->staged_cap = t->frame_max;
     w->msg_cap = MT_WG_DATA_HEADER + t->frame_max + MT_WG_PADDING + MT_WG_TAG_LEN;
-    w->rbufs = malloc(RX_BATCH * w->msg_cap);
+    w->rx_cap = w->msg_cap;
+    w->rbufs = NULL; /* once the socket tells whether it takes UDP_GRO */
     w->tbufs = malloc(TX_BATCH * w->msg_cap);
     w->slots = calloc(c->n_peers ? c->n_peers : 1, sizeof(*w->slots));
     w->gro = calloc(1, sizeof(*w->gro));
     if (w->gro)
         w->gro->buf = malloc(MT_MAX_PACKET);
-    if (!w->rbufs || !w->tbufs || !w->slots || !w->gro || !w->gro->buf) {
+    if (!w->tbufs || !w->slots || !w->gro || !w->gro->buf) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -1068,6 +1105,16 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
     rc = mt__udp_socket_options(fd, w->family, t->cfg->outer_df, true);
     if (rc < 0)
         mt_warn("wg: socket options: %s", strerror(-rc));
+    /* Trains of datagrams in one receive (the sender's GSO kept whole, or the NIC's GRO):
+     * then a receive buffer holds 64 KiB. */
+    int one = 1;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0 && w->rx_cap < MT_MAX_PACKET + 1)
+        w->rx_cap = MT_MAX_PACKET + 1;
+    w->rbufs = malloc(RX_BATCH * w->rx_cap);
+    if (!w->rbufs) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < c->n_peers; i++) {
         rc = add_peer(w, &c->peers[i], i, err, errsz);
         if (rc < 0)
@@ -1124,9 +1171,12 @@ static void wg_stop(struct mt_tunnel *t)
             (unsigned long long)w->drops[DROP_HANDSHAKE], (unsigned long long)w->drops[DROP_DATA],
             (unsigned long long)w->drops[DROP_SOURCE],
             (unsigned long long)w->drops[DROP_NO_SESSION], (unsigned long long)w->cookie_replies);
-    mt_info("wg: sent %llu data messages in %llu sends%s", (unsigned long long)w->sent_msgs,
-            (unsigned long long)w->sent_trains,
-            w->no_gso ? " (no GSO: the kernel refused it)" : " (GSO trains)");
+    mt_info("wg: sent %llu data messages in %llu sends%s; received %llu messages in %llu "
+            "datagrams (%s)",
+            (unsigned long long)w->sent_msgs, (unsigned long long)w->sent_trains,
+            w->no_gso ? " (no GSO: the kernel refused it)" : " (GSO trains)",
+            (unsigned long long)w->recv_msgs, (unsigned long long)w->recv_trains,
+            w->rx_cap > w->msg_cap ? "UDP_GRO trains" : "no UDP_GRO");
     /* The peers go while the state their release needs is still here. */
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");
@@ -1138,7 +1188,7 @@ static void wg_stop(struct mt_tunnel *t)
     mt_wg_wipe(&w->id, sizeof(w->id));
     mt_wg_wipe(&w->checker, sizeof(w->checker));
     if (w->rbufs)
-        mt_wg_wipe(w->rbufs, RX_BATCH * w->msg_cap);
+        mt_wg_wipe(w->rbufs, RX_BATCH * w->rx_cap);
     if (w->tbufs)
         mt_wg_wipe(w->tbufs, TX_BATCH * w->msg_cap);
     if (w->gro && w->gro->buf)

@@ -192,3 +192,10 @@ read -r msgs sends < <(sed -n 's/.*wg: sent \([0-9]*\) data messages in \([0-9]*
 [ "${msgs:-0}" -ge 2000 ] && [ $((sends * 2)) -lt "$msgs" ] ||
     mt_fail "no GSO trains: ${msgs:-?} data messages in ${sends:-?} sends"
 mt_pass "GSO: $msgs data messages left in $sends sends"
+# The receiving end took them as trains too (UDP_GRO keeps the sender's GSO train whole).
+kill "$PID_m2"
+wait "$PID_m2"
+read -r msgs trains < <(sed -n 's/.*received \([0-9]*\) messages in \([0-9]*\) datagrams (UDP_GRO trains).*/\1 \2/p' "$MT_TMP/m2.log")
+[ "${msgs:-0}" -ge 2000 ] && [ $((trains * 2)) -lt "$msgs" ] ||
+    mt_fail "no UDP_GRO trains: ${msgs:-?} data messages in ${trains:-?} datagrams"
+mt_pass "UDP_GRO: $msgs data messages arrived in $trains receives"
