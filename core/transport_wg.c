@@ -1,7 +1,9 @@
 /* WireGuard transport (--wg FILE): one UDP socket, peers known by public key from a wg(8)
  * file, the handshake (initiation, response, cookie replies under load), data messages,
  * WireGuard's timers on one libev timer per peer, roaming, and cryptokey routing (egress by
- * the longest AllowedIPs prefix, ingress refused unless the inner source is the sender's).
+ * the longest AllowedIPs prefix, ingress refused unless the inner source is the sender's),
+ * replies from the address a peer reached, and offloads: GSO trains out, UDP_GRO trains in,
+ * decrypted TCP segments joined again by the software GRO.
  * The protocol itself is core/wg/; this file only puts it on the wire and the event loop. */
 #include <errno.h>
 #include <netinet/udp.h>
