@@ -139,3 +139,52 @@ const struct mt_transport_ops *mt__transport_pick(enum mt_transport kind)
         return &mt__wg_transport;
     return kind == MT_TRANSPORT_UDP ? &mt__udp_transport : &mt__tcp_transport;
 }
+
+void mt__pktinfo_arrival(const struct msghdr *mh, struct in6_pktinfo *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo v4;
+            memcpy(&v4, CMSG_DATA(c), sizeof(v4));
+            out->ipi6_addr.s6_addr[10] = 0xff;
+            out->ipi6_addr.s6_addr[11] = 0xff;
+            memcpy(out->ipi6_addr.s6_addr + 12, &v4.ipi_addr, sizeof(v4.ipi_addr));
+            return;
+        }
+        if (c->cmsg_level != IPPROTO_IPV6 || c->cmsg_type != IPV6_PKTINFO ||
+            c->cmsg_len < CMSG_LEN(sizeof(struct in6_pktinfo)))
+            continue;
+        memcpy(out, CMSG_DATA(c), sizeof(*out));
+        /* Routing picks the interface (an asymmetric path still works), except for a
+         * link-local address, which means nothing without one. */
+        if (!IN6_IS_ADDR_LINKLOCAL(&out->ipi6_addr))
+            out->ipi6_ifindex = 0;
+        return;
+    }
+}
+
+size_t mt__pktinfo_source(int family, const struct in6_pktinfo *local, union mt_pktinfo_cmsg *c)
+{
+    static const struct in6_pktinfo none;
+    if (!memcmp(local, &none, sizeof(none)))
+        return 0;
+    memset(c, 0, sizeof(*c));
+    struct cmsghdr *h = &c->align;
+    if (family == AF_INET) {
+        struct in_pktinfo v4;
+        memset(&v4, 0, sizeof(v4));
+        memcpy(&v4.ipi_spec_dst, local->ipi6_addr.s6_addr + 12, sizeof(v4.ipi_spec_dst));
+        *h = (struct cmsghdr){
+            .cmsg_len = CMSG_LEN(sizeof(v4)), .cmsg_level = IPPROTO_IP, .cmsg_type = IP_PKTINFO};
+        memcpy(CMSG_DATA(h), &v4, sizeof(v4));
+        return CMSG_SPACE(sizeof(v4));
+    }
+    /* An IPv6 socket sends IPv4 too: a v4-mapped source works there as well. */
+    *h = (struct cmsghdr){.cmsg_len = CMSG_LEN(sizeof(*local)),
+                          .cmsg_level = IPPROTO_IPV6,
+                          .cmsg_type = IPV6_PKTINFO};
+    memcpy(CMSG_DATA(h), local, sizeof(*local));
+    return CMSG_SPACE(sizeof(*local));
+}

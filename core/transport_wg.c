@@ -1,14 +1,18 @@
 /* WireGuard transport (--wg FILE): one UDP socket, peers known by public key from a wg(8)
  * file, the handshake (initiation, response, cookie replies under load), data messages,
  * WireGuard's timers on one libev timer per peer, roaming, and cryptokey routing (egress by
- * the longest AllowedIPs prefix, ingress refused unless the inner source is the sender's).
+ * the longest AllowedIPs prefix, ingress refused unless the inner source is the sender's),
+ * replies from the address a peer reached, and offloads: GSO trains out, UDP_GRO trains in,
+ * decrypted TCP segments joined again by the software GRO.
  * The protocol itself is core/wg/; this file only puts it on the wire and the event loop. */
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gro.h"
 #include "moontun/log.h"
 #include "moontun/route.h"
 #include "tunnel.h"
@@ -21,8 +25,10 @@
 #include "wg/noise.h"
 #include "wg/timers.h"
 
-#define RX_BATCH  64 /* datagrams per recvmmsg */
-#define TX_BATCH  64 /* data messages per sendmmsg */
+#define RX_BATCH 64 /* datagrams per recvmmsg */
+#define TX_BATCH 64 /* data messages per sendmmsg */
+/* A GSO train (UDP_SEGMENT): at most this many bytes of UDP payload in one send. */
+#define GSO_BYTES 65000
 #define STAGED    16 /* packets held per peer while its handshake is under way */
 #define LOG_EVERY 5.0
 /* Handshake messages a second above which an initiator must prove its address (mac2, from a
@@ -64,7 +70,11 @@ struct wg_peer {
     struct wg_keys cur, prev, next;
     unsigned slot;
     struct mt_prefix *allowed; /* its AllowedIPs as scripts see them (base.pub.allowed) */
-    uint8_t *staged;           /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
+    /* Our address its latest authenticated message arrived on: what we send from, so that a
+     * multihomed host answers from the address the peer talks to (all zero: the kernel's
+     * choice). */
+    struct in6_pktinfo local;
+    uint8_t *staged; /* STAGED packets of up to wg->staged_cap bytes, waiting for keys */
     size_t staged_len[STAGED];
     int staged_head, staged_n;
 };
@@ -86,13 +96,31 @@ struct wg {
     struct mmsghdr rmsgs[RX_BATCH];
     struct iovec riov[RX_BATCH];
     struct sockaddr_storage rfrom[RX_BATCH];
+    union {
+        struct cmsghdr align;
+        uint8_t buf[sizeof(union mt_pktinfo_cmsg) + CMSG_SPACE(sizeof(int))];
+    } rctl[RX_BATCH]; /* the arrival address and (UDP_GRO) the size of a train's datagrams */
+    size_t rx_cap;    /* one receive buffer: a message, or a train of them with UDP_GRO */
+    struct in6_pktinfo rx_local; /* where the datagram being handled arrived */
     uint8_t *rbufs;
     /* send batch (data messages; handshakes leave at once) */
-    struct mmsghdr tmsgs[TX_BATCH];
     struct iovec tiov[TX_BATCH];
+    struct wg_peer *tpeer[TX_BATCH]; /* whose message each is */
+    /* What wg_flush sends: consecutive messages to one peer, all of one size but the last,
+     * as one train cut by the kernel (UDP_SEGMENT), else one datagram each. */
+    struct mmsghdr tmsgs[TX_BATCH];
+    int tfirst[TX_BATCH]; /* the first message of each */
     struct sockaddr_storage tto[TX_BATCH];
+    union {
+        struct cmsghdr align;
+        uint8_t buf[sizeof(union mt_pktinfo_cmsg) + CMSG_SPACE(sizeof(uint16_t))];
+    } tctl[TX_BATCH];
+    bool no_gso; /* the kernel refused a train once: one datagram per message from then on */
+    uint64_t sent_msgs, sent_trains; /* data messages sent, and in how many sends */
+    uint64_t recv_msgs, recv_trains; /* messages received, and in how many receives */
     uint8_t *tbufs;
     int tn;
+    struct mt_gro *gro; /* decrypted TCP segments being joined into a super-packet */
     double logged[DROP_KINDS];
     uint64_t drops[DROP_KINDS], unlogged[DROP_KINDS];
     uint64_t cookie_replies; /* sent to handshakes without a valid mac2 under load */
@@ -118,11 +146,18 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * MT_WG_SEC + (uint64_t)ts.tv_nsec;
 }
 
+/* Handshake jitter, drawn for every data message sent (the timers decide whether it is
+ * used): from a pool refilled 64 draws at a time, since each call into the random generator
+ * costs a getpid() system call (its fork check), which showed in profiles. */
 static uint64_t jitter(void)
 {
-    uint32_t r = 0;
-    mt_wg_random(&r, sizeof(r));
-    return r % MT_WG_REKEY_JITTER_MAX;
+    static uint32_t pool[64];
+    static size_t left;
+    if (left == 0) {
+        mt_wg_random(pool, sizeof(pool));
+        left = sizeof(pool) / sizeof(pool[0]);
+    }
+    return pool[--left] % MT_WG_REKEY_JITTER_MAX;
 }
 
 /* Counts a refused datagram; one line per kind every LOG_EVERY seconds (a flood of forged
@@ -188,9 +223,11 @@ static bool same_sockaddr(const struct sockaddr_storage *a, socklen_t alen,
     return alen == blen && memcmp(a, b, blen) == 0;
 }
 
-/* Roaming: a peer's endpoint is where its latest authenticated message came from. */
+/* Roaming: a peer's endpoint is where its latest authenticated message came from, and our
+ * address it came to is the one we answer from. */
 static void set_endpoint(struct wg_peer *p, const struct sockaddr *from, socklen_t fromlen)
 {
+    p->local = wg_of(p->base.tun)->rx_local;
     if (p->base.salen && same_sockaddr(&p->base.sa, p->base.salen, from, fromlen))
         return;
     char old[MT_PEER_ADDRSTRLEN];
@@ -214,11 +251,26 @@ static size_t source_bytes(const struct sockaddr *sa, uint8_t out[18])
     return 18;
 }
 
-/* A handshake message or a cookie reply: rare, so it leaves at once. */
-static void send_now(struct wg *w, const struct sockaddr *to, socklen_t tolen, const uint8_t *msg,
-                     size_t len)
+/* A handshake message or a cookie reply: rare, so it leaves at once, from local (NULL or all
+ * zero: the kernel's choice). A local address that went away is forgotten (*local cleared)
+ * and the message leaves from the kernel's choice. */
+static void send_now(struct wg *w, const struct sockaddr *to, socklen_t tolen,
+                     struct in6_pktinfo *local, const uint8_t *msg, size_t len)
 {
-    if (sendto(w->fd, msg, len, 0, to, tolen) < 0) {
+    union mt_pktinfo_cmsg ctl;
+    struct iovec iov = {(void *)msg, len};
+    struct msghdr mh = {
+        .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+    mh.msg_controllen = local ? mt__pktinfo_source(w->family, local, &ctl) : 0;
+    mh.msg_control = mh.msg_controllen ? ctl.buf : NULL;
+    ssize_t n = sendmsg(w->fd, &mh, 0);
+    if (n < 0 && mh.msg_controllen && (errno == EINVAL || errno == EADDRNOTAVAIL)) {
+        memset(local, 0, sizeof(*local));
+        mh.msg_control = NULL;
+        mh.msg_controllen = 0;
+        n = sendmsg(w->fd, &mh, 0);
+    }
+    if (n < 0) {
         double now = ev_now(w->t->loop);
         if (now - w->send_err_logged >= LOG_EVERY) {
             char name[MT_PEER_ADDRSTRLEN];
@@ -273,7 +325,7 @@ static void initiate(struct wg_peer *p, uint64_t now)
         mt_warn("wg: peer %s: cannot make a handshake initiation", p->base.pub.name);
         return;
     }
-    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, msg, sizeof(msg));
+    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, &p->local, msg, sizeof(msg));
     mt_wg_timers_handshake_initiated(&p->timers, now, jitter());
     mt_wg_timers_any_sent(&p->timers, now);
     mt_wg_timers_traversal(&p->timers, now);
@@ -307,13 +359,7 @@ static int queue_sealed(struct wg *w, struct wg_peer *p, const uint8_t *data, si
     w->tn++;
     w->tiov[i].iov_base = buf;
     w->tiov[i].iov_len = n;
-    struct msghdr *mh = &w->tmsgs[i].msg_hdr;
-    memset(mh, 0, sizeof(*mh));
-    memcpy(&w->tto[i], &p->base.sa, p->base.salen);
-    mh->msg_name = &w->tto[i];
-    mh->msg_namelen = p->base.salen;
-    mh->msg_iov = &w->tiov[i];
-    mh->msg_iovlen = 1;
+    w->tpeer[i] = p;
     if (len)
         mt_wg_timers_data_sent(&p->timers, now, jitter());
     mt_wg_timers_any_sent(&p->timers, now);
@@ -442,32 +488,97 @@ static int wg_send(struct mt_tpeer *tp, const struct mt_vnet_hdr *vnet, const ui
     return rc;
 }
 
+/* Groups the queued messages from message `from` on into w->tmsgs; returns how many. A
+ * super-packet's segments are sealed into messages of one size (the last may be shorter):
+ * those to one peer leave in one send with UDP_SEGMENT, and the kernel cuts them into
+ * datagrams, which saves most of its per-datagram cost. */
+static int group(struct wg *w, int from)
+{
+    int k = 0;
+    for (int i = from; i < w->tn; k++) {
+        struct wg_peer *p = w->tpeer[i];
+        size_t seg = w->tiov[i].iov_len, total = seg;
+        int j = i + 1;
+        while (!w->no_gso && j < w->tn && w->tpeer[j] == p && w->tiov[j - 1].iov_len == seg &&
+               w->tiov[j].iov_len <= seg && total + w->tiov[j].iov_len <= GSO_BYTES) {
+            total += w->tiov[j].iov_len;
+            j++;
+        }
+        struct msghdr *mh = &w->tmsgs[k].msg_hdr;
+        memset(mh, 0, sizeof(*mh));
+        memcpy(&w->tto[k], &p->base.sa, p->base.salen);
+        mh->msg_name = &w->tto[k];
+        mh->msg_namelen = p->base.salen;
+        mh->msg_iov = &w->tiov[i];
+        mh->msg_iovlen = (size_t)(j - i);
+        union mt_pktinfo_cmsg pi;
+        size_t c = mt__pktinfo_source(w->family, &p->local, &pi);
+        memcpy(w->tctl[k].buf, pi.buf, c);
+        if (j - i > 1) {
+            struct cmsghdr *h = (struct cmsghdr *)(w->tctl[k].buf + c);
+            uint16_t size = (uint16_t)seg;
+            h->cmsg_level = SOL_UDP;
+            h->cmsg_type = UDP_SEGMENT;
+            h->cmsg_len = CMSG_LEN(sizeof(size));
+            memcpy(CMSG_DATA(h), &size, sizeof(size));
+            c += CMSG_SPACE(sizeof(size));
+        }
+        mh->msg_control = c ? w->tctl[k].buf : NULL;
+        mh->msg_controllen = c;
+        w->tfirst[k] = i;
+        i = j;
+    }
+    return k;
+}
+
 static void wg_flush(struct mt_tunnel *t)
 {
     struct wg *w = wg_of(t);
-    int done = 0;
-    while (done < w->tn) {
-        int n = sendmmsg(w->fd, w->tmsgs + done, (unsigned)(w->tn - done), 0);
+    int ng = group(w, 0), done = 0;
+    while (done < ng) {
+        int n = sendmmsg(w->fd, w->tmsgs + done, (unsigned)(ng - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0) {
-            /* EAGAIN: the socket buffer is full (UDP promises nothing); otherwise the first
-             * message failed alone. Either way what is counted is dropped. */
-            int e = n < 0 ? errno : EIO;
-            uint64_t lost = e == EAGAIN ? (uint64_t)(w->tn - done) : 1;
-            t->stats.queue_drops += lost;
-            double now = ev_now(t->loop);
-            if (now - w->send_err_logged >= LOG_EVERY) {
-                mt_warn("wg: send failed: %s (%llu message%s dropped)", strerror(e),
-                        (unsigned long long)lost, lost == 1 ? "" : "s");
-                w->send_err_logged = now;
-            }
-            if (e == EAGAIN)
-                break;
-            done++;
+        if (n > 0) {
+            w->sent_trains += (uint64_t)n;
+            done += n;
+            w->sent_msgs += (uint64_t)((done < ng ? w->tfirst[done] : w->tn) - w->tfirst[done - n]);
             continue;
         }
-        done += n;
+        int e = n < 0 ? errno : EIO;
+        int first = w->tfirst[done];
+        struct wg_peer *p = w->tpeer[first];
+        static const struct in6_pktinfo none;
+        if ((e == EINVAL || e == EADDRNOTAVAIL) && memcmp(&p->local, &none, sizeof(none))) {
+            /* The local address it was to leave from went away: forget it (the peer's next
+             * message tells the new one) and let the kernel choose. */
+            memset(&p->local, 0, sizeof(p->local));
+            ng = group(w, first);
+            done = 0;
+            continue;
+        }
+        if (e != EAGAIN && w->tmsgs[done].msg_hdr.msg_iovlen > 1) {
+            /* A train the kernel (or the device under it) does not take. */
+            mt_warn("wg: the kernel refused a GSO send (%s): one datagram per message now",
+                    strerror(e));
+            w->no_gso = true;
+            ng = group(w, first);
+            done = 0;
+            continue;
+        }
+        /* EAGAIN: the socket buffer is full (UDP promises nothing); otherwise the first
+         * message failed alone. Either way what is counted is dropped. */
+        uint64_t lost = e == EAGAIN ? (uint64_t)(w->tn - first) : 1;
+        t->stats.queue_drops += lost;
+        double now = ev_now(t->loop);
+        if (now - w->send_err_logged >= LOG_EVERY) {
+            mt_warn("wg: send failed: %s (%llu message%s dropped)", strerror(e),
+                    (unsigned long long)lost, lost == 1 ? "" : "s");
+            w->send_err_logged = now;
+        }
+        if (e == EAGAIN)
+            break;
+        done++;
     }
     w->tn = 0;
 }
@@ -538,7 +649,7 @@ static bool cookie_gate(struct wg *w, const struct sockaddr *from, const uint8_t
         return false;
     send_now(w, from,
              from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-             reply, sizeof(reply));
+             &w->rx_local, reply, sizeof(reply));
     w->cookie_replies++;
     /* One line per LOG_EVERY: a flood is what makes these, it must not flood the log too. */
     double t = ev_now(w->t->loop);
@@ -589,7 +700,7 @@ static void handle_initiation(struct wg *w, const struct sockaddr *from, socklen
     p->base.last_rx = ev_now(w->t->loop);
     mt_wg_timers_any_received(&p->timers, now);
     mt_wg_timers_traversal(&p->timers, now);
-    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, out, sizeof(out));
+    send_now(w, (struct sockaddr *)&p->base.sa, p->base.salen, &p->local, out, sizeof(out));
     mt_wg_timers_any_sent(&p->timers, now);
     mt_wg_timers_session_derived(&p->timers, now);
     mt_debug("wg: peer %s: initiation answered", p->base.pub.name);
@@ -645,6 +756,39 @@ static void handle_cookie(struct wg *w, const struct sockaddr *from, const uint8
         return;
     }
     mt_debug("wg: peer %s: cookie reply taken (it is under load)", p->base.pub.name);
+}
+
+/* Hands the joined segments (if any) to the device as one packet. */
+static void gro_flush(struct wg *w)
+{
+    struct mt_gro *g = w->gro;
+    if (g->len == 0)
+        return;
+    struct mt_tpeer *p = (struct mt_tpeer *)g->owner;
+    struct mt_vnet_hdr vnet;
+    unsigned segs = g->segs;
+    size_t len = mt_gro_finish(g, &vnet);
+    /* Counted as what arrived: the data messages, not the one packet they became. */
+    w->t->stats.net_rx_packets += segs - 1;
+    p->pub.stats.rx_packets += segs - 1;
+    mt__tunnel_from_peer(w->t, p, g->buf, len, segs > 1 ? &vnet : NULL);
+}
+
+/* A decrypted packet whose source passed cryptokey routing: joined to the super-packet being
+ * built when the device takes offloads (tun mode, no decode hook that must see each packet),
+ * as the UDP transport does; else delivered as it is. */
+static void deliver(struct wg *w, struct wg_peer *p, const uint8_t *ip, size_t n)
+{
+    struct mt_tunnel *t = w->t;
+    if (!t->vnet || t->link != MT_LINK_IP || (t->hooks & MT_HOOK_DECODE)) {
+        mt__tunnel_from_peer(t, &p->base, ip, n, NULL);
+    } else if (mt_gro_fits(w->gro, p, ip, n)) {
+        mt_gro_append(w->gro, ip, n);
+    } else {
+        gro_flush(w);
+        if (!mt_gro_start(w->gro, p, ip, n))
+            mt__tunnel_from_peer(t, &p->base, ip, n, NULL);
+    }
 }
 
 static void handle_data(struct wg *w, const struct sockaddr *from, socklen_t fromlen, uint8_t *msg,
@@ -714,7 +858,7 @@ static void handle_data(struct wg *w, const struct sockaddr *from, socklen_t fro
         refuse(w, DROP_SOURCE, p->base.pub.name, "dropped before any script");
         return;
     }
-    mt__tunnel_from_peer(w->t, &p->base, ip, n, NULL);
+    deliver(w, p, ip, n);
 }
 
 static void handle_datagram(struct wg *w, const struct sockaddr *from, socklen_t fromlen,
@@ -744,19 +888,34 @@ static void handle_datagram(struct wg *w, const struct sockaddr *from, socklen_t
     }
 }
 
+/* The size of the datagrams of a train (the UDP_GRO cmsg), 0 for a single datagram. */
+static size_t train_segment(const struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct wg *w = mt_container_of(io, struct wg, sock_w);
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < RX_BATCH; i++) {
-            w->riov[i].iov_base = w->rbufs + (size_t)i * w->msg_cap;
-            w->riov[i].iov_len = w->msg_cap;
+            w->riov[i].iov_base = w->rbufs + (size_t)i * w->rx_cap;
+            w->riov[i].iov_len = w->rx_cap;
             struct msghdr *mh = &w->rmsgs[i].msg_hdr;
             memset(mh, 0, sizeof(*mh));
             mh->msg_iov = &w->riov[i];
             mh->msg_iovlen = 1;
             mh->msg_name = &w->rfrom[i];
             mh->msg_namelen = sizeof(w->rfrom[i]);
+            mh->msg_control = w->rctl[i].buf;
+            mh->msg_controllen = sizeof(w->rctl[i].buf);
         }
         int n = recvmmsg(w->fd, w->rmsgs, RX_BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
@@ -773,12 +932,32 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
                             "datagram too long for the MTU");
                 continue;
             }
-            handle_datagram(w, (struct sockaddr *)&w->rfrom[i], mh->msg_namelen,
-                            w->rbufs + (size_t)i * w->msg_cap, w->rmsgs[i].msg_len, now);
+            /* With UDP_GRO the kernel may hand over a train of datagrams from one sender,
+             * all of one size but the last: each is a message of its own. */
+            uint8_t *buf = w->rbufs + (size_t)i * w->rx_cap;
+            size_t len = w->rmsgs[i].msg_len, seg = train_segment(mh);
+            if (!seg)
+                seg = len;
+            if (seg > w->msg_cap) {
+                refuse_from(w, DROP_MALFORMED, (struct sockaddr *)&w->rfrom[i],
+                            "datagram too long for the MTU");
+                continue;
+            }
+            mt__pktinfo_arrival(mh, &w->rx_local);
+            w->recv_trains++;
+            w->recv_msgs += len > seg ? (len + seg - 1) / seg : 1;
+            size_t off = 0;
+            do { /* once for an empty datagram too: it is refused as malformed */
+                size_t part = len - off < seg ? len - off : seg;
+                handle_datagram(w, (struct sockaddr *)&w->rfrom[i], mh->msg_namelen, buf + off,
+                                part, now);
+                off += part;
+            } while (off < len);
         }
         if (n < RX_BATCH)
             break;
     }
+    gro_flush(w); /* never hold segments across a wait: they would gain latency */
 }
 
 /* One peer from the file: its keys, AllowedIPs, endpoint (resolved once, now), name. */
@@ -893,10 +1072,14 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
      * and tag; a datagram longer than this is truncated and refused. */
     w->staged_cap = t->frame_max;
     w->msg_cap = MT_WG_DATA_HEADER + t->frame_max + MT_WG_PADDING + MT_WG_TAG_LEN;
-    w->rbufs = malloc(RX_BATCH * w->msg_cap);
+    w->rx_cap = w->msg_cap;
+    w->rbufs = NULL; /* once the socket tells whether it takes UDP_GRO */
     w->tbufs = malloc(TX_BATCH * w->msg_cap);
     w->slots = calloc(c->n_peers ? c->n_peers : 1, sizeof(*w->slots));
-    if (!w->rbufs || !w->tbufs || !w->slots) {
+    w->gro = calloc(1, sizeof(*w->gro));
+    if (w->gro)
+        w->gro->buf = malloc(MT_MAX_PACKET);
+    if (!w->tbufs || !w->slots || !w->gro || !w->gro->buf) {
         snprintf(err, errsz, "out of memory");
         return -ENOMEM;
     }
@@ -920,9 +1103,20 @@ static int wg_start(struct mt_tunnel *t, char *err, size_t errsz)
         return -errno;
     }
     w->family = ss.ss_family;
-    rc = mt__udp_socket_options(fd, w->family, t->cfg->outer_df, false);
+    /* As a server's: every end of WireGuard answers (and the arrival address is wanted). */
+    rc = mt__udp_socket_options(fd, w->family, t->cfg->outer_df, true);
     if (rc < 0)
         mt_warn("wg: socket options: %s", strerror(-rc));
+    /* Trains of datagrams in one receive (the sender's GSO kept whole, or the NIC's GRO):
+     * then a receive buffer holds 64 KiB. */
+    int one = 1;
+    if (setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0 && w->rx_cap < MT_MAX_PACKET + 1)
+        w->rx_cap = MT_MAX_PACKET + 1;
+    w->rbufs = malloc(RX_BATCH * w->rx_cap);
+    if (!w->rbufs) {
+        snprintf(err, errsz, "out of memory");
+        return -ENOMEM;
+    }
     for (size_t i = 0; i < c->n_peers; i++) {
         rc = add_peer(w, &c->peers[i], i, err, errsz);
         if (rc < 0)
@@ -979,6 +1173,12 @@ static void wg_stop(struct mt_tunnel *t)
             (unsigned long long)w->drops[DROP_HANDSHAKE], (unsigned long long)w->drops[DROP_DATA],
             (unsigned long long)w->drops[DROP_SOURCE],
             (unsigned long long)w->drops[DROP_NO_SESSION], (unsigned long long)w->cookie_replies);
+    mt_info("wg: sent %llu data messages in %llu sends%s; received %llu messages in %llu "
+            "datagrams (%s)",
+            (unsigned long long)w->sent_msgs, (unsigned long long)w->sent_trains,
+            w->no_gso ? " (no GSO: the kernel refused it)" : " (GSO trains)",
+            (unsigned long long)w->recv_msgs, (unsigned long long)w->recv_trains,
+            w->rx_cap > w->msg_cap ? "UDP_GRO trains" : "no UDP_GRO");
     /* The peers go while the state their release needs is still here. */
     while (t->peers)
         mt__peer_free(t->peers, "shutting down");
@@ -990,9 +1190,14 @@ static void wg_stop(struct mt_tunnel *t)
     mt_wg_wipe(&w->id, sizeof(w->id));
     mt_wg_wipe(&w->checker, sizeof(w->checker));
     if (w->rbufs)
-        mt_wg_wipe(w->rbufs, RX_BATCH * w->msg_cap);
+        mt_wg_wipe(w->rbufs, RX_BATCH * w->rx_cap);
     if (w->tbufs)
         mt_wg_wipe(w->tbufs, TX_BATCH * w->msg_cap);
+    if (w->gro && w->gro->buf)
+        mt_wg_wipe(w->gro->buf, MT_MAX_PACKET); /* plaintext */
+    if (w->gro)
+        free(w->gro->buf);
+    free(w->gro);
     free(w->rbufs);
     free(w->tbufs);
     free(w->slots);

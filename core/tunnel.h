@@ -151,5 +151,17 @@ int mt__bind_client(struct mt_tunnel *t, int fd, int socktype, char *err, size_t
  * address of every datagram. 0 or the first negative errno (the socket stays usable). */
 #define MT_UDP_SOCKBUF (8 * 1024 * 1024)
 int mt__udp_socket_options(int fd, int family, bool outer_df, bool server);
+/* Room for the one cmsg a reply needs: the local address it must leave from. */
+union mt_pktinfo_cmsg {
+    struct cmsghdr align;
+    uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+};
+/* The local address a datagram arrived on (IPv4 as v4-mapped; the interface kept only for a
+ * link-local address), from the IP_PKTINFO/IPV6_PKTINFO that mt__udp_socket_options asked
+ * for; all zero when there is none. */
+void mt__pktinfo_arrival(const struct msghdr *mh, struct in6_pktinfo *out);
+/* Fills c with the cmsg that makes a datagram of a socket of this family leave from local;
+ * returns its length, 0 when local is all zero (the kernel chooses). */
+size_t mt__pktinfo_source(int family, const struct in6_pktinfo *local, union mt_pktinfo_cmsg *c);
 
 #endif

@@ -14,6 +14,11 @@
 #                         route back to it, so every packet is really translated (NAT active)
 #     ovpn-udp, ovpn-tcp  OpenVPN 2.6 point-to-point, no TLS and no keys:
 #                         --dev tun --ifconfig A B --cipher none --auth none --disable-dco
+#     mt-wg, mt-wg-fw     moontun --wg to moontun --wg (WireGuard, fresh keys per run), no
+#                         script / + examples/firewall.lua on A as above
+#     wireguard-go        Debian's wireguard-go on both ends, configured with wg setconf
+#     openvpn-gcm         OpenVPN 2.6 point-to-point over UDP with TLS (self-signed EC
+#                         certificates, --peer-fingerprint) and --data-ciphers AES-256-GCM
 #   For every row:
 #     - single-stream TCP throughput: iperf3 -t 5 -J, one run per round (3 rounds): median and
 #       min-max, in Mbit/s (receiver side);
@@ -30,15 +35,18 @@
 #   its table.
 #
 # HOW TO RUN (as root, on Debian 12, from a clone of this repository)
-#   scripts/bench.sh            full run: every row, 3 rounds (under 10 minutes)
+#   scripts/bench.sh            full run: every row, 3 rounds (under 15 minutes; the 9 rows
+#                               before the WireGuard ones took under 10)
 #   scripts/bench.sh --quick    one short round (-t 2, 1 run) of mt-udp-fw and ovpn-udp only
 #                               (under 2 minutes)
 #   It installs what it needs (scripts/setup.sh, then iperf3, openvpn, python3, procps with
 #   apt-get when missing), builds moontun in Release into build-release/, prints a table and
 #   writes the same figures to build-release/bench-<date>.json (the path is printed at the
 #   end). Namespaces, devices and every process it started are removed on any exit.
-#   Environment: BENCH_ROUNDS=N (1-9, default 3; 1 with --quick), BENCH_HOOK_N=N (packets per
-#   bench_hook run, default 300000; 100000 with --quick), BENCH_OUT=FILE (JSON path).
+#   Environment: BENCH_ROWS="ROW ..." (these rows only, e.g. "mt-wg mt-wg-fw wireguard-go
+#   openvpn-gcm"; the time guards follow the number of rows), BENCH_ROUNDS=N (1-9, default 3;
+#   1 with --quick), BENCH_HOOK_N=N (packets per bench_hook run, default 300000; 100000 with
+#   --quick), BENCH_OUT=FILE (JSON path).
 #
 # Figures on a shared 2-core machine are noisy; the ratios within one run are what to read.
 set -uo pipefail
@@ -72,21 +80,34 @@ if [ "$QUICK" -eq 1 ]; then
     ROWS=(mt-udp-fw ovpn-udp)
 else
     ROUNDS=${BENCH_ROUNDS:-3} DUR=5 HOOK_N=${BENCH_HOOK_N:-300000}
-    ROWS=(underlay mt-udp mt-udp-fw mt-udp-nat mt-tcp mt-tcp-fw mt-tcp-nat ovpn-udp ovpn-tcp)
+    ROWS=(underlay mt-udp mt-udp-fw mt-udp-nat mt-tcp mt-tcp-fw mt-tcp-nat ovpn-udp ovpn-tcp
+        mt-wg mt-wg-fw wireguard-go openvpn-gcm)
+fi
+if [ -n "${BENCH_ROWS:-}" ]; then
+    read -ra ROWS <<<"${BENCH_ROWS//,/ }"
 fi
 case $ROUNDS in [1-9]) ;; *)
     echo "bench.sh: BENCH_ROUNDS must be 1-9" >&2
     exit 2
     ;;
 esac
-# Time guards, in seconds since the start (the run must end under 10 minutes, resp. 2 with
-# --quick, build and bench_hook included; a row takes about 19 s on 2 busy cores): after
+# Time guards, in seconds since the start (9 rows must end under 10 minutes, resp. 2 rows
+# under 2 with --quick, build and bench_hook included; a row takes about 19 s on 2 busy
+# cores, and every row past those adds 60 s, resp. 40 s): after
 # SOFT_DEADLINE a row of round 2 or later gets only its TCP throughput run (UDP and ping are
 # skipped, noted); after DEADLINE no row is started (noted as a problem).
 if [ "$QUICK" -eq 1 ]; then
     SOFT_DEADLINE=80 DEADLINE=90
+    if [ ${#ROWS[@]} -gt 2 ]; then
+        SOFT_DEADLINE=$((SOFT_DEADLINE + 40 * (${#ROWS[@]} - 2)))
+        DEADLINE=$((DEADLINE + 40 * (${#ROWS[@]} - 2)))
+    fi
 else
     SOFT_DEADLINE=480 DEADLINE=545
+    if [ ${#ROWS[@]} -gt 9 ]; then
+        SOFT_DEADLINE=$((SOFT_DEADLINE + 60 * (${#ROWS[@]} - 9)))
+        DEADLINE=$((DEADLINE + 60 * (${#ROWS[@]} - 9)))
+    fi
 fi
 
 PPS=20000                       # packets per second of the per-packet CPU test
@@ -103,6 +124,9 @@ NAT_SCRIPT=$ROOT/examples/nat.lua
 FW_SETTINGS="allow=tcp/$IPERF_PORT,udp/$IPERF_PORT,icmp"
 NAT_SETTINGS="inside=192.168.77.0/24 public=10.9.0.2"
 OVPN_COMMON=(--dev tun --cipher none --auth none --disable-dco --tun-mtu "$TUN_MTU" --verb 3)
+OVPN_GCM=(--dev tun --disable-dco --tun-mtu "$TUN_MTU" --verb 3 --cipher AES-256-GCM
+    --data-ciphers AES-256-GCM --dh none)
+WG_PORT=51820
 
 declare -A LABEL=(
     [underlay]="underlay (veth, no tunnel)"
@@ -114,7 +138,17 @@ declare -A LABEL=(
     [mt-tcp-nat]="moontun TCP + nat.lua"
     [ovpn-udp]="OpenVPN UDP (no crypto)"
     [ovpn-tcp]="OpenVPN TCP (no crypto)"
+    [mt-wg]="moontun WireGuard"
+    [mt-wg-fw]="moontun WireGuard + firewall"
+    [wireguard-go]="wireguard-go"
+    [openvpn-gcm]="OpenVPN UDP AES-256-GCM"
 )
+for row in "${ROWS[@]}"; do
+    [ -n "${LABEL[$row]:-}" ] || {
+        echo "bench.sh: unknown row '$row' (BENCH_ROWS)" >&2
+        exit 2
+    }
+done
 
 say() { printf '\n== %s\n' "$*"; }
 elapsed() { echo $(($(date +%s) - START_TIME)); }
@@ -130,6 +164,9 @@ NEEDED=(
     "procps:/usr/bin/ps"
     "iproute2:/usr/sbin/ip"
     "iputils-ping:/usr/bin/ping"
+    "wireguard-go:/usr/bin/wireguard-go"
+    "wireguard-tools:/usr/bin/wg"
+    "openssl:/usr/bin/openssl"
 )
 missing=()
 for entry in "${NEEDED[@]}"; do
@@ -182,6 +219,40 @@ ip -n "$NS_B" link set dev "$VETH_B" mtu 1500
 ip -n "$NS_B" addr add "$NAT_SRC/32" dev lo
 echo "  A = $NS_A (172.31.0.1), B = $NS_B (172.31.0.2), veth MTU 1500"
 
+# Keys for the WireGuard rows (one pair per end, for moontun and wireguard-go alike) and
+# self-signed certificates for openvpn-gcm, made fresh in this run's temporary directory.
+wg_file() { # wg_file END: the wg(8) file of end A or B, wg-quick's Address and MTU included
+    local me=$1 peer ip peer_ip
+    [ "$me" = A ] && peer=B ip=10.9.0.1 peer_ip=172.31.0.2 || peer=A ip=10.9.0.2 peer_ip=172.31.0.1
+    cat <<CONF
+[Interface]
+PrivateKey = $(cat "$MT_TMP/wg-$me.key")
+ListenPort = $WG_PORT
+Address = $ip/24
+MTU = $TUN_MTU
+
+[Peer]
+PublicKey = $(cat "$MT_TMP/wg-$peer.pub")
+AllowedIPs = ${ip%.*}.$([ "$peer" = A ] && echo 1 || echo 2)/32
+Endpoint = $peer_ip:$WG_PORT
+CONF
+}
+for end in A B; do
+    "$MOONTUN" genkey >"$MT_TMP/wg-$end.key" && "$MOONTUN" pubkey <"$MT_TMP/wg-$end.key" >"$MT_TMP/wg-$end.pub"
+done
+for end in A B; do
+    wg_file "$end" >"$MT_TMP/wg-$end.conf"
+    # wg setconf takes no Address/MTU: the same file without them.
+    grep -v -e '^Address' -e '^MTU' "$MT_TMP/wg-$end.conf" >"$MT_TMP/wg-$end.setconf"
+    chmod 600 "$MT_TMP/wg-$end.conf" "$MT_TMP/wg-$end.setconf"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=bench-$end" -keyout "$MT_TMP/ovpn-$end.key" -out "$MT_TMP/ovpn-$end.crt" 2>/dev/null
+    openssl x509 -in "$MT_TMP/ovpn-$end.crt" -noout -fingerprint -sha256 | cut -d= -f2 >"$MT_TMP/ovpn-$end.fp"
+done
+# wireguard-go's devices: their control sockets (/var/run/wireguard/NAME.sock) are not per
+# namespace, so each end has its own name, carrying our PID.
+WGGO_IF=(bwa$$ bwb$$)
+
 # One iperf3 server in A for the whole run (restarted if a client run fails).
 IPERF_PID=""
 start_iperf_server() {
@@ -232,6 +303,29 @@ start_tunnel() {
         DST=172.31.0.1
         return 0
         ;;
+    mt-wg*)
+        [ "$row" = mt-wg-fw ] && sa=(-S "$FW_SCRIPT $FW_SETTINGS")
+        launch "$row-r$round-A" "$NS_A" "$MOONTUN" -i bt0 --wg "$MT_TMP/wg-A.conf" "${sa[@]}"
+        launch "$row-r$round-B" "$NS_B" "$MOONTUN" -i bt0 --wg "$MT_TMP/wg-B.conf"
+        ;;
+    wireguard-go)
+        local end ns dev ip
+        for end in A B; do
+            [ "$end" = A ] && ns=$NS_A dev=${WGGO_IF[0]} ip=10.9.0.1 || ns=$NS_B dev=${WGGO_IF[1]} ip=10.9.0.2
+            launch "$row-r$round-$end" "$ns" env WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 \
+                wireguard-go -f "$dev"
+            for i in $(seq 1 50); do
+                [ -S "/var/run/wireguard/$dev.sock" ] && break
+                sleep 0.1
+            done
+            ip netns exec "$ns" wg setconf "$dev" "$MT_TMP/wg-$end.setconf" &&
+                ip -n "$ns" addr add "$ip/24" dev "$dev" &&
+                ip -n "$ns" link set dev "$dev" mtu "$TUN_MTU" up || {
+                problem "$row" "round $round: wireguard-go end $end could not be configured"
+                return 1
+            }
+        done
+        ;;
     mt-*)
         case $row in mt-udp*) tr=--udp ;; *) tr=--tcp ;; esac
         case $row in
@@ -262,6 +356,15 @@ start_tunnel() {
         launch "$row-r$round-A" "$NS_A" openvpn "${OVPN_COMMON[@]}" --ifconfig 10.9.0.1 10.9.0.2 "${pa[@]}"
         sleep 0.2
         launch "$row-r$round-B" "$NS_B" openvpn "${OVPN_COMMON[@]}" --ifconfig 10.9.0.2 10.9.0.1 "${pb[@]}"
+        ;;
+    openvpn-gcm)
+        launch "$row-r$round-A" "$NS_A" openvpn "${OVPN_GCM[@]}" --ifconfig 10.9.0.1 10.9.0.2 \
+            --proto udp --lport "$OVPN_PORT" --tls-server --cert "$MT_TMP/ovpn-A.crt" \
+            --key "$MT_TMP/ovpn-A.key" --peer-fingerprint "$(cat "$MT_TMP/ovpn-B.fp")"
+        sleep 0.2
+        launch "$row-r$round-B" "$NS_B" openvpn "${OVPN_GCM[@]}" --ifconfig 10.9.0.2 10.9.0.1 \
+            --proto udp --remote 172.31.0.1 "$OVPN_PORT" --tls-client --cert "$MT_TMP/ovpn-B.crt" \
+            --key "$MT_TMP/ovpn-B.key" --peer-fingerprint "$(cat "$MT_TMP/ovpn-A.fp")"
         ;;
     esac
     # Up when a ping gets through end to end (bounded: 40 tries, about 20 s at most).
@@ -416,6 +519,7 @@ record note mt-udp-nat "NAT active: nat.lua on B ($NAT_SETTINGS), traffic source
 record note mt-tcp-nat "NAT active: nat.lua on B ($NAT_SETTINGS), traffic sourced from $NAT_SRC (on B's loopback); A has no route to it"
 record note mt-udp-fw "firewall.lua on A (server, iperf3 receiver): $FW_SETTINGS"
 record note mt-tcp-fw "firewall.lua on A (server, iperf3 receiver): $FW_SETTINGS"
+record note mt-wg-fw "firewall.lua on A (iperf3 receiver): $FW_SETTINGS"
 
 say "measuring: ${#ACTIVE[@]} rows x $ROUNDS round(s), iperf3 -t $DUR, $PPS pps x $PKT_LEN B UDP, $PINGS pings"
 for round in $(seq 1 "$ROUNDS"); do

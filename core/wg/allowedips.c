@@ -1,6 +1,9 @@
-/* AllowedIPs as an array sorted by prefix length, longest first: a lookup is a scan that stops
- * at the first match. Peers have a handful of prefixes each; the array is only reallocated
- * when the configuration changes, never per packet. */
+/* AllowedIPs as one open-addressing hash table keyed by (family, length, masked address), and a
+ * count of prefixes per length: a lookup masks the address to each length that some prefix
+ * has, longest first, and probes the table once per length. Its cost grows with the number of
+ * distinct lengths (a few: /32, /24, /128, /64 in practice), not with the number of peers or
+ * prefixes, so thousands of peers stay fast. The table is only rebuilt when the
+ * configuration changes, never per packet. */
 #include "wg/allowedips.h"
 
 #include <arpa/inet.h>
@@ -15,7 +18,7 @@ void mt_wg_allowedips_init(struct mt_wg_allowedips *t)
 
 void mt_wg_allowedips_free(struct mt_wg_allowedips *t)
 {
-    free(t->routes);
+    free(t->slots);
     memset(t, 0, sizeof(*t));
 }
 
@@ -24,12 +27,71 @@ static size_t addr_len(int family)
     return family == 4 ? 4 : family == 6 ? 16 : 0;
 }
 
-static bool matches(const struct mt_wg_prefix *p, const uint8_t *addr)
+/* addr with the bits past the prefix length cleared, into out (16 bytes, zero-padded). */
+static void mask(uint8_t out[16], const uint8_t *addr, size_t alen, unsigned bits)
 {
-    unsigned full = p->bits / 8, rest = p->bits % 8;
-    if (memcmp(p->addr, addr, full) != 0)
-        return false;
-    return rest == 0 || ((p->addr[full] ^ addr[full]) & (uint8_t)(0xFF << (8 - rest))) == 0;
+    memset(out, 0, 16);
+    unsigned full = bits / 8, rest = bits % 8;
+    memcpy(out, addr, full);
+    if (rest && full < alen)
+        out[full] = addr[full] & (uint8_t)(0xFF00 >> rest);
+}
+
+/* FNV-1a over the key, then a final mix (the low bits pick the slot). The keys come from the
+ * configuration, not from the network: there is no flooding to defend against. */
+static size_t hash(int family, unsigned bits, const uint8_t addr[16])
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(family * 256 + (int)bits);
+    for (size_t i = 0; i < 16; i++)
+        h = (h ^ addr[i]) * 0x100000001b3ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot holding the key, or the free slot where it would go (the table is never full). */
+static struct mt_wg_route *find(const struct mt_wg_allowedips *t, int family, unsigned bits,
+                                const uint8_t addr[16])
+{
+    size_t m = t->cap - 1;
+    for (size_t i = hash(family, bits, addr) & m;; i = (i + 1) & m) {
+        struct mt_wg_route *r = &t->slots[i];
+        if (r->prefix.family == 0 || (r->prefix.family == family && r->prefix.bits == bits &&
+                                      memcmp(r->prefix.addr, addr, 16) == 0))
+            return r;
+    }
+}
+
+/* Puts p (masked) in the table, which has room; replaces the peer of an equal prefix. */
+static void put(struct mt_wg_allowedips *t, const struct mt_wg_prefix *p, void *peer)
+{
+    struct mt_wg_route *r = find(t, p->family, p->bits, p->addr);
+    if (r->prefix.family == 0) {
+        r->prefix = *p;
+        t->n++;
+        if (p->family == 4)
+            t->len4[p->bits]++;
+        else
+            t->len6[p->bits]++;
+    }
+    r->peer = peer;
+}
+
+/* A table of cap slots with every prefix of the old one but peer's (NULL: keeps them all). */
+static int rebuild(struct mt_wg_allowedips *t, size_t cap, const void *without)
+{
+    struct mt_wg_allowedips fresh;
+    mt_wg_allowedips_init(&fresh);
+    fresh.slots = calloc(cap, sizeof(*fresh.slots));
+    if (!fresh.slots)
+        return -ENOMEM;
+    fresh.cap = cap;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].prefix.family && (!without || t->slots[i].peer != without))
+            put(&fresh, &t->slots[i].prefix, t->slots[i].peer);
+    free(t->slots);
+    *t = fresh;
+    return 0;
 }
 
 int mt_wg_allowedips_insert(struct mt_wg_allowedips *t, const struct mt_wg_prefix *prefix,
@@ -39,49 +101,42 @@ int mt_wg_allowedips_insert(struct mt_wg_allowedips *t, const struct mt_wg_prefi
     if (!alen || prefix->bits > alen * 8)
         return -EINVAL;
     struct mt_wg_prefix p = *prefix;
-    for (size_t i = 0; i < sizeof(p.addr); i++) {
-        unsigned keep = i * 8 >= p.bits ? 0 : p.bits - i * 8 >= 8 ? 8 : p.bits - i * 8;
-        p.addr[i] &= (uint8_t)(0xFF00 >> keep);
+    mask(p.addr, prefix->addr, alen, p.bits);
+    if ((t->n + 1) * 2 > t->cap) {
+        int rc = rebuild(t, t->cap ? t->cap * 2 : 16, NULL);
+        if (rc < 0)
+            return rc;
     }
-    for (size_t i = 0; i < t->n; i++) {
-        struct mt_wg_prefix *q = &t->routes[i].prefix;
-        if (q->family == p.family && q->bits == p.bits && !memcmp(q->addr, p.addr, alen)) {
-            t->routes[i].peer = peer;
-            return 0;
-        }
-    }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 8;
-        struct mt_wg_route *r = realloc(t->routes, cap * sizeof(*r));
-        if (!r)
-            return -ENOMEM;
-        t->routes = r;
-        t->cap = cap;
-    }
-    size_t at = 0;
-    while (at < t->n && t->routes[at].prefix.bits >= p.bits)
-        at++;
-    memmove(&t->routes[at + 1], &t->routes[at], (t->n - at) * sizeof(*t->routes));
-    t->routes[at].prefix = p;
-    t->routes[at].peer = peer;
-    t->n++;
+    put(t, &p, peer);
     return 0;
 }
 
 void mt_wg_allowedips_remove_peer(struct mt_wg_allowedips *t, const void *peer)
 {
-    size_t j = 0;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->routes[i].peer != peer)
-            t->routes[j++] = t->routes[i];
-    t->n = j;
+    /* Open addressing cannot just empty a slot (a later probe would stop there): the other
+     * prefixes move to a new table of the same size. Without memory for it the peer's
+     * prefixes stay but lead to no peer (its packets are dropped, as after a removal). */
+    if (t->cap && rebuild(t, t->cap, peer) < 0)
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slots[i].peer == peer)
+                t->slots[i].peer = NULL;
 }
 
 void *mt_wg_allowedips_lookup(const struct mt_wg_allowedips *t, int family, const uint8_t *addr)
 {
-    for (size_t i = 0; i < t->n; i++)
-        if (t->routes[i].prefix.family == family && matches(&t->routes[i].prefix, addr))
-            return t->routes[i].peer;
+    size_t alen = addr_len(family);
+    if (!alen || t->n == 0)
+        return NULL;
+    const uint32_t *counts = family == 4 ? t->len4 : t->len6;
+    uint8_t key[16];
+    for (int bits = (int)alen * 8; bits >= 0; bits--) {
+        if (!counts[bits])
+            continue;
+        mask(key, addr, alen, (unsigned)bits);
+        const struct mt_wg_route *r = find(t, family, (unsigned)bits, key);
+        if (r->prefix.family)
+            return r->peer;
+    }
     return NULL;
 }
 

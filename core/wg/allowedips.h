@@ -14,12 +14,17 @@ struct mt_wg_prefix {
     uint8_t addr[16];
 };
 
+/* One hash table of (prefix, peer) for every length and family (a per-length hash, as in
+ * "longest-prefix match by binary search on lengths" without the search): a lookup probes
+ * only the lengths some prefix has, longest first. */
 struct mt_wg_allowedips {
     struct mt_wg_route {
-        struct mt_wg_prefix prefix;
+        struct mt_wg_prefix prefix; /* family 0: a free slot */
         void *peer;
-    } * routes; /* longest prefixes first: the first match is the longest */
-    size_t n, cap;
+    } * slots;         /* open addressing, cap a power of two, at most half full */
+    size_t n, cap;     /* prefixes held; slots */
+    uint32_t len4[33]; /* prefixes of each length, IPv4 */
+    uint32_t len6[129];
 };
 
 void mt_wg_allowedips_init(struct mt_wg_allowedips *t);

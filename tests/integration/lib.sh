@@ -86,6 +86,17 @@ mt_topology() {
     done
 }
 
+# mt_multihome: after mt_topology, A's veth gets a second address of each family
+# (172.31.0.100 besides 172.31.0.1; fd31::100 besides fd31::1, the kernel's choice towards B)
+# and B's veth fd31::2: a multihomed server whose client talks to the second address.
+mt_multihome() {
+    ip -n "$NS_A" addr add 172.31.0.100/24 dev "$VETH_A"
+    ip -n "$NS_A" addr add fd31::1/64 dev "$VETH_A" nodad
+    ip -n "$NS_A" addr add fd31::100/64 dev "$VETH_A" nodad
+    ip -n "$NS_B" addr add fd31::2/64 dev "$VETH_B" nodad
+    sleep 0.5
+}
+
 # mt_start NAME NS ARGS...: runs moontun in NS in the background, log in $MT_TMP/NAME.log;
 # sets MT_LAST_PID.
 mt_start() {

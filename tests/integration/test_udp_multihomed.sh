@@ -4,11 +4,7 @@
 # discards anything else). The kernel's own source choice would be the primary address.
 source "$(dirname "$0")/lib.sh"
 mt_topology
-ip -n "$NS_A" addr add 172.31.0.100/24 dev "$VETH_A"
-ip -n "$NS_A" addr add fd31::1/64 dev "$VETH_A" nodad
-ip -n "$NS_A" addr add fd31::100/64 dev "$VETH_A" nodad
-ip -n "$NS_B" addr add fd31::2/64 dev "$VETH_B" nodad
-sleep 0.5
+mt_multihome
 
 mt_start srv "$NS_A" -i mts -s --udp --addr 10.9.0.1/24 --addr fd09::1/64
 mt_wait_link "$NS_A" mts

@@ -3,6 +3,7 @@
  * the key. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -232,11 +233,122 @@ static void allowed_ips(void **state)
     mt_wg_allowedips_free(&t);
 }
 
+/* The linear reference: every (prefix, peer) in a list, the longest match found by a scan,
+ * as allowedips.c did before its hash table. */
+#define REF_MAX 2000
+static struct mt_wg_prefix ref_p[REF_MAX];
+static void *ref_peer[REF_MAX];
+static size_t ref_n;
+
+static bool ref_matches(const struct mt_wg_prefix *p, int family, const uint8_t *addr)
+{
+    if (p->family != family)
+        return false;
+    for (unsigned bit = 0; bit < p->bits; bit++) {
+        unsigned byte = bit / 8, m = 0x80u >> (bit % 8);
+        if ((p->addr[byte] & m) != (addr[byte] & m))
+            return false;
+    }
+    return true;
+}
+
+static void ref_insert(const struct mt_wg_prefix *in, void *peer)
+{
+    struct mt_wg_prefix p = *in;
+    for (unsigned bit = p.bits; bit < 128; bit++)
+        p.addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+    for (size_t i = 0; i < ref_n; i++)
+        if (ref_p[i].family == p.family && ref_p[i].bits == p.bits &&
+            !memcmp(ref_p[i].addr, p.addr, 16)) {
+            ref_peer[i] = peer;
+            return;
+        }
+    assert_true(ref_n < REF_MAX);
+    ref_p[ref_n] = p;
+    ref_peer[ref_n++] = peer;
+}
+
+static void *ref_lookup(int family, const uint8_t *addr)
+{
+    void *best = NULL;
+    int best_bits = -1;
+    for (size_t i = 0; i < ref_n; i++)
+        if (ref_peer[i] && (int)ref_p[i].bits > best_bits && ref_matches(&ref_p[i], family, addr)) {
+            best = ref_peer[i];
+            best_bits = ref_p[i].bits;
+        }
+    return best;
+}
+
+/* 2,000 random, nested prefixes of both families for 500 peers: every lookup agrees
+ * with the linear reference, before and after peers are removed. */
+static void allowed_ips_random(void **state)
+{
+    static char peers[500];
+    struct mt_wg_allowedips t;
+    mt_wg_allowedips_init(&t);
+    ref_n = 0;
+    srandom(7);
+    /* A few base networks so that prefixes nest and share lengths, as real ones do. */
+    static const uint8_t base4[3][4] = {{10, 0, 0, 0}, {10, 77, 0, 0}, {192, 168, 1, 0}};
+    static const uint8_t base6[2][16] = {{0xfd, 0x77}, {0x20, 0x01, 0x0d, 0xb8, 0, 1}};
+    for (int i = 0; i < 2000; i++) {
+        struct mt_wg_prefix p;
+        memset(&p, 0, sizeof(p));
+        if (random() % 2) {
+            p.family = 4;
+            memcpy(p.addr, base4[random() % 3], 4);
+            for (int b = 1; b < 4; b++)
+                if (random() % 3)
+                    p.addr[b] = (uint8_t)random();
+            p.bits = (uint8_t)(random() % 4 ? 24 + random() % 9 : random() % 33);
+        } else {
+            p.family = 6;
+            memcpy(p.addr, base6[random() % 2], 16);
+            for (int b = 6; b < 16; b++)
+                if (random() % 3)
+                    p.addr[b] = (uint8_t)random();
+            p.bits = (uint8_t)(random() % 4 ? 96 + random() % 33 : random() % 129);
+        }
+        void *peer = &peers[random() % 500];
+        assert_int_equal(mt_wg_allowedips_insert(&t, &p, peer), 0);
+        ref_insert(&p, peer);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 4000; i++) {
+            /* Near a known prefix (its address with some low bits changed), or anywhere. */
+            const struct mt_wg_prefix *near = &ref_p[random() % ref_n];
+            int family = near->family;
+            uint8_t addr[16];
+            memcpy(addr, near->addr, 16);
+            if (random() % 8 == 0)
+                for (int b = 0; b < 16; b++)
+                    addr[b] = (uint8_t)random();
+            else
+                addr[family == 4 ? 3 : 15] ^= (uint8_t)random();
+            void *want = ref_lookup(family, addr);
+            assert_ptr_equal(mt_wg_allowedips_lookup(&t, family, addr), want);
+            if (want)
+                assert_true(mt_wg_allowedips_allowed(&t, want, family, addr));
+        }
+        /* Some peers go: their prefixes must stop matching, shorter ones show through. */
+        for (int k = 0; k < 100; k++) {
+            void *gone = &peers[random() % 500];
+            mt_wg_allowedips_remove_peer(&t, gone);
+            for (size_t i = 0; i < ref_n; i++)
+                if (ref_peer[i] == gone)
+                    ref_peer[i] = NULL;
+        }
+    }
+    mt_wg_allowedips_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(keys_base64), cmocka_unit_test(good_file),   cmocka_unit_test(bad_files),
-        cmocka_unit_test(load_file),   cmocka_unit_test(allowed_ips),
+        cmocka_unit_test(keys_base64), cmocka_unit_test(good_file),
+        cmocka_unit_test(bad_files),   cmocka_unit_test(load_file),
+        cmocka_unit_test(allowed_ips), cmocka_unit_test(allowed_ips_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
