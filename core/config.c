@@ -41,6 +41,7 @@ enum {
     OPT_IDLE,
     OPT_NO_OFFLOAD,
     OPT_OUTER_DF,
+    OPT_UDP_OFFLOAD,
     OPT_WG,
     OPT_CONTROL,
     OPT_METRICS_LISTEN,
@@ -71,6 +72,7 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"no-offload", no_argument, NULL, OPT_NO_OFFLOAD},
     {"outer-df", required_argument, NULL, OPT_OUTER_DF},
+    {"udp-offload", required_argument, NULL, OPT_UDP_OFFLOAD},
     {"control", required_argument, NULL, OPT_CONTROL},
     {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
     {"debug", no_argument, NULL, 'd'},
@@ -120,6 +122,9 @@ void mt_config_usage(FILE *out)
           "                        nor offer them to moontun peers\n"
           "      --outer-df on|off UDP over IPv4: set DF on outer datagrams (default off:\n"
           "                        routers may fragment them; no path-MTU black hole)\n"
+          "      --udp-offload auto|off\n"
+          "                        UDP: kernel GSO/GRO on the outer socket where the kernel\n"
+          "                        has them (auto, default), or one syscall slot per datagram\n"
           "      --config FILE     read these long options from FILE, one a line (flags given\n"
           "                        here override it)\n"
           "      --control PATH    control socket (default /run/moontun/IFNAME.sock)\n"
@@ -430,6 +435,14 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
                 cfg->outer_df = false;
             else
                 return fail(err, errsz, "--outer-df: '%s' is neither on nor off", optarg);
+            break;
+        case OPT_UDP_OFFLOAD:
+            if (strcmp(optarg, "auto") == 0)
+                cfg->no_udp_offload = false;
+            else if (strcmp(optarg, "off") == 0)
+                cfg->no_udp_offload = true;
+            else
+                return fail(err, errsz, "--udp-offload: '%s' is neither auto nor off", optarg);
             break;
         case OPT_CONTROL: /* a Unix socket path: sun_path holds 107 bytes and a NUL */
             if (!*optarg || copy_string(cfg->control, sizeof(cfg->control), optarg) < 0)

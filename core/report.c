@@ -40,6 +40,8 @@ static const struct {
     C(bad_frames, "malformed frames or datagrams from the network"),
     C(too_big, "packets larger than their destination takes"),
     C(bad_offloads, "offload headers from peers that lied about their packet"),
+    C(udp_gso_sends, "UDP sends of several datagrams at once (kernel GSO)"),
+    C(udp_gro_reads, "UDP reads of several datagrams joined by the kernel (GRO)"),
     C(peers_up, "peers that came up"),
     C(peers_down, "peers that went down"),
     C(peers_refused, "peers refused by --allow or --max-peers"),
@@ -319,7 +321,8 @@ void mt_report_counters(const struct mt_stats *s, char *buf, size_t bufsz)
              "device rx %llu/%llu B tx %llu/%llu B (errors %llu), network rx %llu/%llu B tx "
              "%llu/%llu B, not connected %llu, no route %llu, script drops %llu, replies %llu, "
              "queue drops %llu, bad frames %llu, too big %llu, bad offloads %llu, script errors "
-             "%llu (budget %llu, memory %llu), reloads %llu (failed %llu)",
+             "%llu (budget %llu, memory %llu), reloads %llu (failed %llu), udp gso sends %llu, "
+             "gro reads %llu",
              (unsigned long long)s->dev_rx_packets, (unsigned long long)s->dev_rx_bytes,
              (unsigned long long)s->dev_tx_packets, (unsigned long long)s->dev_tx_bytes,
              (unsigned long long)s->dev_tx_errors, (unsigned long long)s->net_rx_packets,
@@ -330,7 +333,8 @@ void mt_report_counters(const struct mt_stats *s, char *buf, size_t bufsz)
              (unsigned long long)s->bad_frames, (unsigned long long)s->too_big,
              (unsigned long long)s->bad_offloads, (unsigned long long)s->script_errors,
              (unsigned long long)s->budget_aborts, (unsigned long long)s->memory_aborts,
-             (unsigned long long)s->reloads, (unsigned long long)s->reload_failures);
+             (unsigned long long)s->reloads, (unsigned long long)s->reload_failures,
+             (unsigned long long)s->udp_gso_sends, (unsigned long long)s->udp_gro_reads);
 }
 
 void mt_report_status(struct mt_tunnel *t, const char *why)

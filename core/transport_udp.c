@@ -4,6 +4,7 @@
  * have been quiet, and the server forgets a peer it has heard nothing from for
  * --idle-timeout, or at once when the client says goodbye. */
 #include <errno.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -13,7 +14,16 @@
 #include "gro.h"
 #include "moontun/log.h"
 #include "tunnel.h"
+#include "udp_gso.h"
 #include "util.h"
+
+/* Older C libraries lack the kernel's names (Linux 4.18 and 5.0 have the options). */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 #define RX_BATCH  64  /* datagrams per recvmmsg: a 64 KiB super-packet's worth of segments */
 #define TX_BATCH  64  /* datagrams per sendmmsg: one device batch's worth */
@@ -27,10 +37,12 @@
 #define CTL_HELLO 0x01 /* I am session S (sent at start and every keepalive interval) */
 #define CTL_BYE   0x02 /* session S is over (clean exit): free my slot now */
 
-/* Room for the one cmsg we send or want: the arrival address of a datagram. */
+/* Room for the cmsgs we send or want: the arrival address of a datagram, and the segment
+ * size of a GSO send (uint16_t) or a GRO read (int). */
 union udp_cmsg {
     struct cmsghdr align;
-    uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+    uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+                CMSG_SPACE(sizeof(int))];
 };
 
 /* Receive buffers for one recvmmsg batch, allocated once. */
@@ -59,6 +71,12 @@ struct mt_udp_tx {
     int family;        /* the socket's address family */
     double err_logged;
     uint64_t errs_unlogged;
+    /* With kernel GSO: what one flush hands to sendmmsg, a run of queued datagrams per
+     * message (first, count), and the cmsgs of the runs. */
+    struct mmsghdr out[TX_BATCH];
+    union udp_cmsg out_ctl[TX_BATCH];
+    int out_first[TX_BATCH], out_count[TX_BATCH];
+    double gso_err_logged;
 };
 
 /* The transport's state (t->tr): the one socket, its batches, the GRO buffer. */
@@ -72,6 +90,8 @@ struct udp {
     struct mt_udp_rx *rx; /* receive batch buffers */
     struct mt_udp_tx *tx; /* send batch (sendmmsg) */
     struct mt_gro *gro;   /* segments being joined into a super-packet */
+    bool gso;             /* the kernel cuts our runs of datagrams (UDP_SEGMENT) */
+    bool kgro;            /* the kernel joins datagrams it receives (UDP_GRO) */
 };
 
 /* A peer and its session: the generic peer (whose sid is the session identity) and what the
@@ -208,29 +228,130 @@ static void send_failed(struct mt_tunnel *t, const struct msghdr *mh, int err, u
     tx->errs_unlogged = 0;
 }
 
-static void udp_flush(struct mt_tunnel *t)
+/* Sends n prepared datagrams (msgs) with sendmmsg, each its own message. */
+static void send_each(struct mt_tunnel *t, struct mmsghdr *msgs, int count)
 {
-    struct mt_udp_tx *tx = udp_of(t)->tx;
     int done = 0;
-    while (done < tx->n) {
-        int n = sendmmsg(udp_of(t)->fd, tx->msgs + done, (unsigned)(tx->n - done), 0);
+    while (done < count) {
+        int n = sendmmsg(udp_of(t)->fd, msgs + done, (unsigned)(count - done), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
             /* The socket buffer is full: the rest would fail the same way. UDP promises
              * nothing: drop them and count. */
-            send_failed(t, &tx->msgs[done].msg_hdr, errno, (uint64_t)(tx->n - done));
+            send_failed(t, &msgs[done].msg_hdr, errno, (uint64_t)(count - done));
             break;
         }
         if (n <= 0) {
             /* sendmmsg stops at the first message that fails and reports it alone: that
              * one is dropped, the messages after it still go. */
-            send_failed(t, &tx->msgs[done].msg_hdr, n < 0 ? errno : EIO, 1);
+            send_failed(t, &msgs[done].msg_hdr, n < 0 ? errno : EIO, 1);
             done++;
             continue;
         }
         done += n;
     }
+}
+
+/* True when queued datagrams a and b (of the ctx array of messages) go to the same peer from
+ * the same source address: the kernel sends a GSO run to one destination. */
+static bool same_route(void *ctx, size_t a, size_t b)
+{
+    const struct msghdr *x = &((struct mmsghdr *)ctx)[a].msg_hdr;
+    const struct msghdr *y = &((struct mmsghdr *)ctx)[b].msg_hdr;
+    return x->msg_namelen == y->msg_namelen && x->msg_controllen == y->msg_controllen &&
+           (x->msg_namelen == 0 || memcmp(x->msg_name, y->msg_name, x->msg_namelen) == 0) &&
+           (x->msg_controllen == 0 ||
+            memcmp(x->msg_control, y->msg_control, x->msg_controllen) == 0);
+}
+
+/* Makes out message o one GSO send of the run of count queued datagrams from first: their
+ * iovecs in order (contiguous in tx->iov), the first one's cmsgs plus UDP_SEGMENT. */
+static void plan_run(struct mt_udp_tx *tx, int o, int first, int count)
+{
+    struct msghdr *mh = &tx->out[o].msg_hdr;
+    *mh = tx->msgs[first].msg_hdr;
+    tx->out_first[o] = first;
+    tx->out_count[o] = count;
+    if (count == 1)
+        return;
+    union udp_cmsg *ctl = &tx->out_ctl[o];
+    memset(ctl, 0, sizeof(*ctl));
+    if (mh->msg_controllen)
+        memcpy(ctl->buf, mh->msg_control, mh->msg_controllen);
+    struct cmsghdr *c = (struct cmsghdr *)(ctl->buf + mh->msg_controllen);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t size = (uint16_t)tx->iov[first].iov_len;
+    memcpy(CMSG_DATA(c), &size, sizeof(size));
+    mh->msg_iovlen = (size_t)count;
+    mh->msg_control = ctl->buf;
+    mh->msg_controllen += CMSG_SPACE(sizeof(uint16_t));
+}
+
+/* The kernel refused a GSO send (a route whose MTU is below the segment size, a device
+ * that cannot): its datagrams go one by one, which either works or fails each alone. */
+static void gso_refused(struct mt_tunnel *t, int err, int first, int count)
+{
+    struct mt_udp_tx *tx = udp_of(t)->tx;
+    double now = ev_now(t->loop);
+    if (now - tx->gso_err_logged >= LOG_EVERY) {
+        mt_debug("udp GSO send of %d datagrams refused: %s; sent one by one", count, strerror(err));
+        tx->gso_err_logged = now;
+    }
+    send_each(t, tx->msgs + first, count);
+}
+
+/* With kernel GSO: every run of same-sized datagrams to one peer (a super-packet cut at the
+ * MTU) is one message with a UDP_SEGMENT cmsg, the rest one message each, all in one
+ * sendmmsg. */
+static void flush_gso(struct mt_tunnel *t)
+{
+    struct mt_udp_tx *tx = udp_of(t)->tx;
+    size_t lens[TX_BATCH];
+    for (int i = 0; i < tx->n; i++)
+        lens[i] = tx->iov[i].iov_len;
+    int nout = 0;
+    for (int i = 0; i < tx->n; nout++) {
+        int run = (int)mt_udp_gso_run(lens + i, (size_t)(tx->n - i), same_route, tx->msgs + i);
+        plan_run(tx, nout, i, run);
+        i += run;
+    }
+    int done = 0;
+    while (done < nout) {
+        int n = sendmmsg(udp_of(t)->fd, tx->out + done, (unsigned)(nout - done), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            uint64_t left = 0;
+            for (int o = done; o < nout; o++)
+                left += (uint64_t)tx->out_count[o];
+            send_failed(t, &tx->out[done].msg_hdr, errno, left);
+            break;
+        }
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            if (tx->out_count[done] > 1)
+                gso_refused(t, e, tx->out_first[done], tx->out_count[done]);
+            else
+                send_failed(t, &tx->out[done].msg_hdr, e, 1);
+            done++;
+            continue;
+        }
+        for (int o = done; o < done + n; o++)
+            t->stats.udp_gso_sends += tx->out_count[o] > 1;
+        done += n;
+    }
+}
+
+static void udp_flush(struct mt_tunnel *t)
+{
+    struct mt_udp_tx *tx = udp_of(t)->tx;
+    if (udp_of(t)->gso)
+        flush_gso(t);
+    else
+        send_each(t, tx->msgs, tx->n);
     tx->n = 0;
 }
 
@@ -462,6 +583,35 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
     deliver(t, p, data, len);
 }
 
+/* The segment size of a read the kernel joined (UDP_GRO); 0 for a single datagram. */
+static size_t gro_size(const struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
+}
+
+/* One read: a datagram, or several the kernel joined (cut back at their segment size). */
+static void read_datagrams(struct mt_tunnel *t, const struct sockaddr *from,
+                           const struct msghdr *mh, const struct in6_pktinfo *local,
+                           const uint8_t *buf, size_t len)
+{
+    size_t size = gro_size(mh);
+    if (size == 0 || len <= size) {
+        handle_datagram(t, from, mh->msg_namelen, local, buf, len);
+        return;
+    }
+    t->stats.udp_gro_reads++;
+    size_t off = 0, seg;
+    while ((seg = mt_udp_gro_next(len, size, &off)) != 0)
+        handle_datagram(t, from, mh->msg_namelen, local, buf + off - seg, seg);
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct mt_tunnel *t = mt_container_of(w, struct udp, sock_w)->t;
@@ -477,7 +627,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             mh->msg_iovlen = 1;
             mh->msg_name = &rx->from[i];
             mh->msg_namelen = sizeof(rx->from[i]);
-            if (server) {
+            if (server || udp_of(t)->kgro) {
                 mh->msg_control = rx->ctl[i].buf;
                 mh->msg_controllen = sizeof(rx->ctl[i].buf);
             }
@@ -500,8 +650,8 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
             }
             struct in6_pktinfo local;
             arrival_address(mh, &local);
-            handle_datagram(t, (struct sockaddr *)&rx->from[i], mh->msg_namelen, &local,
-                            rx->bufs + (size_t)i * MT_MAX_PACKET, rx->msgs[i].msg_len);
+            read_datagrams(t, (struct sockaddr *)&rx->from[i], mh, &local,
+                           rx->bufs + (size_t)i * MT_MAX_PACKET, rx->msgs[i].msg_len);
         }
         if (n < RX_BATCH)
             break;
@@ -538,6 +688,32 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             send_datagram(p, (const uint8_t *)"", 0);
         }
     }
+}
+
+/* Kernel GSO and GRO on the socket where the kernel has them (Linux 4.18 and 5.0): a run of
+ * datagrams leaves in one send, and datagrams of one flow arrive joined in one read. Where
+ * the kernel refuses, or with --udp-offload off, one datagram per sendmmsg/recvmmsg slot. */
+static void kernel_offloads(struct udp *u, const struct mt_config *cfg)
+{
+    if (cfg->no_udp_offload) {
+        mt_info("udp kernel offloads off (--udp-offload off)");
+        return;
+    }
+    int zero = 0, one = 1;
+    char why[128] = "";
+    if (setsockopt(u->fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) == 0)
+        u->gso = true;
+    else
+        snprintf(why, sizeof(why), "; GSO: %s", strerror(errno));
+    if (setsockopt(u->fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0)
+        u->kgro = true;
+    else
+        snprintf(why + strlen(why), sizeof(why) - strlen(why), "; GRO: %s", strerror(errno));
+    if (u->gso && u->kgro)
+        mt_info("udp kernel offloads: GSO and GRO on");
+    else
+        mt_warn("udp kernel offloads: GSO %s, GRO %s%s (one datagram per send/read there)",
+                u->gso ? "on" : "off", u->kgro ? "on" : "off", why);
 }
 
 static int udp_start(struct mt_tunnel *t, char *err, size_t errsz)
@@ -608,6 +784,7 @@ static int udp_start(struct mt_tunnel *t, char *err, size_t errsz)
         mt_warn("udp socket options: %s (DF or the reply source address may be the kernel's "
                 "choice)",
                 strerror(-rc));
+    kernel_offloads(u, t->cfg);
     if (t->cfg->role == MT_ROLE_CLIENT) {
         struct mt_tpeer *p = mt__peer_new(t, (struct sockaddr *)&u->server_sa, u->server_salen);
         if (!p) {

@@ -66,6 +66,7 @@ struct mt_config {
     double idle_timeout; /* UDP: forget a peer heard nothing from for this long */
     bool no_offload;     /* never use IFF_VNET_HDR/TSO (see vnet.h) */
     bool outer_df;       /* UDP over IPv4: outer datagrams carry DF (--outer-df on) */
+    bool no_udp_offload; /* UDP: no kernel GSO/GRO on the socket (--udp-offload off) */
     /* --wg FILE: the wg(8) file, parsed once here (keys, peers, AllowedIPs); freed (and its
      * keys wiped) by mt_config_free. NULL without --wg. */
     struct mt_wg_config *wg;

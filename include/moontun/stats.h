@@ -19,10 +19,12 @@ struct mt_stats {
                                connection; IPv6 router solicitations at start) */
     uint64_t script_drops;  /* DROP verdicts */
     uint64_t script_replies;
-    uint64_t queue_drops;  /* a peer's send queue was full */
-    uint64_t bad_frames;   /* malformed frames/datagrams from the network */
-    uint64_t too_big;      /* packets larger than the peer (or device) they were for can take */
-    uint64_t bad_offloads; /* a peer's offload (virtio-net) header that lied about its packet */
+    uint64_t queue_drops;   /* a peer's send queue was full */
+    uint64_t bad_frames;    /* malformed frames/datagrams from the network */
+    uint64_t too_big;       /* packets larger than the peer (or device) they were for can take */
+    uint64_t bad_offloads;  /* a peer's offload (virtio-net) header that lied about its packet */
+    uint64_t udp_gso_sends; /* UDP: sends of several datagrams at once (UDP_SEGMENT) */
+    uint64_t udp_gro_reads; /* UDP: reads of several datagrams joined by the kernel (UDP_GRO) */
     uint64_t peers_up;
     uint64_t peers_down;
     uint64_t peers_refused; /* not in --allow, or over --max-peers */

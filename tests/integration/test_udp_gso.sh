@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Kernel UDP offloads. With --udp-offload auto (the default) a super-packet cut at the MTU
+# leaves in one sendmsg with UDP_SEGMENT and the receiver reads datagrams the kernel joined
+# (UDP_GRO) and cuts them back; with --udp-offload off every datagram has its own slot. Both
+# must carry 32 MiB each way with the same sha256, and the counters (exit summary and
+# `moontun show --json`) must show which path was taken. IPv6 outer datagrams too.
+source "$(dirname "$0")/lib.sh"
+mt_topology
+ip -n "$NS_A" addr add fd31::1/64 dev "$VETH_A" nodad
+ip -n "$NS_B" addr add fd31::2/64 dev "$VETH_B" nodad
+
+counter() { # LOG NAME: a counter of the exit summary ("udp gso sends 12")
+    sed -nE "s/.*stopped:.* $2 ([0-9]+).*/\1/p" "$MT_TMP/$1.log"
+}
+
+run_case() { # NAME SERVER_ADDR MODE
+    local name=$1 server=$2 mode=$3
+    mt_start "srv_$name" "$NS_A" -i mt0 -s --udp --addr 10.9.0.1/24 --udp-offload "$mode" \
+        --control "$MT_TMP/srv_$name.sock"
+    local srv=$MT_LAST_PID
+    mt_wait_link "$NS_A" mt0
+    mt_start "cli_$name" "$NS_B" -i mt0 -c "$server" --udp --addr 10.9.0.2/24 --udp-offload "$mode"
+    local cli=$MT_LAST_PID
+    mt_wait_link "$NS_B" mt0
+    mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "$name: no ping"
+    mt_transfer "$NS_B" "$NS_A" 10.9.0.1 32 || mt_fail "$name: 32 MiB client -> server"
+    local up=$MT_XFER_MBIT
+    mt_transfer "$NS_A" "$NS_B" 10.9.0.2 32 || mt_fail "$name: 32 MiB server -> client"
+    local down=$MT_XFER_MBIT
+    json=$(ip netns exec "$NS_A" "$MOONTUN" show --json --control "$MT_TMP/srv_$name.sock") ||
+        mt_fail "$name: moontun show --json"
+    JSON_GSO=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["udp_gso_sends"])') ||
+        mt_fail "$name: no udp_gso_sends in show --json"
+    kill "$srv" "$cli"
+    wait "$srv" || mt_fail "$name: server exit status"
+    wait "$cli" || mt_fail "$name: client exit status"
+    grep -qE 'bad frames 0,' "$MT_TMP/srv_$name.log" || mt_fail "$name: the server counted bad frames"
+    grep -qE 'bad frames 0,' "$MT_TMP/cli_$name.log" || mt_fail "$name: the client counted bad frames"
+    RATES="$up / $down Mbit/s"
+}
+
+check_kernel_path() { # NAME: both ends sent runs with GSO and read joined datagrams
+    local name=$1 end n
+    grep -q 'udp kernel offloads: GSO and GRO on' "$MT_TMP/srv_$name.log" ||
+        mt_fail "$name: the server did not turn kernel offloads on"
+    for end in "srv_$name" "cli_$name"; do
+        for c in "gso sends" "gro reads"; do
+            n=$(counter "$end" "$c")
+            [ -n "$n" ] && [ "$n" -gt 0 ] || mt_fail "$name: $end: udp $c is '${n}', not > 0"
+        done
+    done
+    [ "$JSON_GSO" -gt 0 ] || mt_fail "$name: show --json says udp_gso_sends $JSON_GSO"
+}
+
+run_case v4 172.31.0.1 auto
+check_kernel_path v4
+mt_pass "udp, kernel GSO/GRO: 32 MiB each way, sha256 ok, gso sends $(counter srv_v4 "gso sends")/$(counter cli_v4 "gso sends"), gro reads $(counter srv_v4 "gro reads")/$(counter cli_v4 "gro reads") ($RATES)"
+
+run_case off 172.31.0.1 off
+grep -q 'udp kernel offloads off' "$MT_TMP/srv_off.log" || mt_fail "off: no log line"
+for end in srv_off cli_off; do
+    for c in "gso sends" "gro reads"; do
+        [ "$(counter "$end" "$c")" = 0 ] || mt_fail "off: $end: udp $c is $(counter "$end" "$c"), not 0"
+    done
+done
+[ "$JSON_GSO" = 0 ] || mt_fail "off: show --json says udp_gso_sends $JSON_GSO"
+mt_pass "udp, --udp-offload off: 32 MiB each way, sha256 ok, no GSO send, no GRO read ($RATES)"
+
+run_case v6 fd31::1 auto
+check_kernel_path v6
+mt_pass "udp over IPv6, kernel GSO/GRO: 32 MiB each way, sha256 ok ($RATES)"
