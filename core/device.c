@@ -48,9 +48,22 @@ int mt_device_open(const char *name, bool tap, bool vnet, char ifname[IFNAMSIZ])
     return fd;
 }
 
-int mt_device_enable_offload(int fd)
+/* UDP segmentation offload on tun (Linux 6.2); older headers lack the names. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
+int mt_device_enable_offload(int fd, bool *uso)
 {
     unsigned flags = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+    /* UDP super-packets too where the kernel has them; an older one says EINVAL to the
+     * flags it does not know, and then TCP's alone. */
+    *uso = ioctl(fd, TUNSETOFFLOAD, flags | TUN_F_USO4 | TUN_F_USO6) == 0;
+    if (*uso)
+        return 0;
     return ioctl(fd, TUNSETOFFLOAD, flags) < 0 ? -errno : 0;
 }
 

@@ -66,14 +66,24 @@ static int emit_to_device(void *ctx, const uint8_t *seg, size_t len)
     return 0;
 }
 
+/* True when the device cannot take the offloaded packet vnet describes: none without a
+ * virtio-net header, no UDP super-packet without USO. */
+static bool device_refuses(const struct mt_tunnel *t, const struct mt_vnet_hdr *vnet)
+{
+    if (!vnet || !is_offloaded(vnet))
+        return false;
+    return !t->vnet ||
+           (!t->uso && (vnet->gso_type & (uint8_t)~MT_VNET_GSO_ECN) == MT_VNET_GSO_UDP_L4);
+}
+
 /* Writes a packet to the device; vnet is its offload header (NULL: an ordinary packet). A
- * device without offloads gets an offloaded packet finished and cut in software. */
+ * device without that offload gets the packet finished and cut in software. */
 static int to_device(struct mt_tunnel *t, const uint8_t *data, size_t len,
                      const struct mt_vnet_hdr *vnet)
 {
     if (t->dev_fd < 0)
         return -ENODEV;
-    if (!t->vnet && vnet && is_offloaded(vnet))
+    if (device_refuses(t, vnet))
         return mt_vnet_segment(data, len, vnet, t->link, t->seg_buf + MT_HEADROOM,
                                MT_PKT_BUFSIZE - MT_HEADROOM, emit_to_device, t) < 0
                    ? -EINVAL
@@ -763,8 +773,13 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
         return rc;
     }
     int fd = rc;
-    if (want_vnet && mt_device_enable_offload(fd) < 0)
+    bool uso = false;
+    if (want_vnet && mt_device_enable_offload(fd, &uso) < 0)
         mt_warn("%s: the kernel refused offloads; reading ordinary packets", t->ifname);
+    else if (want_vnet)
+        mt_info("%s: offloads TSO%s", t->ifname,
+                uso ? " and USO" : " (the kernel has no USO: UDP super-packets are cut here)");
+    t->uso = uso;
     rc = mt_device_set_mtu(t->ifname, cfg->mtu);
     if (rc < 0) {
         snprintf(err, errsz, "cannot set MTU %d on %s: %s", cfg->mtu, t->ifname, strerror(-rc));

@@ -52,6 +52,7 @@ struct mt_tunnel {
     bool dev_paused;  /* back-pressure: some peer's transport queue is congested */
     size_t frame_max; /* largest packet accepted from the network */
     bool vnet;        /* the device reads and writes a virtio-net header (offloads on) */
+    bool uso;         /* ... and takes UDP super-packets (GSO_UDP_L4) too */
 
     const struct mt_transport_ops *ops; /* picked once, at init */
     void *tr;                           /* the transport's own state (its file's struct) */

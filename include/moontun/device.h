@@ -14,7 +14,7 @@
 int mt_device_open(const char *name, bool tap, bool vnet, char ifname[IFNAMSIZ]);
 /* Asks the kernel for checksum and TCP segmentation offload (TSO4/TSO6/ECN) on a vnet device:
  * reads may then return 64 KiB super-packets with partial checksums. 0 or a negative errno. */
-int mt_device_enable_offload(int fd);
+int mt_device_enable_offload(int fd, bool *uso);
 int mt_device_set_mtu(const char *ifname, int mtu);
 /* The device's transmit queue: what the kernel holds for us while we are busy elsewhere (the
  * tun default, 500, drops the replies to a burst from thousands of peers). */
