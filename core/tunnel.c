@@ -763,9 +763,10 @@ int mt_tunnel_open(struct mt_tunnel *t, char *err, size_t errsz)
     int rc = t->ops->start(t, err, errsz);
     if (rc < 0)
         return rc;
-    /* Offloads (64 KiB super-packets per read) pay off between moontun peers over TCP, which
-     * carry them whole; tap and UDP keep ordinary packets (see README, offloads). */
-    bool want_vnet = !cfg->tap && !cfg->no_offload;
+    /* Offloads (64 KiB super-packets per read, tun or tap): between moontun peers over TCP
+     * they cross whole; a UDP peer gets them cut at the MTU, one GSO send (see README,
+     * offloads). */
+    bool want_vnet = !cfg->no_offload;
     rc = mt_device_open(cfg->ifname, cfg->tap, want_vnet, t->ifname);
     if (rc < 0) {
         snprintf(err, errsz, "cannot open %s device%s%s: %s", cfg->tap ? "tap" : "tun",

@@ -3,7 +3,7 @@
 # leaves in one sendmsg with UDP_SEGMENT and the receiver reads datagrams the kernel joined
 # (UDP_GRO) and cuts them back; with --udp-offload off every datagram has its own slot. Both
 # must carry 32 MiB each way with the same sha256, and the counters (exit summary and
-# `moontun show --json`) must show which path was taken. IPv6 outer datagrams too. And where
+# `moontun show --json`) must show which path was taken. IPv6 outer datagrams too, and tap mode. And where
 # the kernel has USO on tun (6.2+), an application's UDP GSO send crosses the device whole.
 source "$(dirname "$0")/lib.sh"
 mt_topology
@@ -14,13 +14,13 @@ counter() { # LOG NAME: a counter of the exit summary ("udp gso sends 12")
     sed -nE "s/.*stopped:.* $2 ([0-9]+).*/\1/p" "$MT_TMP/$1.log"
 }
 
-run_case() { # NAME SERVER_ADDR MODE
-    local name=$1 server=$2 mode=$3
-    mt_start "srv_$name" "$NS_A" -i mt0 -s --udp --addr 10.9.0.1/24 --udp-offload "$mode" \
+run_case() { # NAME SERVER_ADDR MODE [DEVICE]
+    local name=$1 server=$2 mode=$3 dev=${4:---tun}
+    mt_start "srv_$name" "$NS_A" -i mt0 "$dev" -s --udp --addr 10.9.0.1/24 --udp-offload "$mode" \
         --control "$MT_TMP/srv_$name.sock"
     local srv=$MT_LAST_PID
     mt_wait_link "$NS_A" mt0
-    mt_start "cli_$name" "$NS_B" -i mt0 -c "$server" --udp --addr 10.9.0.2/24 --udp-offload "$mode" \
+    mt_start "cli_$name" "$NS_B" -i mt0 "$dev" -c "$server" --udp --addr 10.9.0.2/24 --udp-offload "$mode" \
         --control "$MT_TMP/cli_$name.sock"
     local cli=$MT_LAST_PID
     mt_wait_link "$NS_B" mt0
@@ -29,6 +29,8 @@ run_case() { # NAME SERVER_ADDR MODE
     local up=$MT_XFER_MBIT
     mt_transfer "$NS_A" "$NS_B" 10.9.0.2 32 || mt_fail "$name: 32 MiB server -> client"
     local down=$MT_XFER_MBIT
+    DEV_RX=$(show_counter "$name" cli dev_rx_packets)
+    DEV_RX_BYTES=$(show_counter "$name" cli dev_rx_bytes)
     app_gso "$name"
     json=$(ip netns exec "$NS_A" "$MOONTUN" show --json --control "$MT_TMP/srv_$name.sock") ||
         mt_fail "$name: moontun show --json"
@@ -107,3 +109,11 @@ mt_pass "udp, --udp-offload off: 32 MiB each way, sha256 ok, no GSO send, no GRO
 run_case v6 fd31::1 auto
 check_kernel_path v6
 mt_pass "udp over IPv6, kernel GSO/GRO: 32 MiB each way, sha256 ok ($RATES)"
+
+# Tap: the device hands over Ethernet frames of up to 64 KiB (TSO), cut at the MTU for the
+# peer and sent with GSO.
+run_case tap 172.31.0.1 auto --tap
+check_kernel_path tap
+[ $((DEV_RX_BYTES / DEV_RX)) -gt 4000 ] ||
+    mt_fail "tap: $DEV_RX device reads of $DEV_RX_BYTES bytes: no super-packets from the tap device"
+mt_pass "tap, offloads: $DEV_RX_BYTES bytes in $DEV_RX device reads, GSO sends $(counter cli_tap "gso sends"), sha256 ok ($RATES)"
