@@ -149,6 +149,15 @@ static int fail(char *err, size_t errsz, const char *fmt, ...)
     return -EINVAL;
 }
 
+/* An option that is yes or "off": true for yes, false for off, -1 for anything else. */
+static int parse_switch(const char *text, const char *yes, bool *out)
+{
+    if (strcmp(text, yes) != 0 && strcmp(text, "off") != 0)
+        return -1;
+    *out = strcmp(text, yes) == 0;
+    return 0;
+}
+
 /* Parses a whole decimal number in [min, max]; trailing junk, overflow or emptiness fail. */
 static int parse_long(const char *text, long min, long max, long *out)
 {
@@ -301,6 +310,7 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
     bool role_client = false, role_server = false, port_set = false, mtu_set = false;
     const char *wg_path = NULL;
     long v;
+    bool on;
     int rc;
 
     optind = 0; /* 0, not 1: also forgets a half-read "-abc" cluster of an earlier call */
@@ -429,20 +439,13 @@ int mt_config_parse(struct mt_config *cfg, int argc, char **argv, char *err, siz
             cfg->no_offload = true;
             break;
         case OPT_OUTER_DF:
-            if (strcmp(optarg, "on") == 0)
-                cfg->outer_df = true;
-            else if (strcmp(optarg, "off") == 0)
-                cfg->outer_df = false;
-            else
+            if (parse_switch(optarg, "on", &cfg->outer_df) < 0)
                 return fail(err, errsz, "--outer-df: '%s' is neither on nor off", optarg);
             break;
         case OPT_UDP_OFFLOAD:
-            if (strcmp(optarg, "auto") == 0)
-                cfg->no_udp_offload = false;
-            else if (strcmp(optarg, "off") == 0)
-                cfg->no_udp_offload = true;
-            else
+            if (parse_switch(optarg, "auto", &on) < 0)
                 return fail(err, errsz, "--udp-offload: '%s' is neither auto nor off", optarg);
+            cfg->no_udp_offload = !on;
             break;
         case OPT_CONTROL: /* a Unix socket path: sun_path holds 107 bytes and a NUL */
             if (!*optarg || copy_string(cfg->control, sizeof(cfg->control), optarg) < 0)

@@ -39,6 +39,9 @@
 #                               before the WireGuard ones took under 10)
 #   scripts/bench.sh --quick    one short round (-t 2, 1 run) of mt-udp-fw and ovpn-udp only
 #                               (under 2 minutes)
+#   scripts/bench.sh --scale    a UDP server with 10, 1,000 and 10,000 peers answering one
+#                               burst each: loss, time and server CPU per packet
+#                               (scripts/bench_peers.sh; BENCH_PEERS chooses the counts)
 #   It installs what it needs (scripts/setup.sh, then iperf3, openvpn, python3, procps with
 #   apt-get when missing), builds moontun in Release into build-release/, prints a table and
 #   writes the same figures to build-release/bench-<date>.json (the path is printed at the
@@ -59,6 +62,10 @@ QUICK=0
 for arg in "$@"; do
     case $arg in
     --quick) QUICK=1 ;;
+    --scale)
+        # Per-packet CPU of a UDP server with many peers: scripts/bench_peers.sh does it.
+        BENCH_PEERS=${BENCH_PEERS:-10 1000 10000} exec "$ROOT/scripts/bench_peers.sh"
+        ;;
     -h | --help)
         sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
         exit 0

@@ -9,15 +9,18 @@
 #   sends one ICMP echo request from its own inner address (10.9.0.10 + i) to 10.9.0.1. The
 #   server's kernel answers each; moontun must carry every reply back to the right peer.
 #   For N in 100, 1000, 3000 (a fresh server for each): requests, replies, loss % and the
-#   time from the first request sent to the last reply received.
+#   time from the first request sent to the last reply received, and the server's CPU
+#   (utime+stime from /proc/PID/stat) per packet it carried (requests + replies) during the
+#   burst: the per-packet cost of a server with that many peers.
 #
 # HOW TO RUN (as root)
 #   scripts/bench_peers.sh                  builds Release into build-release/ and runs it
 #   scripts/bench_peers.sh BINARY [LABEL]   measures that moontun binary instead (e.g. an
 #                                           older build, for before/after figures)
-#   BENCH_PEERS="100 3000" chooses the peer counts (each 1-10000). Bounded: one burst of N
-#   datagrams per count, replies awaited 5 s at most. Namespaces and processes are removed
-#   on any exit.
+#   BENCH_PEERS="100 3000" chooses the peer counts (each 1-10000; --max-peers is set to the
+#   count, at least 4096). Bounded: one burst of N datagrams per count, replies awaited 5 s at
+#   most. Namespaces and processes are removed on any exit. scripts/bench.sh --scale runs it
+#   with 10, 1000 and 10000 peers.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ $# -ge 1 ]; then
@@ -38,16 +41,28 @@ mt_topology
 
 counts=${BENCH_PEERS:-100 1000 3000}
 echo "moontun UDP server, one synchronized burst of echo requests ($label)"
-printf '| %6s | %8s | %7s | %6s | %7s |\n' peers requests replies "loss %" "time s"
-printf '| %6s | %8s | %7s | %6s | %7s |\n' ------ -------- ------- ------ -------
+printf '| %6s | %8s | %7s | %6s | %7s | %11s |\n' peers requests replies "loss %" "time s" \
+    "CPU us/pkt"
+printf '| %6s | %8s | %7s | %6s | %7s | %11s |\n' ------ -------- ------- ------ ------- -----------
+cpu_ticks() { # PID: utime+stime in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
 for n in $counts; do
-    mt_start "srv$n" "$NS_A" -i mtp -s --udp --addr 10.9.0.1/16 --max-peers 4096 -q
+    maxp=$((n > 4096 ? n : 4096))
+    mt_start "srv$n" "$NS_A" -i mtp -s --udp --addr 10.9.0.1/16 --max-peers "$maxp" -q
     srv=$MT_LAST_PID
     mt_wait_link "$NS_A" mtp
     sleep 0.3
+    t0=$(cpu_ticks "$srv")
     read -r peers reqs replies loss secs < <(ip netns exec "$NS_B" timeout 60 python3 \
         "$root/tests/integration/udp_peers.py" 172.31.0.1 55555 "$n" --wait 5)
-    printf '| %6s | %8s | %7s | %6s | %7s |\n' "$peers" "$reqs" "$replies" "$loss" "$secs"
+    t1=$(cpu_ticks "$srv")
+    # Hellos, requests and replies all cost the server; ticks are 1/CLK_TCK s (10 ms), so a
+    # small count reads as 0 or one tick.
+    us=$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v p=$((2 * n + replies)) \
+        'BEGIN { printf "%.2f", p ? d * 1e6 / hz / p : 0 }')
+    printf '| %6s | %8s | %7s | %6s | %7s | %11s |\n' "$peers" "$reqs" "$replies" "$loss" "$secs" \
+        "$us"
     kill "$srv"
     wait "$srv" 2>/dev/null || true
     sleep 0.2

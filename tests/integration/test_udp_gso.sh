@@ -37,10 +37,11 @@ run_case() { # NAME SERVER_ADDR MODE [DEVICE]
     JSON_GSO=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"]["udp_gso_sends"])') ||
         mt_fail "$name: no udp_gso_sends in show --json"
     kill "$srv" "$cli"
-    wait "$srv" || mt_fail "$name: server exit status"
-    wait "$cli" || mt_fail "$name: client exit status"
-    grep -qE 'bad frames 0,' "$MT_TMP/srv_$name.log" || mt_fail "$name: the server counted bad frames"
-    grep -qE 'bad frames 0,' "$MT_TMP/cli_$name.log" || mt_fail "$name: the client counted bad frames"
+    local -A pid=([srv]=$srv [cli]=$cli)
+    for end in srv cli; do
+        wait "${pid[$end]}" || mt_fail "$name: $end exit status"
+        grep -qE 'bad frames 0,' "$MT_TMP/${end}_$name.log" || mt_fail "$name: $end counted bad frames"
+    done
     RATES="$up / $down Mbit/s"
 }
 

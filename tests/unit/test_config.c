@@ -472,6 +472,22 @@ static void test_max_peers(void **state)
     mt_config_free(&cfg);
 }
 
+/* --udp-offload: auto (kernel GSO/GRO where it has them) unless off; anything else fails. */
+static void test_udp_offload(void **state)
+{
+    PARSE_OK("-s", "--udp");
+    assert_false(cfg.no_udp_offload);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--udp", "--udp-offload", "off");
+    assert_true(cfg.no_udp_offload);
+    mt_config_free(&cfg);
+    PARSE_OK("-s", "--udp", "--udp-offload", "off", "--udp-offload", "auto");
+    assert_false(cfg.no_udp_offload);
+    mt_config_free(&cfg);
+    PARSE_FAILS("--udp-offload", "-s", "--udp-offload", "on");
+    PARSE_FAILS("--udp-offload", "-s", "--udp-offload");
+}
+
 /* --outer-df: off (routers may fragment outer datagrams) unless asked; anything else fails. */
 static void test_outer_df(void **state)
 {
@@ -822,6 +838,7 @@ int main(void)
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_max_peers),
         cmocka_unit_test(test_outer_df),
+        cmocka_unit_test(test_udp_offload),
         cmocka_unit_test(test_keepalive_and_idle),
         cmocka_unit_test(test_debug_and_quiet),
         cmocka_unit_test(test_help),
