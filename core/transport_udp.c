@@ -76,7 +76,6 @@ struct mt_udp_tx {
     struct mmsghdr out[TX_BATCH];
     union udp_cmsg out_ctl[TX_BATCH];
     int out_first[TX_BATCH], out_count[TX_BATCH];
-    double gso_err_logged;
 };
 
 /* The transport's state (t->tr): the one socket, its batches, the GRO buffer. */
@@ -290,15 +289,18 @@ static void plan_run(struct mt_udp_tx *tx, int o, int first, int count)
     mh->msg_controllen += CMSG_SPACE(sizeof(uint16_t));
 }
 
-/* The kernel refused a GSO send (a route whose MTU is below the segment size, a device
- * that cannot): its datagrams go one by one, which either works or fails each alone. */
+/* The kernel refused a GSO send: its datagrams go one by one, which either works or fails
+ * each alone. EMSGSIZE, EINVAL and EIO mean GSO itself cannot work here (a route whose MTU
+ * is below the datagrams, which --outer-df off lets the kernel fragment, but never a GSO
+ * send; a device without checksum offload), and would fail again on every flush: GSO goes
+ * off for good, as wireguard-go does. */
 static void gso_refused(struct mt_tunnel *t, int err, int first, int count)
 {
     struct mt_udp_tx *tx = udp_of(t)->tx;
-    double now = ev_now(t->loop);
-    if (now - tx->gso_err_logged >= LOG_EVERY) {
-        mt_debug("udp GSO send of %d datagrams refused: %s; sent one by one", count, strerror(err));
-        tx->gso_err_logged = now;
+    if (err == EMSGSIZE || err == EINVAL || err == EIO) {
+        mt_warn("udp kernel GSO: a send of %d datagrams refused (%s); GSO off from now on", count,
+                strerror(err));
+        udp_of(t)->gso = false;
     }
     send_each(t, tx->msgs + first, count);
 }

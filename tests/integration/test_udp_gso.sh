@@ -118,3 +118,15 @@ check_kernel_path tap
 [ $((DEV_RX_BYTES / DEV_RX)) -gt 4000 ] ||
     mt_fail "tap: $DEV_RX device reads of $DEV_RX_BYTES bytes: no super-packets from the tap device"
 mt_pass "tap, offloads: $DEV_RX_BYTES bytes in $DEV_RX device reads, GSO sends $(counter cli_tap "gso sends"), sha256 ok ($RATES)"
+
+# A kernel that refuses a GSO send: the link is narrower (1300) than the outer datagrams
+# (1428; --outer-df off lets the kernel fragment them), so UDP_SEGMENT fails (EMSGSIZE). The
+# run goes datagram by datagram, GSO goes off for good (logged once), and transfers are whole.
+ip -n "$NS_A" link set "$VETH_A" mtu 1300
+ip -n "$NS_B" link set "$VETH_B" mtu 1300
+run_case narrow 172.31.0.1 auto
+for end in srv_narrow cli_narrow; do
+    n=$(grep -c 'udp kernel GSO: a send of .* refused (.*); GSO off' "$MT_TMP/$end.log")
+    [ "$n" = 1 ] || mt_fail "narrow: $end logged the GSO refusal $n times, not once"
+done
+mt_pass "GSO refused by the kernel (1300-byte link): sent one by one, GSO off (logged once per end), sha256 ok ($RATES)"
