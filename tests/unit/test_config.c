@@ -472,36 +472,28 @@ static void test_max_peers(void **state)
     mt_config_free(&cfg);
 }
 
-/* --udp-offload: auto (kernel GSO/GRO where it has them) unless off; anything else fails. */
-static void test_udp_offload(void **state)
+/* --outer-df (off unless on: routers may fragment outer datagrams) and --udp-offload (auto
+ * unless off: kernel GSO/GRO where it has them): the last one given wins; anything else
+ * fails. */
+static void test_outer_df_and_udp_offload(void **state)
 {
     PARSE_OK("-s", "--udp");
+    assert_false(cfg.outer_df);
     assert_false(cfg.no_udp_offload);
     mt_config_free(&cfg);
-    PARSE_OK("-s", "--udp", "--udp-offload", "off");
+    PARSE_OK("-s", "--udp", "--outer-df", "on", "--udp-offload", "off");
+    assert_true(cfg.outer_df);
     assert_true(cfg.no_udp_offload);
     mt_config_free(&cfg);
-    PARSE_OK("-s", "--udp", "--udp-offload", "off", "--udp-offload", "auto");
+    PARSE_OK("-s", "--udp", "--outer-df", "on", "--outer-df", "off", "--udp-offload", "off",
+             "--udp-offload", "auto");
+    assert_false(cfg.outer_df);
     assert_false(cfg.no_udp_offload);
-    mt_config_free(&cfg);
-    PARSE_FAILS("--udp-offload", "-s", "--udp-offload", "on");
-    PARSE_FAILS("--udp-offload", "-s", "--udp-offload");
-}
-
-/* --outer-df: off (routers may fragment outer datagrams) unless asked; anything else fails. */
-static void test_outer_df(void **state)
-{
-    PARSE_OK("-s", "--udp");
-    assert_false(cfg.outer_df);
-    mt_config_free(&cfg);
-    PARSE_OK("-s", "--udp", "--outer-df", "on");
-    assert_true(cfg.outer_df);
-    mt_config_free(&cfg);
-    PARSE_OK("-s", "--udp", "--outer-df", "on", "--outer-df", "off");
-    assert_false(cfg.outer_df);
     mt_config_free(&cfg);
     PARSE_FAILS("--outer-df", "-s", "--outer-df", "yes");
     PARSE_FAILS("--outer-df", "-s", "--outer-df");
+    PARSE_FAILS("--udp-offload", "-s", "--udp-offload", "on");
+    PARSE_FAILS("--udp-offload", "-s", "--udp-offload");
 }
 
 static void test_keepalive_and_idle(void **state)
@@ -837,8 +829,7 @@ int main(void)
         cmocka_unit_test(test_lua_time_out_of_range),
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_max_peers),
-        cmocka_unit_test(test_outer_df),
-        cmocka_unit_test(test_udp_offload),
+        cmocka_unit_test(test_outer_df_and_udp_offload),
         cmocka_unit_test(test_keepalive_and_idle),
         cmocka_unit_test(test_debug_and_quiet),
         cmocka_unit_test(test_help),
