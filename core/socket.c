@@ -5,11 +5,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tunnel.h"
+
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* Linux 5.0; older C libraries lack the name */
+#endif
 
 int mt__resolve(const char *host, uint16_t port, int socktype, bool passive,
                 struct sockaddr_storage *out, socklen_t *outlen, char *err, size_t errsz)
@@ -187,4 +192,16 @@ size_t mt__pktinfo_source(int family, const struct in6_pktinfo *local, union mt_
                           .cmsg_type = IPV6_PKTINFO};
     memcpy(CMSG_DATA(h), local, sizeof(*local));
     return CMSG_SPACE(sizeof(*local));
+}
+
+size_t mt__udp_gro_size(const struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    return 0;
 }

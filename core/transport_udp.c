@@ -585,25 +585,12 @@ static void handle_datagram(struct mt_tunnel *t, const struct sockaddr *from, so
     deliver(t, p, data, len);
 }
 
-/* The segment size of a read the kernel joined (UDP_GRO); 0 for a single datagram. */
-static size_t gro_size(const struct msghdr *mh)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
-        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
-            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int size;
-            memcpy(&size, CMSG_DATA(c), sizeof(size));
-            return size > 0 ? (size_t)size : 0;
-        }
-    return 0;
-}
-
 /* One read: a datagram, or several the kernel joined (cut back at their segment size). */
 static void read_datagrams(struct mt_tunnel *t, const struct sockaddr *from,
                            const struct msghdr *mh, const struct in6_pktinfo *local,
                            const uint8_t *buf, size_t len)
 {
-    size_t size = gro_size(mh);
+    size_t size = mt__udp_gro_size(mh);
     if (size == 0 || len <= size) {
         handle_datagram(t, from, mh->msg_namelen, local, buf, len);
         return;

@@ -888,19 +888,6 @@ static void handle_datagram(struct wg *w, const struct sockaddr *from, socklen_t
     }
 }
 
-/* The size of the datagrams of a train (the UDP_GRO cmsg), 0 for a single datagram. */
-static size_t train_segment(const struct msghdr *mh)
-{
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
-        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
-            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int size;
-            memcpy(&size, CMSG_DATA(c), sizeof(size));
-            return size > 0 ? (size_t)size : 0;
-        }
-    return 0;
-}
-
 static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct wg *w = mt_container_of(io, struct wg, sock_w);
@@ -935,7 +922,7 @@ static void read_cb(struct ev_loop *loop, ev_io *io, int revents)
             /* With UDP_GRO the kernel may hand over a train of datagrams from one sender,
              * all of one size but the last: each is a message of its own. */
             uint8_t *buf = w->rbufs + (size_t)i * w->rx_cap;
-            size_t len = w->rmsgs[i].msg_len, seg = train_segment(mh);
+            size_t len = w->rmsgs[i].msg_len, seg = mt__udp_gro_size(mh);
             if (!seg)
                 seg = len;
             if (seg > w->msg_cap) {

@@ -164,5 +164,8 @@ void mt__pktinfo_arrival(const struct msghdr *mh, struct in6_pktinfo *out);
 /* Fills c with the cmsg that makes a datagram of a socket of this family leave from local;
  * returns its length, 0 when local is all zero (the kernel chooses). */
 size_t mt__pktinfo_source(int family, const struct in6_pktinfo *local, union mt_pktinfo_cmsg *c);
+/* The size of the datagrams the kernel joined into one read (the UDP_GRO cmsg); 0 for a
+ * single datagram. */
+size_t mt__udp_gro_size(const struct msghdr *mh);
 
 #endif
