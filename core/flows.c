@@ -40,12 +40,9 @@ struct mt_flows *mt_flows_init(void *mem, uint32_t max, double timeout, enum mt_
         seed = 0x6a09e667f3bcc908ull; /* no entropy yet: still a table, just a guessable one */
     ft->seed = seed | 1;
     memset(ft->buckets, 0xff, (size_t)ft->nbuckets * sizeof(uint32_t));
-    for (uint32_t i = 0; i < max; i++) {
-        struct mt_flow *f = &ft->flows[i];
-        memset(f, 0, sizeof *f);
-        f->next = i + 1 < max ? i + 1 : MT_FLOW_NONE;
-    }
-    ft->free = 0;
+    /* slots are laid out when first used (ft->fresh): a big table costs nothing until it fills */
+    ft->free = MT_FLOW_NONE;
+    ft->fresh = 0;
     return ft;
 }
 
@@ -209,12 +206,17 @@ void mt_flows_touch(struct mt_flows *ft, struct mt_flow *f, bool reply, size_t l
 
 struct mt_flow *mt_flows_insert(struct mt_flows *ft, const struct mt_flow_key *k, double now)
 {
-    if (ft->free == MT_FLOW_NONE)
+    uint32_t i, gen = 0;
+    if (ft->free != MT_FLOW_NONE) {
+        i = ft->free;
+        ft->free = ft->flows[i].next;
+        gen = ft->flows[i].gen;
+    } else if (ft->fresh < ft->max) {
+        i = ft->fresh++;
+    } else {
         return NULL;
-    uint32_t i = ft->free;
+    }
     struct mt_flow *f = &ft->flows[i];
-    ft->free = f->next;
-    uint32_t gen = f->gen;
     memset(f, 0, sizeof *f);
     f->gen = gen;
     f->key = *k;
@@ -261,12 +263,18 @@ void mt_flows_release(struct mt_flows *ft, struct mt_flow *f)
 
 struct mt_flow *mt_flows_next_expired(struct mt_flows *ft, double now, uint32_t *budget)
 {
-    while (*budget > 0) {
+    uint32_t i = ft->sweep;
+    if (i >= ft->fresh || !ft->flows[i].used) /* a new sweep, or its place was freed */
+        i = ft->tail;
+    while (i != MT_FLOW_NONE && *budget > 0) {
         (*budget)--;
-        struct mt_flow *f = &ft->flows[ft->sweep];
-        ft->sweep = ft->sweep + 1 < ft->max ? ft->sweep + 1 : 0;
-        if (f->used && f->deadline < now)
+        struct mt_flow *f = &ft->flows[i];
+        i = f->prev;
+        if (f->deadline < now) {
+            ft->sweep = i;
             return f;
+        }
     }
+    ft->sweep = MT_FLOW_NONE;
     return NULL;
 }

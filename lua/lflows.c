@@ -4,8 +4,8 @@
  * allocating. An entry holds (slot, gen): once its flow is gone (removed, expired, evicted)
  * the slot's gen has moved on and any use of the entry raises, except entry.live (false).
  * Expiry: a lookup or insert that meets an expired flow ends it, and a timer (every `sweep`
- * seconds) ends the others, MT_FLOWS_STEP slots a tick; either way on_expire(entry, why) runs
- * first, with the entry still readable. */
+ * seconds) ends the others among the MT_FLOWS_STEP least recently used; either way on_expire(entry,
+ * why) runs first, with the entry still readable. */
 #include <math.h>
 #include <stdalign.h>
 #include <string.h>
@@ -317,7 +317,8 @@ static int flows_add(lua_State *L)
 
 /* --- the table ------------------------------------------------------------------------------- */
 
-/* flows:sweep(): ends expired flows among the next MT_FLOWS_STEP slots. -> how many */
+/* flows:sweep(): ends the expired flows among the MT_FLOWS_STEP least recently used. -> how
+ * many */
 static int flows_sweep(lua_State *L)
 {
     struct lflows *lf = check_flows(L, 1);
@@ -327,6 +328,7 @@ static int flows_sweep(lua_State *L)
         double now = now_of(lf);
         uint32_t budget = MT_FLOWS_STEP;
         struct mt_flow *f;
+        lf->ft->sweep = MT_FLOW_NONE;
         while ((f = mt_flows_next_expired(lf->ft, now, &budget)) != NULL) {
             lf->ft->expirations++;
             end_flow(L, 1, lf, f, "expired");
@@ -385,7 +387,7 @@ static int flows_each_next(lua_State *L)
     struct lflows *lf = check_flows(L, 1);
     double now = now_of(lf);
     lua_Integer i = lua_tointeger(L, 2);
-    while (i < (lua_Integer)lf->ft->max) {
+    while (i < (lua_Integer)lf->ft->fresh) {
         struct mt_flow *f = &lf->ft->flows[i++];
         mt__sandbox_step(lf->s, L);
         if (f->used && f->deadline >= now) {
@@ -435,7 +437,7 @@ static int flows_save(lua_State *L)
     lua_settop(L, 1);
     lua_createtable(L, (int)ft->count, 0);
     lua_Integer n = 0;
-    for (uint32_t i = 0; i < ft->max; i++) {
+    for (uint32_t i = 0; i < ft->fresh; i++) {
         struct mt_flow *f = &ft->flows[i];
         if (!f->used)
             continue;

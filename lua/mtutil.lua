@@ -3,7 +3,7 @@
 --   local cfg = util.settings(..., "firewall.lua", { allow = { "list", "icmp" }, reject = { "bool", false } })
 --   local set = util.prefix_set("10.0.0.0/8,fd00::/8")      set:contains("10.1.2.3")
 --   local ct = util.conntrack{ sweep = 1 }                   ct:put(key, value, ttl) ct:get(key)
---   local keep = util.state("firewall.lua", ...)            this script's part of mt.state
+--   local keep, key = util.state("firewall.lua", ...)       this script's part of mt.state
 --   util.conntrack{ state = keep }                           entries that outlive a reload
 --   util.flow(pkt) -> proto, src, sport, dst, dport ; util.flow_key(...) ; util.reverse_key(...)
 --   util.l3_offset(pkt) -> where the IP header starts (tap: after Ethernet and VLAN tags)
@@ -191,7 +191,7 @@ function util.state(name, args)
         t = {}
         mt.state[key] = t
     end
-    return t
+    return t, key -- the key finds it again in the copy a reload(state) handler gets
 end
 
 -- Flows --------------------------------------------------------------------------------------

@@ -50,8 +50,9 @@ struct mt_flow {
 struct mt_flows {
     uint32_t max, count, nbuckets; /* nbuckets a power of two */
     uint32_t head, tail;           /* LRU ends */
-    uint32_t free;                 /* free slots, linked through next */
-    uint32_t sweep;                /* where the next expiry sweep starts */
+    uint32_t free;                 /* freed slots, linked through next */
+    uint32_t fresh;                /* slots from here on were never used (nor initialised) */
+    uint32_t sweep;                /* where the expiry sweep goes on (MT_FLOW_NONE: the tail) */
     enum mt_flows_by by;
     double timeout; /* default idle timeout of a new flow */
     uint64_t seed;  /* keys the hash: chains a peer cannot aim at without knowing it */
@@ -91,9 +92,11 @@ void mt_flows_unlink(struct mt_flows *ft, struct mt_flow *f);
 /* Frees an unlinked flow's slot (its gen changes). */
 void mt_flows_release(struct mt_flows *ft, struct mt_flow *f);
 
-/* The next flow past its deadline at now, looking at no more than MT_FLOWS_STEP slots from
- * where the last call stopped; NULL when there is none in that stretch. A sweep that calls it
- * until NULL covers the table in max / MT_FLOWS_STEP calls. */
+/* The next flow past its deadline at now, walking the LRU list from the least recently used
+ * end (from where the last call stopped, when ft->sweep still names a flow; a sweep starts by
+ * setting it to MT_FLOW_NONE), counting each flow looked at off *budget; NULL when the walk
+ * reached the head or the budget. Flows beyond the budget (recently used, but with a shorter
+ * timeout than older ones) are found by a later sweep or end when a lookup meets them. */
 struct mt_flow *mt_flows_next_expired(struct mt_flows *ft, double now, uint32_t *budget);
 
 static inline uint32_t mt_flows_index(const struct mt_flows *ft, const struct mt_flow *f)
