@@ -70,11 +70,12 @@ local ICMP_ALWAYS = { [4] = { [3] = true, [11] = true, [12] = true },
         [133] = true, [134] = true, [135] = true, [136] = true, [137] = true } }
 
 -- The connections: mt.flows, a table in C keyed by the packet's 5-tuple and found from either
--- direction, each with its own idle timeout (a closing TCP connection keeps a short linger);
+-- direction (sided: a reply must come from the other side of the tunnel than the packet that
+-- opened the connection), each with its own idle timeout (a closing TCP connection keeps a short linger);
 -- when full, a new connection ends the least recently used one. stop() saves them in
 -- mt.state and reload() takes them back: after a reload, replies to connections either side
 -- opened still come in.
-local conns = mt.flows { max = cfg.max, timeout = cfg.timeout_udp }
+local conns = mt.flows { max = cfg.max, timeout = cfg.timeout_udp, sided = true }
 local keep, KEY = util.state(NAME, args)
 
 -- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,

@@ -33,6 +33,7 @@ struct lflows {
     struct mt_scripts *s;
     struct mt_flows *ft; /* inside this userdata, after it */
     bool evict;          /* full: end the least recently used flow (else the insert fails) */
+    bool sided;          /* a flow's packets go forward only from the side that started it */
     int expiring;        /* on_expire calls in progress: a sweep does not nest */
 };
 
@@ -172,12 +173,15 @@ static int flows_new(lua_State *L)
         return luaL_error(L, "mt.flows: key must be \"flow\", \"src\" or \"dst\", not \"%s\"", by);
     lua_getfield(L, 1, "evict");
     bool evict = lua_isnil(L, -1) || lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, 1, "sided");
+    bool sided = lua_toboolean(L, -1);
+    lua_pop(L, 3);
 
     size_t head = (sizeof(struct lflows) + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
     struct lflows *lf = lua_newuserdatauv(L, head + mt_flows_size(max), 2);
     lf->s = s;
     lf->evict = evict;
+    lf->sided = sided;
     lf->expiring = 0;
     lf->ft = mt_flows_init((char *)lf + head, max, timeout, kind, 0);
     lua_pushvalue(L, lua_upvalueindex(UP_FLOWS));
@@ -199,6 +203,15 @@ static int flows_new(lua_State *L)
 
 /* --- lookups --------------------------------------------------------------------------------- */
 
+/* In a sided table, a packet seen from the side that started its flow (egress or ingress)
+ * goes forward, from the other side it is a reply: one that claims the other orientation (a
+ * packet from the tunnel with this host's end as its source) is not of that flow. */
+static inline bool side_ok(const struct lflows *lf, const struct mt_flow *f,
+                           const struct mt_packet *pkt, bool reply)
+{
+    return !lf->sided || ((enum mt_dir)f->side != pkt->dir) == reply;
+}
+
 /* flows:lookup(pkt) -> entry, reply | nil. Counts the packet on the flow and keeps it alive. */
 static int flows_lookup(lua_State *L)
 {
@@ -207,7 +220,8 @@ static int flows_lookup(lua_State *L)
     struct mt_flow_key k;
     bool reply;
     struct mt_flow *f;
-    if (!mt_flow_key_of(lf->ft->by, pkt, &k) || (f = mt_flows_find(lf->ft, &k, &reply)) == NULL) {
+    if (!mt_flow_key_of(lf->ft->by, pkt, &k) || (f = mt_flows_find(lf->ft, &k, &reply)) == NULL ||
+        !side_ok(lf, f, pkt, reply)) {
         lua_pushnil(L);
         return 1;
     }
@@ -284,6 +298,10 @@ static int flows_insert_or_add(lua_State *L, bool set_value)
         end_flow(L, 1, lf, f, "expired");
         f = mt_flows_find(lf->ft, &k, &reply); /* its callback may have made it again */
     }
+    if (f != NULL && !side_ok(lf, f, pkt, reply)) {
+        lua_pushnil(L); /* its 5-tuple is taken by a flow of the other orientation */
+        return 1;
+    }
     if (f == NULL) {
         reply = false;
         created = true;
@@ -291,6 +309,7 @@ static int flows_insert_or_add(lua_State *L, bool set_value)
             lua_pushnil(L);
             return 1;
         }
+        f->side = (uint8_t)pkt->dir;
     }
     mt_flows_touch(lf->ft, f, reply, pkt->len, now);
     push_entry(L, 1, lf, f);
@@ -428,7 +447,7 @@ static int flows_each(lua_State *L)
 /* --- carrying flows over a reload ------------------------------------------------------------- */
 
 /* flows:save() -> an array of plain tables { key, deadline, timeout, first, last, packets,
- * bytes, rpackets, rbytes, value }: what mt.state carries over a reload (stop saves it, the
+ * bytes, rpackets, rbytes, value, side }: what mt.state carries over a reload (stop saves it, the
  * new script's reload(state) hands it to flows:restore). Only plain values cross. */
 static int flows_save(lua_State *L)
 {
@@ -458,6 +477,8 @@ static int flows_save(lua_State *L)
         lua_getiuservalue(L, -1, EV_VALUE);
         lua_rawseti(L, -3, 10);
         lua_pop(L, 1);
+        lua_pushinteger(L, f->side);
+        lua_rawseti(L, -2, 11);
         lua_rawseti(L, -2, ++n);
     }
     return 1;
@@ -499,6 +520,9 @@ static int flows_restore(lua_State *L)
             f->timeout = (float)v[1];
             f->first = v[2];
             f->last = v[3];
+            lua_rawgeti(L, -1, 11);
+            f->side = lua_tointeger(L, -1) == MT_DIR_INGRESS ? MT_DIR_INGRESS : MT_DIR_EGRESS;
+            lua_pop(L, 1);
             for (int j = 0; j < 4; j++) {
                 lua_rawgeti(L, -1, 6 + j);
                 lua_Integer c = lua_tointeger(L, -1);

@@ -41,6 +41,7 @@ struct mt_flow {
     uint32_t prev, next;    /* LRU list: head most recently used; free list: next */
     uint32_t gen;           /* bumped when the slot is freed: stale handles see the change */
     bool used;
+    uint8_t side;                  /* enum mt_dir of the packet that inserted it (for the caller) */
     float timeout;                 /* idle seconds it lives after each use */
     double deadline;               /* gone after this time */
     double first, last;            /* inserted, last looked up or inserted */
