@@ -103,11 +103,44 @@ static struct mt_flow *entry_flow(lua_State *L, int idx, struct lentry **out, bo
     return f;
 }
 
-/* Pushes f's entry (the table is at tidx). */
-static void push_entry(lua_State *L, int tidx, struct lflows *lf, struct mt_flow *f)
+/* Entries live in chunks of ENTRY_CHUNK (a table of tables by slot): the collector then
+ * traverses a million entries in many short steps, not in one table at once. */
+#define ENTRY_CHUNK_BITS 12
+#define ENTRY_CHUNK      (1 << ENTRY_CHUNK_BITS)
+
+/* Pushes the chunk table of slot i (made when needed, unless make is false: then nil). */
+static void push_chunk(lua_State *L, int tidx, uint32_t i, bool make)
 {
     lua_getiuservalue(L, tidx, UV_ENTRIES);
-    lua_rawgeti(L, -1, (lua_Integer)mt_flows_index(lf->ft, f) + 1);
+    if (lua_rawgeti(L, -1, (lua_Integer)(i >> ENTRY_CHUNK_BITS) + 1) != LUA_TTABLE && make) {
+        lua_pop(L, 1);
+        lua_createtable(L, ENTRY_CHUNK, 0);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)(i >> ENTRY_CHUNK_BITS) + 1);
+    }
+    lua_remove(L, -2);
+}
+
+/* Pushes f's entry (the table is at tidx), made on first use: a flow a script never looks at
+ * (restored after a reload, say) costs no Lua object. Needs the methods' upvalues. */
+static void push_entry(lua_State *L, int tidx, struct lflows *lf, struct mt_flow *f)
+{
+    uint32_t i = mt_flows_index(lf->ft, f);
+    tidx = lua_absindex(L, tidx);
+    push_chunk(L, tidx, i, true);
+    if (lua_rawgeti(L, -1, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1) != LUA_TUSERDATA) {
+        lua_pop(L, 1);
+        struct lentry *e = lua_newuserdatauv(L, sizeof *e, 2);
+        e->lf = lf;
+        e->idx = i;
+        e->gen = f->gen;
+        lua_pushvalue(L, lua_upvalueindex(UP_ENTRY));
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, tidx); /* the table lives while its entries do */
+        lua_setiuservalue(L, -2, EV_TABLE);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1);
+    }
     lua_remove(L, -2);
 }
 
@@ -130,9 +163,12 @@ static void end_flow(lua_State *L, int tidx, struct lflows *lf, struct mt_flow *
     } else {
         lua_pop(L, 1);
     }
-    lua_getiuservalue(L, tidx, UV_ENTRIES);
-    lua_pushnil(L);
-    lua_rawseti(L, -2, (lua_Integer)mt_flows_index(ft, f) + 1);
+    uint32_t i = mt_flows_index(ft, f);
+    push_chunk(L, tidx, i, false);
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        lua_rawseti(L, -2, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1);
+    }
     lua_pop(L, 1);
     mt_flows_release(ft, f);
     if (status != LUA_OK)
@@ -186,7 +222,7 @@ static int flows_new(lua_State *L)
     lf->ft = mt_flows_init((char *)lf + head, max, timeout, kind, 0);
     lua_pushvalue(L, lua_upvalueindex(UP_FLOWS));
     lua_setmetatable(L, -2);
-    lua_createtable(L, (int)(max < 4096 ? max : 4096), 0);
+    lua_createtable(L, (int)(max >> ENTRY_CHUNK_BITS) + 1, 0);
     lua_setiuservalue(L, -2, UV_ENTRIES);
 
     if (sweep > 0) { /* mt.every(sweep, function() flows:sweep() end) */
@@ -260,19 +296,6 @@ static struct mt_flow *make_flow(lua_State *L, struct lflows *lf, const struct m
         if (mt_flows_find(ft, k, &reply) != NULL) /* the callback made it */
             return NULL;
     }
-    /* its entry: (slot, gen), the table kept alive through it */
-    struct lentry *e = lua_newuserdatauv(L, sizeof *e, 2);
-    e->lf = lf;
-    e->idx = mt_flows_index(ft, f);
-    e->gen = f->gen;
-    lua_pushvalue(L, lua_upvalueindex(UP_ENTRY));
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, EV_TABLE);
-    lua_getiuservalue(L, 1, UV_ENTRIES);
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, (lua_Integer)e->idx + 1);
-    lua_pop(L, 2);
     return f;
 }
 
@@ -446,99 +469,111 @@ static int flows_each(lua_State *L)
 
 /* --- carrying flows over a reload ------------------------------------------------------------- */
 
-/* flows:save() -> an array of plain tables { key, deadline, timeout, first, last, packets,
- * bytes, rpackets, rbytes, value, side }: what mt.state carries over a reload (stop saves it, the
- * new script's reload(state) hands it to flows:restore). Only plain values cross. */
+/* What flows:save() keeps of a flow: everything but the links, as bytes. */
+struct saved_flow {
+    struct mt_flow_key key;
+    double deadline, first, last;
+    uint64_t packets[2], bytes[2];
+    float timeout;
+    uint8_t side, pad[3];
+};
+
+#define SAVE_FORMAT "moontun.flows 1"
+
+/* flows:save() -> { format =, data = the flows as bytes, values = { [n] = value } }: what
+ * mt.state carries over a reload (stop saves it, the new script's reload(state) hands it to
+ * flows:restore). One string however many flows: a million cross in one copy. The values
+ * cross as mt.state's plain data does. */
 static int flows_save(lua_State *L)
 {
     struct lflows *lf = check_flows(L, 1);
     struct mt_flows *ft = lf->ft;
     lua_settop(L, 1);
-    lua_createtable(L, (int)ft->count, 0);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, SAVE_FORMAT);
+    lua_setfield(L, 2, "format");
+    lua_newtable(L); /* 3: values */
+    luaL_Buffer b;
+    struct saved_flow *out =
+        (struct saved_flow *)luaL_buffinitsize(L, &b, (size_t)ft->count * sizeof *out + 1);
     lua_Integer n = 0;
-    for (uint32_t i = 0; i < ft->fresh; i++) {
+    for (uint32_t i = 0; i < ft->fresh && n < ft->count; i++) {
         struct mt_flow *f = &ft->flows[i];
         if (!f->used)
             continue;
-        mt__sandbox_step(lf->s, L);
-        lua_createtable(L, 10, 0);
-        lua_pushlstring(L, (const char *)&f->key, sizeof f->key);
-        lua_rawseti(L, -2, 1);
-        const double nums[] = {f->deadline, f->timeout, f->first, f->last};
-        for (int j = 0; j < 4; j++) {
-            lua_pushnumber(L, nums[j]);
-            lua_rawseti(L, -2, 2 + j);
-        }
-        for (int j = 0; j < 4; j++) {
-            lua_pushinteger(L, (lua_Integer)(j % 2 ? f->bytes[j / 2] : f->packets[j / 2]));
-            lua_rawseti(L, -2, 6 + j);
-        }
-        push_entry(L, 1, lf, f);
-        lua_getiuservalue(L, -1, EV_VALUE);
-        lua_rawseti(L, -3, 10);
-        lua_pop(L, 1);
-        lua_pushinteger(L, f->side);
-        lua_rawseti(L, -2, 11);
-        lua_rawseti(L, -2, ++n);
+        struct saved_flow *r = &out[n++];
+        memset(r, 0, sizeof *r);
+        r->key = f->key;
+        r->deadline = f->deadline;
+        r->first = f->first;
+        r->last = f->last;
+        memcpy(r->packets, f->packets, sizeof r->packets);
+        memcpy(r->bytes, f->bytes, sizeof r->bytes);
+        r->timeout = f->timeout;
+        r->side = f->side;
+        /* a value lives in the entry, if the flow has one yet: look, do not make it */
+        int top = lua_gettop(L);
+        push_chunk(L, 1, i, false);
+        if (lua_istable(L, -1) &&
+            lua_rawgeti(L, -1, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1) == LUA_TUSERDATA &&
+            lua_getiuservalue(L, -1, EV_VALUE) != LUA_TNIL)
+            lua_rawseti(L, 3, n);
+        lua_settop(L, top);
     }
+    luaL_pushresultsize(&b, (size_t)n * sizeof *out);
+    lua_setfield(L, 2, "data");
+    lua_setfield(L, 2, "values");
     return 1;
 }
 
-/* flows:restore(saved) -> how many flows came back: those of flows:save() still alive, not in
- * the table yet, while it has room (a liar's or another table's rows are skipped). */
+/* flows:restore(saved) -> how many flows came back: those of a flows:save() still alive, not in
+ * the table yet, while it has room. Anything else (another format, a liar's bytes) restores
+ * nothing or skips the row. */
 static int flows_restore(lua_State *L)
 {
     struct lflows *lf = check_flows(L, 1);
     struct mt_flows *ft = lf->ft;
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
-    double now = now_of(lf);
+    lua_getfield(L, 2, "format"); /* 3 */
+    lua_getfield(L, 2, "data");   /* 4 */
+    lua_getfield(L, 2, "values"); /* 5 */
+    size_t len = 0;
+    const char *data = lua_tolstring(L, 4, &len);
+    const char *format = lua_tostring(L, 3);
     lua_Integer n = 0;
-    for (lua_Integer i = 1; lua_rawgeti(L, 2, i) == LUA_TTABLE; i++) {
-        mt__sandbox_step(lf->s, L);
-        size_t klen = 0;
-        lua_rawgeti(L, -1, 1);
-        const char *kb = lua_tolstring(L, -1, &klen);
-        struct mt_flow_key k;
-        bool ok = kb != NULL && klen == sizeof k;
-        if (ok)
-            memcpy(&k, kb, sizeof k);
-        lua_pop(L, 1);
-        double v[4];
-        for (int j = 0; j < 4; j++) {
-            lua_rawgeti(L, -1, 2 + j);
-            v[j] = lua_tonumber(L, -1);
-            lua_pop(L, 1);
-        }
+    if (data == NULL || format == NULL || strcmp(format, SAVE_FORMAT) != 0 ||
+        len % sizeof(struct saved_flow) != 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    double now = now_of(lf);
+    bool values = lua_istable(L, 5);
+    for (size_t i = 0; i < len / sizeof(struct saved_flow); i++) {
+        struct saved_flow r;
+        memcpy(&r, data + i * sizeof r, sizeof r); /* the string's bytes need not be aligned */
         bool reply;
-        ok = ok && (k.ver == 4 || k.ver == 6) && k.pad[0] == 0 && k.pad[1] == 0 && v[0] >= now &&
-             v[1] > 0 && isfinite(v[0]) && mt_flows_find(ft, &k, &reply) == NULL &&
-             ft->count < ft->max;
-        struct mt_flow *f = ok ? make_flow(L, lf, &k, now) : NULL;
-        if (f != NULL) {
-            f->deadline = v[0];
-            f->timeout = (float)v[1];
-            f->first = v[2];
-            f->last = v[3];
-            lua_rawgeti(L, -1, 11);
-            f->side = lua_tointeger(L, -1) == MT_DIR_INGRESS ? MT_DIR_INGRESS : MT_DIR_EGRESS;
-            lua_pop(L, 1);
-            for (int j = 0; j < 4; j++) {
-                lua_rawgeti(L, -1, 6 + j);
-                lua_Integer c = lua_tointeger(L, -1);
-                lua_pop(L, 1);
-                if (j % 2)
-                    f->bytes[j / 2] = (uint64_t)c;
-                else
-                    f->packets[j / 2] = (uint64_t)c;
-            }
+        if ((r.key.ver != 4 && r.key.ver != 6) || r.key.pad[0] != 0 || r.key.pad[1] != 0 ||
+            !(r.deadline >= now) || !isfinite(r.deadline) || !(r.timeout > 0) ||
+            mt_flows_find(ft, &r.key, &reply) != NULL)
+            continue;
+        struct mt_flow *f = mt_flows_insert(ft, &r.key, now);
+        if (f == NULL)
+            break; /* full */
+        f->deadline = r.deadline;
+        f->first = r.first;
+        f->last = r.last;
+        memcpy(f->packets, r.packets, sizeof f->packets);
+        memcpy(f->bytes, r.bytes, sizeof f->bytes);
+        f->timeout = r.timeout;
+        f->side = r.side == MT_DIR_INGRESS ? MT_DIR_INGRESS : MT_DIR_EGRESS;
+        n++;
+        if (values && lua_rawgeti(L, 5, (lua_Integer)i + 1) != LUA_TNIL) {
             push_entry(L, 1, lf, f);
-            lua_rawgeti(L, -2, 10);
+            lua_insert(L, -2);
             lua_setiuservalue(L, -2, EV_VALUE);
-            lua_pop(L, 1);
-            n++;
         }
-        lua_pop(L, 1);
+        lua_settop(L, 5);
     }
     lua_pushinteger(L, n);
     return 1;
