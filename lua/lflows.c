@@ -154,14 +154,16 @@ static void end_flow(lua_State *L, int tidx, struct lflows *lf, struct mt_flow *
         return;
     mt_flows_unlink(ft, f);
     int status = LUA_OK;
-    if (why != NULL && lua_getiuservalue(L, tidx, UV_EXPIRE) == LUA_TFUNCTION) {
-        push_entry(L, tidx, lf, f);
-        lua_pushstring(L, why);
-        lf->expiring++;
-        status = lua_pcall(L, 2, 0, 0);
-        lf->expiring--;
-    } else {
-        lua_pop(L, 1);
+    if (why != NULL) {
+        if (lua_getiuservalue(L, tidx, UV_EXPIRE) == LUA_TFUNCTION) {
+            push_entry(L, tidx, lf, f);
+            lua_pushstring(L, why);
+            lf->expiring++;
+            status = lua_pcall(L, 2, 0, 0);
+            lf->expiring--;
+        } else {
+            lua_pop(L, 1);
+        }
     }
     uint32_t i = mt_flows_index(ft, f);
     push_chunk(L, tidx, i, false);
