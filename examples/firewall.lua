@@ -18,7 +18,7 @@
 --   timeout_udp=30       (other IP protocols use timeout_udp too)
 --   timeout_icmp=10
 --   linger=10s           how long a TCP connection is kept after a FIN or RST
---   max=65536            connections tracked at once (about 170 bytes each); when full, a new
+--   max=65536            connections tracked at once (about 250 bytes each); when full, a new
 --                        one ends the least recently used
 --
 -- Server with ssh and a web server reachable through the tunnel, ping allowed:
