@@ -71,13 +71,11 @@ local ICMP_ALWAYS = { [4] = { [3] = true, [11] = true, [12] = true },
 
 -- The connections: mt.flows, a table in C keyed by the packet's 5-tuple and found from either
 -- direction (sided: a reply must come from the other side of the tunnel than the packet that
--- opened the connection), each with its own idle timeout (a closing TCP connection keeps a short linger);
--- when full, a new connection ends the least recently used one. stop() saves them in
--- mt.state and reload() takes them back: after a reload, replies to connections either side
--- opened still come in.
+-- opened the connection), each with its own idle timeout (a closing TCP connection keeps a
+-- short linger); when full, a new connection ends the least recently used one. stop() saves
+-- them in mt.state and reload() takes them back: after a reload, replies to connections
+-- either side opened still come in.
 local conns = mt.flows { max = cfg.max, timeout = cfg.timeout_udp, sided = true }
-local keep, KEY = util.state(NAME, args)
-
 -- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,
 -- ack = its sequence space used (SYN, data) + its seq, no options, no payload.
 local function refuse(pkt)
@@ -187,11 +185,14 @@ end
 
 local M = {}
 
+-- TCP flags that may change a connection's timeout (see tcp_ttl): the others need no call.
+local RETIME = FIN | RST | SYN
+
 function M.egress(pkt)
     local proto, what = kind(pkt)
     if proto then
         local e, _, new = conns:add(pkt)
-        if e then
+        if e and (new or proto == TCP and what & RETIME ~= 0) then
             track(pkt, proto, what, e, new)
         end
     end
@@ -205,7 +206,9 @@ function M.ingress(pkt)
     end
     local e = conns:lookup(pkt)
     if e then
-        track(pkt, proto, what, e, false)
+        if proto == TCP and what & RETIME ~= 0 then
+            track(pkt, proto, what, e, false)
+        end
         return mt.PASS
     end
     if not may_start(pkt, proto, what) then
@@ -224,16 +227,6 @@ end
 
 -- Reload: the old script saves its connections, the new one takes them back (with the time
 -- each had left) before it sees a packet.
-function M.stop()
-    keep.conns = conns:save()
-end
-
-function M.reload(state)
-    local old = state[KEY]
-    if old and old.conns then
-        conns:restore(old.conns)
-    end
-    keep.conns = nil
-end
+M.stop, M.reload = util.carry_flows(conns, util.state(NAME, args))
 
 return M

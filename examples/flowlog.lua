@@ -123,15 +123,5 @@ if cfg.dir ~= "egress" then
 end
 
 -- Reload: the counters go on from where they were.
-function M.stop()
-    keep.flows = flows:save()
-end
-
-function M.reload(state)
-    local old = state[KEY]
-    if old and old.flows then
-        flows:restore(old.flows)
-    end
-    keep.flows = nil
-end
+M.stop, M.reload = util.carry_flows(flows, keep, KEY)
 return M

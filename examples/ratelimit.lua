@@ -45,7 +45,6 @@ local everyone = cfg.limit == "0.0.0.0/0,::/0" -- the default: no prefix match p
 -- reload() takes them back.
 local buckets = mt.flows { key = "src", max = 65536, timeout = cfg.burst / bytes_per_sec,
     evict = false, sweep = math.max(1, cfg.burst / bytes_per_sec) }
-local keep, KEY = util.state("ratelimit.lua", args)
 
 local function police(pkt)
     if not everyone then
@@ -87,15 +86,5 @@ if cfg.dir ~= "ingress" then
 end
 
 -- Reload: the buckets stay as they were, so waiting for a reload gives no fresh burst.
-function M.stop()
-    keep.buckets = buckets:save()
-end
-
-function M.reload(state)
-    local old = state[KEY]
-    if old and old.buckets then
-        buckets:restore(old.buckets)
-    end
-    keep.buckets = nil
-end
+M.stop, M.reload = util.carry_flows(buckets, util.state("ratelimit.lua", args))
 return M

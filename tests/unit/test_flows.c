@@ -310,11 +310,13 @@ static void unload(struct mt_scripts *s)
     free(path);
 }
 
-/* Runs the script's egress handler on pkt with `step` set to the Lua function in code: it
- * asserts and returns mt.DROP when all went well (an error passes: on_error=pass). */
-static void step(struct mt_scripts *s, const char *code, struct mt_packet *pkt)
+/* Runs the script's egress handler on pkt with `step(pkt, mt)` running body, which asserts:
+ * it returns mt.DROP when all went well (an error passes: on_error=pass). */
+static void step(struct mt_scripts *s, const char *body, struct mt_packet *pkt)
 {
     lua_State *L = s->L;
+    char code[2048];
+    snprintf(code, sizeof code, "function step(pkt, mt)\n%s  return mt.DROP\nend", body);
     assert_int_equal(luaL_loadstring(L, code), LUA_OK);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->env_refs[0]);
     lua_setupvalue(L, -2, 1); /* _ENV: the script's globals */
@@ -337,33 +339,21 @@ static void test_lua_expiry_and_eviction(void **state)
 {
     struct mt_scripts *s = load(FLOWS_SCRIPT);
     step(s,
-         "function step(pkt, mt)\n"
          "  local e, reply, new = flows:add(pkt)\n"
          "  assert(new and not reply and e.sport == 1 and e.proto == 'udp' and e.live)\n"
          "  assert(e.src == '10.0.0.2' and e.dst == '10.0.0.1' and e.packets == 1)\n"
          "  e.value = { note = 'one' }\n"
-         "  first = e\n"
-         "  return mt.DROP\n"
-         "end",
+         "  first = e\n",
          mk(17, "10.0.0.2", 1, "10.0.0.1", 2));
     step(s,
-         "function step(pkt, mt)\n"
          "  local e, reply = flows:lookup(pkt)\n"
          "  assert(e == first and reply and e.rpackets == 1 and e.value.note == 'one')\n"
-         "  assert(#flows == 1)\n"
-         "  return mt.DROP\n"
-         "end",
+         "  assert(#flows == 1)\n",
          mk(17, "10.0.0.1", 2, "10.0.0.2", 1));
     NOW += 5;
     /* two more flows in a table of two: the least recently used (the first) is evicted */
+    step(s, "  assert(flows:insert(pkt, 'v3'))\n", mk(17, "10.0.0.2", 3, "10.0.0.1", 4));
     step(s,
-         "function step(pkt, mt)\n"
-         "  assert(flows:insert(pkt, 'v3'))\n"
-         "  return mt.DROP\n"
-         "end",
-         mk(17, "10.0.0.2", 3, "10.0.0.1", 4));
-    step(s,
-         "function step(pkt, mt)\n"
          "  local e = flows:insert(pkt)\n"
          "  assert(e and e.sport == 5)\n"
          "  assert(ended[1] == 'evicted 1', tostring(ended[1]))\n"
@@ -374,20 +364,15 @@ static void test_lua_expiry_and_eviction(void **state)
          "  assert(not ok and err:find('gone'), err)\n"
          "  local n = 0\n"
          "  for f in flows:each() do n = n + 1 end\n"
-         "  assert(n == 2)\n"
-         "  return mt.DROP\n"
-         "end",
+         "  assert(n == 2)\n",
          mk(17, "10.0.0.2", 5, "10.0.0.1", 6));
     /* past their timeout: a sweep ends both, each through on_expire; then a lookup misses */
     NOW += 11;
     step(s,
-         "function step(pkt, mt)\n"
          "  assert(flows:sweep() == 2)\n"
          "  assert(ended[2] and ended[3] and ended[2]:find('^expired'), tostring(ended[2]))\n"
          "  assert(#flows == 0 and flows:stats().expirations == 2)\n"
-         "  assert(flows:lookup(pkt) == nil)\n"
-         "  return mt.DROP\n"
-         "end",
+         "  assert(flows:lookup(pkt) == nil)\n",
          mk(17, "10.0.0.2", 5, "10.0.0.1", 6));
     unload(s);
 }
@@ -396,7 +381,6 @@ static void test_lua_timeout_remove_save(void **state)
 {
     struct mt_scripts *s = load(FLOWS_SCRIPT);
     step(s,
-         "function step(pkt, mt)\n"
          "  local e = flows:insert(pkt, 7)\n"
          "  assert(e:timeout() == 10)\n"
          "  e:timeout(100)\n"
@@ -407,17 +391,12 @@ static void test_lua_timeout_remove_save(void **state)
          "  local again = flows:lookup(pkt)\n"
          "  assert(again and again ~= e and again.value == 7 and again:timeout() == 100)\n"
          "  assert(flows:restore(saved) == 0)\n" /* already there */
-         "  assert(flows:restore({ format = 'other', data = '' }) == 0)\n"
-         "  return mt.DROP\n"
-         "end",
+         "  assert(flows:restore({ format = 'other', data = '' }) == 0)\n",
          mk(6, "fd00::2", 40000, "fd00::1", 22));
     NOW += 50; /* inside the 100 s the entry was given */
     step(s,
-         "function step(pkt, mt)\n"
          "  local e, reply = flows:lookup(pkt)\n"
-         "  assert(e and reply and e.proto == 'tcp' and e.src == 'fd00::2')\n"
-         "  return mt.DROP\n"
-         "end",
+         "  assert(e and reply and e.proto == 'tcp' and e.src == 'fd00::2')\n",
          mk(6, "fd00::1", 22, "fd00::2", 40000));
     unload(s);
 }
