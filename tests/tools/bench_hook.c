@@ -562,14 +562,14 @@ static int write_mix(const char *path, long n)
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: bench_hook [-n N] [--ingress] [--lua-budget N] [--mix-pcap FILE] [\"SCRIPT [key=value ...]\"]...\n"
-        "  -n N       packets per run (default 2000000)\n"
-        "  --ingress  also time the ingress hook (with a fake peer)\n"
-        "  --lua-budget N  instructions per call (default 1000000; 0: no count hook)\n"
-        "  --mix-pcap FILE  write N packets of the mix as a raw-IP pcap and exit\n"
-        "  SCRIPT     benchmark these scripts instead of the built-in cases\n");
+    fprintf(out, "usage: bench_hook [-n N] [--ingress] [--lua-budget N] [--prefill N] [--mix-pcap "
+                 "FILE] [\"SCRIPT [key=value ...]\"]...\n"
+                 "  -n N       packets per run (default 2000000)\n"
+                 "  --ingress  also time the ingress hook (with a fake peer)\n"
+                 "  --lua-budget N  instructions per call (default 1000000; 0: no count hook)\n"
+                 "  --prefill N  send N packets of distinct UDP flows through each SCRIPT first\n"
+                 "  --mix-pcap FILE  write N packets of the mix as a raw-IP pcap and exit\n"
+                 "  SCRIPT     benchmark these scripts instead of the built-in cases\n");
 }
 
 int main(int argc, char **argv)
@@ -577,7 +577,7 @@ int main(int argc, char **argv)
     long n = 2000000;
     bool ingress = false;
     bool given = false;
-    long budget = 1000000;
+    long budget = 1000000, fill = 0;
     const char *mix_pcap = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -595,6 +595,13 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--prefill") == 0 && i + 1 < argc) {
+            char *end;
+            fill = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || fill < 0) {
+                usage(stderr);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--ingress") == 0) {
             ingress = true;
         } else if (strcmp(argv[i], "--mix-pcap") == 0 && i + 1 < argc) {
@@ -608,6 +615,7 @@ int main(int argc, char **argv)
         } else {
             given = true;
             add_case(argv[i], argv[i]);
+            cases[ncases - 1].prefill = fill; /* a --prefill given before it */
         }
     }
 
@@ -617,7 +625,7 @@ int main(int argc, char **argv)
     CFG.mtu = 1400;
     CFG.on_error = MT_ON_ERROR_DROP;
     CFG.lua_budget = budget; /* 1,000,000 by default: the count hook's cost, as in earlier rows */
-    CFG.lua_mem_mb = 1024; /* room for the 1,000,000-flow table (about 200 MB) */
+    CFG.lua_mem_mb = 1024;   /* room for the 1,000,000-flow table (about 200 MB) */
     CFG.max_peers = 256;
     CFG.log_level = MT_LOG_WARN;
     HOST.loop = ev_loop_new(EVFLAG_AUTO);
@@ -662,8 +670,9 @@ int main(int argc, char **argv)
             char path[300], name[96], spec[512];
             example_path("firewall.lua", path, sizeof path);
             snprintf(name, sizeof name, "examples/firewall.lua, %ld flows tracked", sizes[i]);
-            snprintf(spec, sizeof spec, "%s allow=tcp/22,tcp/80,icmp reject=1 timeout_udp=1h max=%ld",
-                     path, sizes[i] + 1000);
+            snprintf(spec, sizeof spec,
+                     "%s allow=tcp/22,tcp/80,icmp reject=1 timeout_udp=1h max=%ld", path,
+                     sizes[i] + 1000);
             add_case(name, spec);
             cases[ncases - 1].prefill = sizes[i];
         }
