@@ -572,6 +572,17 @@ static void usage(FILE *out)
                  "  SCRIPT     benchmark these scripts instead of the built-in cases\n");
 }
 
+/* A whole decimal number of at least min. */
+static bool number_arg(const char *text, long min, long *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*end != '\0' || end == text || v < min)
+        return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     long n = 2000000;
@@ -582,26 +593,14 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            char *end;
-            n = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || n <= 0) {
-                usage(stderr);
-                return 2;
-            }
+            if (!number_arg(argv[++i], 1, &n))
+                return usage(stderr), 2;
         } else if (strcmp(argv[i], "--lua-budget") == 0 && i + 1 < argc) {
-            char *end;
-            budget = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || budget < 0) {
-                usage(stderr);
-                return 2;
-            }
+            if (!number_arg(argv[++i], 0, &budget))
+                return usage(stderr), 2;
         } else if (strcmp(argv[i], "--prefill") == 0 && i + 1 < argc) {
-            char *end;
-            fill = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || fill < 0) {
-                usage(stderr);
-                return 2;
-            }
+            if (!number_arg(argv[++i], 0, &fill))
+                return usage(stderr), 2;
         } else if (strcmp(argv[i], "--ingress") == 0) {
             ingress = true;
         } else if (strcmp(argv[i], "--mix-pcap") == 0 && i + 1 < argc) {

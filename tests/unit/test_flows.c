@@ -80,6 +80,14 @@ static struct mt_flow_key key(uint8_t proto, const char *src, unsigned sport, co
     return k;
 }
 
+/* k finds f, in the direction given. */
+static void found(struct mt_flows *ft, const struct mt_flow_key *k, struct mt_flow *f, bool reply)
+{
+    bool got = !reply;
+    assert_ptr_equal(mt_flows_find(ft, k, &got), f);
+    assert_int_equal(got, reply);
+}
+
 static struct mt_flows *new_table(uint32_t max, double timeout)
 {
     void *mem = malloc(mt_flows_size(max));
@@ -98,10 +106,9 @@ static void test_both_directions_v4(void **state)
     assert_null(mt_flows_find(ft, &out, &reply));
     struct mt_flow *f = mt_flows_insert(ft, &out, 100);
     assert_non_null(f);
-    assert_ptr_equal(mt_flows_find(ft, &out, &reply), f);
-    assert_false(reply);
-    assert_ptr_equal(mt_flows_find(ft, &back, &reply), f);
-    assert_true(reply);
+    found(ft, &out, f, false);
+    found(ft, &back, f, true);
+    reply = true;
     mt_flows_touch(ft, f, reply, 60, 101);
     assert_int_equal(f->packets[1], 1);
     assert_int_equal(f->bytes[1], 60);
@@ -124,15 +131,13 @@ static void test_v6_and_icmp(void **state)
     struct mt_flow_key a = key(6, "fd00::2", 40000, "2001:db8::1", 443);
     struct mt_flow *f = mt_flows_insert(ft, &a, 0);
     struct mt_flow_key b = key(6, "2001:db8::1", 443, "fd00::2", 40000);
-    assert_ptr_equal(mt_flows_find(ft, &b, &reply), f);
-    assert_true(reply);
+    found(ft, &b, f, true);
     assert_int_equal(f->key.ver, 6);
     /* an echo request and its reply share the id, in both families; the families differ */
     struct mt_flow_key ping = key(1, "10.0.0.2", 7, "10.0.0.1", 0);
     struct mt_flow *p = mt_flows_insert(ft, &ping, 0);
     struct mt_flow_key pong = key(1, "10.0.0.1", 7, "10.0.0.2", 0xffff);
-    assert_ptr_equal(mt_flows_find(ft, &pong, &reply), p);
-    assert_true(reply);
+    found(ft, &pong, p, true);
     assert_int_equal(p->key.sport, 7);
     struct mt_flow_key other_id = key(1, "10.0.0.1", 8, "10.0.0.2", 0xffff);
     assert_null(mt_flows_find(ft, &other_id, &reply));
