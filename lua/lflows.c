@@ -499,6 +499,8 @@ static int flows_save(lua_State *L)
     struct saved_flow *out =
         (struct saved_flow *)luaL_buffinitsize(L, &b, (size_t)ft->count * sizeof *out + 1);
     lua_Integer n = 0;
+    int top = lua_gettop(L);
+    uint32_t chunk = UINT32_MAX;
     for (uint32_t i = 0; i < ft->fresh && n < ft->count; i++) {
         struct mt_flow *f = &ft->flows[i];
         if (!f->used)
@@ -513,15 +515,20 @@ static int flows_save(lua_State *L)
         memcpy(r->bytes, f->bytes, sizeof r->bytes);
         r->timeout = f->timeout;
         r->side = f->side;
-        /* a value lives in the entry, if the flow has one yet: look, do not make it */
-        int top = lua_gettop(L);
-        push_chunk(L, 1, i, false);
-        if (lua_istable(L, -1) &&
-            lua_rawgeti(L, -1, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1) == LUA_TUSERDATA &&
+        /* a value lives in the entry, if the flow has one yet: look, do not make it; the
+         * chunk of entries is fetched once per ENTRY_CHUNK slots */
+        if (chunk != (i >> ENTRY_CHUNK_BITS)) {
+            lua_settop(L, top);
+            chunk = i >> ENTRY_CHUNK_BITS;
+            push_chunk(L, 1, i, false);
+        }
+        if (lua_istable(L, top + 1) &&
+            lua_rawgeti(L, top + 1, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1) == LUA_TUSERDATA &&
             lua_getiuservalue(L, -1, EV_VALUE) != LUA_TNIL)
             lua_rawseti(L, 3, n);
-        lua_settop(L, top);
+        lua_settop(L, top + 1);
     }
+    lua_settop(L, top);
     luaL_pushresultsize(&b, (size_t)n * sizeof *out);
     lua_setfield(L, 2, "data");
     lua_setfield(L, 2, "values");
