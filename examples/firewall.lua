@@ -7,7 +7,7 @@
 -- Always passed: non-IP frames (ARP in tap mode), ICMP errors and IPv6 neighbour discovery
 -- (PMTU discovery and tap-mode IPv6 need them; the kernel matches errors to its own sockets),
 -- and IPv4/IPv6 fragments after the first (only the first carries ports: it is the one filtered).
--- The connections live in mt.state: a reload (SIGHUP) keeps them, with their timeouts.
+-- A reload (SIGHUP) keeps the connections, with their timeouts (saved in mt.state by stop()).
 --
 -- Settings:
 --   allow=icmp           what may start from the tunnel side: a comma list of tcp/PORT,
@@ -18,6 +18,8 @@
 --   timeout_udp=30       (other IP protocols use timeout_udp too)
 --   timeout_icmp=10
 --   linger=10s           how long a TCP connection is kept after a FIN or RST
+--   max=65536            connections tracked at once (about 250 bytes each); when full, a new
+--                        one ends the least recently used
 --
 -- Server with ssh and a web server reachable through the tunnel, ping allowed:
 --   moontun -s --addr 10.9.0.1/24 -S "examples/firewall.lua allow=tcp/22,tcp/80,icmp reject=1"
@@ -33,9 +35,10 @@ local cfg = util.settings(args, NAME, {
     timeout_udp = { "duration", "30" },
     timeout_icmp = { "duration", "10" },
     linger = { "duration", "10" },
+    max = { "integer", 65536 },
 })
 
--- allowed.tcp / allowed.udp: lists of {lo, hi} port ranges; allowed.icmp: true.
+-- allowed.tcp / allowed.udp: lists of {lo, hi, rule} port ranges; allowed.icmp: true.
 local allowed = { tcp = {}, udp = {} }
 for _, rule in ipairs(cfg.allow) do
     local proto, lo, hi = rule:match("^(%a+)/(%d+)%-(%d+)$")
@@ -54,7 +57,9 @@ for _, rule in ipairs(cfg.allow) do
     end
 end
 
-local TIMEOUT = { tcp = cfg.timeout_tcp, udp = cfg.timeout_udp, icmp = cfg.timeout_icmp }
+local TCP, UDP, ICMP, OTHER = 6, 17, 1, 0
+local TIMEOUT = { [TCP] = cfg.timeout_tcp, [UDP] = cfg.timeout_udp, [ICMP] = cfg.timeout_icmp,
+    [OTHER] = cfg.timeout_udp }
 local SYN, RST, ACK, FIN = 0x02, 0x04, 0x10, 0x01
 local NONE = {}
 local ECHO_REQUEST = { [8] = true, [128] = true }
@@ -64,22 +69,13 @@ local ICMP_ALWAYS = { [4] = { [3] = true, [11] = true, [12] = true },
     [6] = { [1] = true, [2] = true, [3] = true, [4] = true,
         [133] = true, [134] = true, [135] = true, [136] = true, [137] = true } }
 
--- Connection keys, one string per packet, this host's end first. util.flow_key's
--- string.format costs more than the rest of the handler; ":port" strings are made once each.
-local PORT = setmetatable({}, { __index = function(t, n)
-    local s = ":" .. n
-    t[n] = s
-    return s
-end })
-local function conn_key(proto, a, aport, b, bport)
-    return proto .. " " .. a .. PORT[aport] .. ">" .. b .. PORT[bport]
-end
-
--- One entry per connection, keyed with this host's end first (the egress direction); its value
--- is the idle timeout in force, so a closing TCP connection keeps its short linger. Kept in
--- mt.state: after a reload, replies to connections either side opened still come in.
-local conns = util.conntrack { sweep = 1, state = util.state(NAME, args) }
-
+-- The connections: mt.flows, a table in C keyed by the packet's 5-tuple and found from either
+-- direction (sided: a reply must come from the other side of the tunnel than the packet that
+-- opened the connection), each with its own idle timeout (a closing TCP connection keeps a
+-- short linger); when full, a new connection ends the least recently used one. stop() saves
+-- them in mt.state and reload() takes them back: after a reload, replies to connections
+-- either side opened still come in.
+local conns = mt.flows { max = cfg.max, timeout = cfg.timeout_udp, sided = true }
 -- Turns a TCP SYN into the RST|ACK that refuses it, in place: addresses and ports swapped,
 -- ack = its sequence space used (SYN, data) + its seq, no options, no payload.
 local function refuse(pkt)
@@ -117,45 +113,58 @@ local function refuse(pkt)
     return mt.REPLY
 end
 
--- A packet's connection and what the rules need of it (TCP flags, the ICMP type), or nil for
--- what passes without state: non-IP, ICMP errors and neighbour discovery, a TCP/UDP/ICMP
--- packet without its header (a fragment after the first).
-local function flow(pkt)
-    local proto, src, sport, dst, dport = util.flow(pkt)
-    local what
-    if proto == "tcp" then
-        what = pkt.tcp.flags
-    elseif proto == "icmp" then
-        what = pkt.icmp.type
-        if ICMP_ALWAYS[pkt.ip.version][what] then
+-- What the rules need of a packet: its protocol (TCP, UDP, ICMP or OTHER) and its TCP flags or
+-- ICMP type; nil for what passes without state: non-IP, ICMP errors and neighbour discovery, a
+-- TCP/UDP/ICMP packet without its header (a fragment after the first). Views, not strings: the
+-- common case is two field reads.
+local function kind(pkt)
+    local tcp = pkt.tcp
+    if tcp then
+        return TCP, tcp.flags
+    elseif pkt.udp then
+        return UDP
+    end
+    local icmp = pkt.icmp
+    if icmp then
+        local t = icmp.type
+        if ICMP_ALWAYS[pkt.ip.version][t] then
             return nil
         end
-    elseif proto == nil or proto == 6 or proto == 17 or proto == 1 or proto == 58 then
+        return ICMP, t
+    end
+    local ip = pkt.ip
+    local proto = ip and ip.proto
+    if proto == nil or proto == 6 or proto == 17 or proto == 1 or proto == 58 then
         return nil
     end
-    return proto, src, sport, dst, dport, what
+    return OTHER
 end
 
--- The idle timeout after this packet: TCP keeps a short linger once it closes.
-local function ttl_after(proto, flags, old)
-    if proto ~= "tcp" then
-        return TIMEOUT[proto] or cfg.timeout_udp
-    elseif flags & (FIN | RST) ~= 0 then
+-- The idle timeout a TCP packet sets on its connection, or nil to keep the one in force: a
+-- FIN or RST leaves a short linger, a fresh SYN reopens a lingering 4-tuple.
+local function tcp_ttl(flags)
+    if flags & (FIN | RST) ~= 0 then
         return cfg.linger
-    elseif flags & (SYN | ACK) == SYN then -- a fresh SYN reopens a lingering 4-tuple
+    elseif flags & (SYN | ACK) == SYN then
         return cfg.timeout_tcp
     end
-    return old or cfg.timeout_tcp
+    return nil
 end
 
--- The allow rule that lets a packet of no known connection start one from the tunnel side.
-local function may_start(proto, port, what)
-    if proto == "icmp" then
-        return allowed.icmp and ECHO_REQUEST[what] and "icmp"
-    elseif proto == "tcp" and what & (SYN | ACK | RST) ~= SYN then
+-- The allow rule that lets a packet of no known connection start one from the tunnel side,
+-- or nil.
+local function may_start(pkt, proto, what)
+    if proto == ICMP then
+        return allowed.icmp and ECHO_REQUEST[what] and "icmp" or nil
+    elseif proto == TCP then
+        if what & (SYN | ACK | RST) ~= SYN then
+            return nil
+        end
+    elseif proto ~= UDP then
         return nil
     end
-    for _, r in ipairs(allowed[proto] or NONE) do
+    local port = (proto == TCP and pkt.tcp or pkt.udp).dport
+    for _, r in ipairs(allowed[proto == TCP and "tcp" or "udp"] or NONE) do
         if port >= r[1] and port <= r[2] then
             return r[3]
         end
@@ -184,45 +193,72 @@ mt.command("rules", function()
     for _, rule in ipairs { "established", cfg.reject and "reject" or "deny", "full" } do
         out[#out + 1] = string.format("%-20s %d packets", rule, HIT[rule]:get())
     end
-    out[#out + 1] = string.format("connections tracked: %d", conns:size())
+    out[#out + 1] = string.format("connections tracked: %d", #conns)
     return table.concat(out, "\n")
 end)
 
+-- Counts the packet on its connection (made when new) and sets the timeout it calls for.
+local function track(pkt, proto, what, e, new)
+    if new then
+        e:timeout(proto == TCP and tcp_ttl(what) or TIMEOUT[proto])
+    elseif proto == TCP then
+        local ttl = tcp_ttl(what)
+        if ttl then
+            e:timeout(ttl)
+        end
+    end
+end
+
 local M = {}
 
+-- TCP flags that may change a connection's timeout (see tcp_ttl): the others need no call.
+local RETIME = FIN | RST | SYN
+
 function M.egress(pkt)
-    local proto, src, sport, dst, dport, what = flow(pkt)
+    local proto, what = kind(pkt)
     if proto then
-        local k = conn_key(proto, src, sport, dst, dport)
-        local ttl = ttl_after(proto, what, proto == "tcp" and conns:get(k) or nil)
-        conns:put(k, ttl, ttl) -- when the table is full the replies will not come in
+        local e, _, new = conns:add(pkt)
+        if e and (new or proto == TCP and what & RETIME ~= 0) then
+            track(pkt, proto, what, e, new)
+        end
     end
     return mt.PASS
 end
 
 function M.ingress(pkt)
-    local proto, src, sport, dst, dport, what = flow(pkt)
+    local proto, what = kind(pkt)
     if not proto then
         return mt.PASS
     end
-    local k = conn_key(proto, dst, dport, src, sport)
-    local ttl = conns:get(k)
-    local rule = ttl ~= nil and "established" or may_start(proto, dport, what)
+    local e = conns:lookup(pkt)
+    if e then
+        if proto == TCP and what & RETIME ~= 0 then
+            track(pkt, proto, what, e, false)
+        end
+        HIT.established:inc()
+        return mt.PASS
+    end
+    local rule = may_start(pkt, proto, what)
     if not rule then
-        if cfg.reject and proto == "tcp" and what & (SYN | ACK | RST) == SYN then
+        if cfg.reject and proto == TCP and what & (SYN | ACK | RST) == SYN then
             HIT.reject:inc()
             return refuse(pkt)
         end
         HIT.deny:inc()
         return mt.DROP
     end
-    ttl = ttl_after(proto, what, ttl)
-    if not conns:put(k, ttl, ttl) then
+    e = conns:insert(pkt)
+    if not e then
         HIT.full:inc()
-        return mt.DROP -- the table is full: no room for a new connection
+        return mt.DROP -- the table is full (evict=false) or the packet has no flow key
     end
+    track(pkt, proto, what, e, true)
     HIT[rule]:inc()
     return mt.PASS
 end
+
+-- Reload: the old script saves its connections, the new one takes them back (with the time
+-- each had left) before it sees a packet.
+M.stop, M.reload = util.carry_flows(conns, util.state(NAME, args))
 
 return M

@@ -1,9 +1,10 @@
 -- flowlog.lua: per-flow packet and byte counters, logged every `interval` as a table of the
--- `top` flows by bytes. A flow is one direction of a 5-tuple (util.flow: a TCP connection is
--- two flows, data and ACKs); bytes are what the device carries, #pkt (the IP packet in tun
--- mode, the Ethernet frame in tap mode). A flow idle for `idle` is forgotten, with a last line
--- for those that made it into a table. Only IP packets are counted; all pass untouched.
--- The flows live in mt.state: after a reload (SIGHUP) their counters go on from where they were.
+-- `top` flows by bytes. A flow is one direction of a 5-tuple (a TCP connection is two flows,
+-- data and ACKs; ICMP echo: the id stands for both ports); bytes are what the device carries,
+-- #pkt (the IP packet in tun mode, the Ethernet frame in tap mode). A connection idle for
+-- `idle` both ways is forgotten, with a last line for each of its flows that made it into a
+-- table. Only IP packets are counted; all pass untouched.
+-- A reload (SIGHUP) keeps the flows: their counters go on from where they were.
 --
 -- Settings (-S "examples/flowlog.lua key=value ..."):
 --   interval=5s   how often the table is logged (only while there are flows)
@@ -42,55 +43,55 @@ local function endpoint(addr, port)
     return string.format(addr:find(":", 1, true) and "[%s]:%s" or "%s:%s", addr, port)
 end
 
--- The live flows by key (flows.entries); the conntrack holds their deadlines and ends idle
--- ones. Both, and the count of untracked packets, are kept in mt.state across reloads.
-local keep = util.state(NAME, args)
-keep.flows = keep.flows or {}
+-- The flows: mt.flows, a table in C that counts each packet on its 5-tuple (both directions of
+-- a connection in one entry: packets/bytes one way, rpackets/rbytes the other, each a row of
+-- the table) and ends a flow idle for `idle`. An entry's value { reported bytes each way,
+-- shown } is made only when a table is logged. Beyond `max`, packets are only counted as
+-- untracked. stop() saves the flows in mt.state and reload() takes them back.
+local keep, KEY = util.state(NAME, args)
 keep.untracked = keep.untracked or 0
-local flows = util.conntrack {
-    max = cfg.max,
-    state = keep.flows,
-    on_expire = function(_, f)
-        if not f.shown then -- a scan's thousand one-packet flows end quietly
-            return
-        end
-        mt.log("ended (idle) %s %s > %s: %d packets, %d bytes in %.1fs", f.proto,
-            endpoint(f.src, f.sport), endpoint(f.dst, f.dport), f.packets, f.bytes,
-            f.last - f.first)
-    end,
-}
-
-local function count(pkt)
-    local proto, src, sport, dst, dport = util.flow(pkt)
-    if not proto then
+local flows = mt.flows { max = cfg.max, timeout = cfg.idle, evict = false }
+flows:on_expire(function(f)
+    local v = f.value
+    if not v or not v.shown then -- a scan's thousand one-packet flows end quietly
         return
     end
-    local key = util.flow_key(proto, src, sport, dst, dport)
-    local now = mt.now()
-    local f = flows.entries[key]
-    if not f then
-        f = { proto = proto, src = src, sport = sport, dst = dst, dport = dport, first = now,
-              packets = 0, bytes = 0, reported = 0 }
-        if not flows:put(key, f, cfg.idle) then
-            keep.untracked = keep.untracked + 1
-            return
-        end
-    else
-        flows:put(key, f, cfg.idle)
+    local took = string.format("%.1fs", f.last - f.first)
+    if f.packets > 0 then
+        mt.log("ended (idle) %s %s > %s: %d packets, %d bytes in %s", f.proto,
+            endpoint(f.src, f.sport), endpoint(f.dst, f.dport), f.packets, f.bytes, took)
     end
-    f.packets = f.packets + 1
-    f.bytes = f.bytes + #pkt
-    f.last = now
+    if f.rpackets > 0 then
+        mt.log("ended (idle) %s %s > %s: %d packets, %d bytes in %s", f.proto,
+            endpoint(f.dst, f.dport), endpoint(f.src, f.sport), f.rpackets, f.rbytes, took)
+    end
+end)
+
+local function count(pkt)
+    if not flows:add(pkt) and pkt.ip then
+        keep.untracked = keep.untracked + 1
+    end
 end
 
 local function report()
     local rows, total = {}, 0
-    for _, f in pairs(flows.entries) do
-        rows[#rows + 1] = f
-        total = total + f.bytes - f.reported
+    for f in flows:each() do
+        local v = f.value or { 0, 0 }
+        f.value = v
+        if f.packets > 0 then
+            rows[#rows + 1] = { f = f, v = v, side = 1, src = f.src, sport = f.sport, dst = f.dst,
+                dport = f.dport, packets = f.packets, bytes = f.bytes }
+        end
+        if f.rpackets > 0 then
+            rows[#rows + 1] = { f = f, v = v, side = 2, src = f.dst, sport = f.dport, dst = f.src,
+                dport = f.sport, packets = f.rpackets, bytes = f.rbytes }
+        end
     end
     if #rows == 0 then
         return
+    end
+    for _, r in ipairs(rows) do
+        total = total + r.bytes - r.v[r.side]
     end
     table.sort(rows, function(a, b) return a.bytes > b.bytes end)
     local n = math.min(#rows, cfg.top)
@@ -101,14 +102,14 @@ local function report()
     mt.log("  %-6s %-22s %-22s %9s %11s %8s", "proto", "source", "destination", "packets",
         "bytes", "kbit/s")
     for i = 1, n do
-        local f = rows[i]
-        f.shown = true
-        mt.log("  %-6s %-22s %-22s %9d %11d %8.1f", f.proto, endpoint(f.src, f.sport),
-            endpoint(f.dst, f.dport), f.packets, f.bytes,
-            (f.bytes - f.reported) * 8 / cfg.interval / 1e3)
+        local r = rows[i]
+        r.v.shown = true
+        mt.log("  %-6s %-22s %-22s %9d %11d %8.1f", r.f.proto, endpoint(r.src, r.sport),
+            endpoint(r.dst, r.dport), r.packets, r.bytes,
+            (r.bytes - r.v[r.side]) * 8 / cfg.interval / 1e3)
     end
-    for _, f in ipairs(rows) do
-        f.reported = f.bytes
+    for _, r in ipairs(rows) do
+        r.v[r.side] = r.bytes
     end
 end
 mt.every(cfg.interval, report)
@@ -120,4 +121,7 @@ end
 if cfg.dir ~= "egress" then
     M.ingress = count
 end
+
+-- Reload: the counters go on from where they were.
+M.stop, M.reload = util.carry_flows(flows, keep, KEY)
 return M

@@ -4,8 +4,8 @@
 -- debt (so a packet larger than the burst, such as an offload super-packet, is limited
 -- rather than blocked forever); while in debt, packets are dropped. A bucket is forgotten
 -- once it would be full again (the same as a new one), so memory follows active sources.
--- The buckets live in mt.state: a reload (SIGHUP) does not refill them, so a source cannot
--- get a fresh burst by waiting for one.
+-- A reload (SIGHUP) keeps the buckets as they were, so a source cannot get a fresh burst by
+-- waiting for one.
 --
 -- Settings (-S "examples/ratelimit.lua key=value ..."):
 --   rate=2mbit       refill rate per source (bit/s; kbit, mbit, gbit, or kbps, mbps bytes/s)
@@ -37,27 +37,43 @@ if not ok then
 end
 
 local bytes_per_sec = cfg.rate / 8
-local buckets = util.conntrack { sweep = math.max(1, cfg.burst / bytes_per_sec),
-    state = util.state("ratelimit.lua", args) }
+local everyone = cfg.limit == "0.0.0.0/0,::/0" -- the default: no prefix match per packet
+
+-- The buckets: mt.flows keyed by the source address alone, each entry's value { tokens, time }
+-- and its timeout the time until it would be full again. When full, new sources are dropped
+-- (fail closed) rather than ending the buckets of active ones. stop() saves them in mt.state,
+-- reload() takes them back.
+local buckets = mt.flows { key = "src", max = 65536, timeout = cfg.burst / bytes_per_sec,
+    evict = false, sweep = math.max(1, cfg.burst / bytes_per_sec) }
 
 local function police(pkt)
-    local ip = pkt.ip
-    if not ip or not limited:contains(ip.src) then
-        return mt.PASS
+    if not everyone then
+        local ip = pkt.ip
+        if not ip or not limited:contains(ip.src) then
+            return mt.PASS
+        end
+    end
+    local e, _, new = buckets:add(pkt)
+    if not e then
+        -- not IP, or the table is full (a flood of sources): fail closed
+        return pkt.ip and mt.DROP or mt.PASS
     end
     local now = mt.now()
-    local b = buckets:get(ip.src) or { tokens = cfg.burst, t = now }
-    b.tokens = math.min(cfg.burst, b.tokens + (now - b.t) * bytes_per_sec)
-    b.t = now
+    local b = e.value
+    if new or not b then
+        b = { cfg.burst, now }
+        e.value = b
+    end
+    local tokens = math.min(cfg.burst, b[1] + (now - b[2]) * bytes_per_sec)
+    b[2] = now
     local verdict = mt.DROP
-    if b.tokens > 0 then
-        b.tokens = b.tokens - #pkt
+    if tokens > 0 then
+        tokens = tokens - #pkt
         verdict = mt.PASS
     end
+    b[1] = tokens
     -- Kept until it would be full again (after that a new bucket is the same).
-    if not buckets:put(ip.src, b, (cfg.burst - b.tokens) / bytes_per_sec) then
-        return mt.DROP -- the table is full (a flood of sources): fail closed
-    end
+    e:timeout(math.max(1e-3, (cfg.burst - tokens) / bytes_per_sec))
     return verdict
 end
 
@@ -68,4 +84,7 @@ end
 if cfg.dir ~= "ingress" then
     M.egress = police
 end
+
+-- Reload: the buckets stay as they were, so waiting for a reload gives no fresh burst.
+M.stop, M.reload = util.carry_flows(buckets, util.state("ratelimit.lua", args))
 return M

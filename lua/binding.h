@@ -254,6 +254,14 @@ void mt__lpacket_new(lua_State *L);
 void mt__lpacket_bind(lua_State *L, int idx, struct mt_packet *pkt);
 /* Makes the userdata at idx raise an "expired" error on any further use. */
 void mt__lpacket_expire(lua_State *L, int idx);
+/* The live packet of the packet userdata at idx (its metatable compared with the one at meta,
+ * an upvalue of the caller: no registry lookup); raises for anything else or an expired one. */
+struct mt_packet *mt__lpacket_arg(lua_State *L, int idx, int meta);
+
+/* --- lflows.c: mt.flows ------------------------------------------------------------------- */
+
+/* Registers the flow table's metatables and sets module.flows (module at idx, with every). */
+void mt__lflows_open(lua_State *L, int module);
 
 /* --- lpeer.c: the peer userdata ---------------------------------------------------------- */
 

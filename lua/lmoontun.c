@@ -502,5 +502,6 @@ int mt__lmoontun_open(lua_State *L)
     lua_setfield(L, -2, "state");
     push_config(L, s);
     lua_setfield(L, -2, "config");
+    mt__lflows_open(L, -1);
     return 1;
 }

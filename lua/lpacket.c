@@ -196,6 +196,17 @@ static struct lpacket *check_packet(lua_State *L, int idx)
     return lp;
 }
 
+struct mt_packet *mt__lpacket_arg(lua_State *L, int idx, int meta)
+{
+    struct lpacket *lp = lua_touserdata(L, idx);
+    if (lp == NULL || !lua_getmetatable(L, idx) || !lua_rawequal(L, -1, meta))
+        luaL_typeerror(L, idx, MT_LPACKET_META);
+    lua_pop(L, 1);
+    if (lp->pkt == NULL)
+        luaL_error(L, EXPIRED_MSG);
+    return lp->pkt;
+}
+
 /* The receiver of a metamethod. Lua calls __index, __newindex, __len and __tostring only for
  * objects that have our metatable, and scripts cannot reach the metamethods themselves (the
  * metatable is hidden behind __metatable and there is no debug library), so the type needs

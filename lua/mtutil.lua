@@ -3,9 +3,10 @@
 --   local cfg = util.settings(..., "firewall.lua", { allow = { "list", "icmp" }, reject = { "bool", false } })
 --   local set = util.prefix_set("10.0.0.0/8,fd00::/8")      set:contains("10.1.2.3")
 --   local ct = util.conntrack{ sweep = 1 }                   ct:put(key, value, ttl) ct:get(key)
---   local keep = util.state("firewall.lua", ...)            this script's part of mt.state
+--   local keep, key = util.state("firewall.lua", ...)       this script's part of mt.state
 --   util.conntrack{ state = keep }                           entries that outlive a reload
 --   util.flow(pkt) -> proto, src, sport, dst, dport ; util.flow_key(...) ; util.reverse_key(...)
+--   M.stop, M.reload = util.carry_flows(flows, keep, key)    a mt.flows table over reloads
 --   util.l3_offset(pkt) -> where the IP header starts (tap: after Ethernet and VLAN tags)
 -- Settings errors are raised at load time as one line naming the script and the setting.
 local mt = require "moontun"
@@ -191,10 +192,28 @@ function util.state(name, args)
         t = {}
         mt.state[key] = t
     end
-    return t
+    return t, key -- the key finds it again in the copy a reload(state) handler gets
 end
 
 -- Flows --------------------------------------------------------------------------------------
+
+-- The stop and reload handlers that carry a mt.flows table over a reload: stop saves it in
+-- keep (the script's util.state table), reload finds it by key in the copy it is handed and
+-- restores it (each flow with the time it had left), then drops the saved copy.
+--   M.stop, M.reload = util.carry_flows(flows, util.state(NAME, args))
+function util.carry_flows(flows, keep, key)
+    local function stop()
+        keep.flows = flows:save()
+    end
+    local function reload(state)
+        local old = state[key]
+        if type(old) == "table" and type(old.flows) == "table" then
+            flows:restore(old.flows)
+        end
+        keep.flows = nil
+    end
+    return stop, reload
+end
 
 -- The 5-tuple of a packet: proto ("tcp", "udp", "icmp", or the protocol number), src, sport,
 -- dst, dport. ICMP echo uses the echo id as both ports so requests and replies pair up.

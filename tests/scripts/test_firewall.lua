@@ -140,3 +140,16 @@ T.test("bad settings stop loading with a line naming the setting", function()
         T.like(err, bad:match("^[%a_]+"), bad .. " error")
     end
 end)
+
+T.test("a reload keeps the connections, with the time each had left", function()
+    local c = fw("allow=icmp timeout_udp=30 max=1024") -- small: two loads fit the test's 50 ms under ASan
+    c:egress(outbound { udp = { sport = 5353, dport = 53 } })
+    c:egress(outbound { tcp = { sport = 50000, dport = 80, flags = "S" } })
+    T.advance(20)
+    assert(c:reload())
+    T.eq(c:ingress(inbound { tcp = { sport = 80, dport = 50000, flags = "SA" } }), "pass", "TCP reply after reload")
+    T.eq(c:ingress(inbound { udp = { sport = 53, dport = 5353 } }), "pass", "UDP reply after reload")
+    T.advance(31)
+    T.eq(c:ingress(inbound { udp = { sport = 53, dport = 5353 } }), "drop", "UDP idle past its timeout")
+    T.eq(c:ingress(inbound { tcp = { sport = 80, dport = 50000, flags = "A" } }), "pass", "TCP still there")
+end)

@@ -346,6 +346,7 @@ static int cmp_double(const void *a, const void *b)
 struct bench_case {
     char name[96];
     char spec[512]; /* "FILE key=value ..."; empty: no script */
+    long prefill;   /* distinct UDP flows sent through egress first (a full flow table) */
 };
 
 static struct bench_case cases[MAX_CASE];
@@ -361,7 +362,35 @@ static void add_case(const char *name, const char *spec)
     }
     snprintf(cases[ncases].name, sizeof cases[ncases].name, "%s", name);
     snprintf(cases[ncases].spec, sizeof cases[ncases].spec, "%s", spec);
+    cases[ncases].prefill = 0;
     ncases++;
+}
+
+/* Sends n packets of distinct UDP flows (10.128.0.0/9 to 192.0.2.53:53, source port and address
+ * counting up) through the egress hook: the table of a flow-tracking script then holds n flows
+ * besides the mix's, as on a busy gateway. Checksums are not kept: no script here reads them. */
+static void prefill(struct mt_scripts *s, long n)
+{
+    struct mt_packet pkt;
+    struct mt_peer *route = NULL;
+    for (long i = 0; i < n; i++) {
+        mt_packet_init(&pkt, BUF, sizeof BUF, MT_HEADROOM);
+        uint8_t *p = pkt.data;
+        memset(p, 0, 28);
+        p[0] = 0x45;
+        put16(p + 2, 28);
+        p[8] = 64;
+        p[9] = MT_IPPROTO_UDP;
+        put32(p + 12, 0x0a800000u | (uint32_t)(i / 50000));
+        put32(p + 16, 0xc0000235u); /* 192.0.2.53 */
+        put16(p + 20, 10000 + (unsigned)(i % 50000));
+        put16(p + 22, 53);
+        put16(p + 24, 8);
+        pkt.len = 28;
+        pkt.link = MT_LINK_IP;
+        pkt.dir = MT_DIR_EGRESS;
+        mt_scripts_egress(s, &pkt, &route);
+    }
 }
 
 static const char *temp_script(const char *src)
@@ -454,6 +483,8 @@ static void bench(const struct bench_case *c, bool ingress, long n)
     }
     HOOKS = s != NULL ? mt_scripts_hooks(s) : 0;
     capture_test = strstr(c->name, "capture test") != NULL;
+    if (c->prefill > 0)
+        prefill(s, c->prefill);
     for (int d = 0; d < (ingress ? 2 : 1); d++) {
         enum mt_dir dir = d == 0 ? MT_DIR_EGRESS : MT_DIR_INGRESS;
         double ns[RUNS];
@@ -539,13 +570,25 @@ static int write_mix(const char *path, long n)
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: bench_hook [-n N] [--ingress] [--mix-pcap FILE] [\"SCRIPT [key=value ...]\"]...\n"
-        "  -n N       packets per run (default 2000000)\n"
-        "  --ingress  also time the ingress hook (with a fake peer)\n"
-        "  --mix-pcap FILE  write N packets of the mix as a raw-IP pcap and exit\n"
-        "  SCRIPT     benchmark these scripts instead of the built-in cases\n");
+    fprintf(out, "usage: bench_hook [-n N] [--ingress] [--lua-budget N] [--prefill N] [--mix-pcap "
+                 "FILE] [\"SCRIPT [key=value ...]\"]...\n"
+                 "  -n N       packets per run (default 2000000)\n"
+                 "  --ingress  also time the ingress hook (with a fake peer)\n"
+                 "  --lua-budget N  instructions per call (default 1000000; 0: no count hook)\n"
+                 "  --prefill N  send N packets of distinct UDP flows through each SCRIPT first\n"
+                 "  --mix-pcap FILE  write N packets of the mix as a raw-IP pcap and exit\n"
+                 "  SCRIPT     benchmark these scripts instead of the built-in cases\n");
+}
+
+/* A whole decimal number of at least min. */
+static bool number_arg(const char *text, long min, long *out)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*end != '\0' || end == text || v < min)
+        return false;
+    *out = v;
+    return true;
 }
 
 int main(int argc, char **argv)
@@ -553,16 +596,19 @@ int main(int argc, char **argv)
     long n = 2000000;
     bool ingress = false;
     bool given = false;
+    long budget = 1000000, fill = 0;
     const char *mix_pcap = NULL;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
-            char *end;
-            n = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || n <= 0) {
-                usage(stderr);
-                return 2;
-            }
+            if (!number_arg(argv[++i], 1, &n))
+                return usage(stderr), 2;
+        } else if (strcmp(argv[i], "--lua-budget") == 0 && i + 1 < argc) {
+            if (!number_arg(argv[++i], 0, &budget))
+                return usage(stderr), 2;
+        } else if (strcmp(argv[i], "--prefill") == 0 && i + 1 < argc) {
+            if (!number_arg(argv[++i], 0, &fill))
+                return usage(stderr), 2;
         } else if (strcmp(argv[i], "--ingress") == 0) {
             ingress = true;
         } else if (strcmp(argv[i], "--mix-pcap") == 0 && i + 1 < argc) {
@@ -576,6 +622,7 @@ int main(int argc, char **argv)
         } else {
             given = true;
             add_case(argv[i], argv[i]);
+            cases[ncases - 1].prefill = fill; /* a --prefill given before it */
         }
     }
 
@@ -584,8 +631,8 @@ int main(int argc, char **argv)
     CFG.transport = MT_TRANSPORT_UDP;
     CFG.mtu = 1400;
     CFG.on_error = MT_ON_ERROR_DROP;
-    CFG.lua_budget = 1000000; /* moontun's defaults: the count hook is part of the cost */
-    CFG.lua_mem_mb = 64;
+    CFG.lua_budget = budget; /* 1,000,000 by default: the count hook's cost, as in earlier rows */
+    CFG.lua_mem_mb = 1024;   /* room for the 1,000,000-flow table (about 200 MB) */
     CFG.max_peers = 256;
     CFG.log_level = MT_LOG_WARN;
     HOST.loop = ev_loop_new(EVFLAG_AUTO);
@@ -625,6 +672,18 @@ int main(int argc, char **argv)
                         "return { egress = fw, ingress = fw }\n"));
         add_example("firewall.lua", "");
         add_example("nat.lua", "inside=10.0.0.0/24 public=192.0.2.1");
+        /* the same firewall with a full table: lookups must not slow down with its size */
+        static const long sizes[] = {1000, 100000, 1000000};
+        for (int i = 0; i < 3; i++) {
+            char path[300], name[96], spec[512];
+            example_path("firewall.lua", path, sizeof path);
+            snprintf(name, sizeof name, "examples/firewall.lua, %ld flows tracked", sizes[i]);
+            snprintf(spec, sizeof spec,
+                     "%s allow=tcp/22,tcp/80,icmp reject=1 timeout_udp=1h max=%ld", path,
+                     sizes[i] + 1000);
+            add_case(name, spec);
+            cases[ncases - 1].prefill = sizes[i];
+        }
     }
 
     printf("\n%-44s | %-7s | %9s | %7s | %7s | %6s\n", "case", "hook", "ns/packet", "min", "max",
