@@ -836,13 +836,8 @@ int mt__ltest_open(lua_State *L)
 {
     struct mt_trun *run = lua_touserdata(L, 1);
 
-    luaL_newmetatable(L, TCHAIN_META);
-    lua_newtable(L);
-    luaL_setfuncs(L, chain_methods, 0);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, chain_close_m);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg chain_metamethods[] = {{"__gc", chain_close_m}, {NULL, NULL}};
+    mt__lua_class(L, TCHAIN_META, chain_metamethods, chain_methods);
 
     luaL_newmetatable(L, TPEER_META);
     lua_pushlightuserdata(L, run);
