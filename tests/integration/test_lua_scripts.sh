@@ -53,8 +53,10 @@ MT_SINK_ADDR=10.9.0.1 mt_transfer "$NS_B" "$NS_A" 10.9.0.99 8 ||
 down
 mt_pass "rewrite_dst.lua: 8 MiB to 10.9.0.99 delivered to 10.9.0.1, sha256 ok (checksums right)"
 
-# 4. encode/decode: a 4-byte "MTUN" header on every datagram, visible on the veth.
-up --udp -S "$S/wire_header.lua" -- --udp -S "$S/wire_header.lua"
+# 4. encode/decode: a 4-byte "MTUN" header on every datagram, visible on the veth. Kernel GSO
+# off: a GSO train is captured as one packet, which would show only its first datagram's header
+# (with it on, the transfer's sha256 through decode is the proof; see test_udp_gso.sh).
+up --udp --udp-offload off -S "$S/wire_header.lua" -- --udp --udp-offload off -S "$S/wire_header.lua"
 ip netns exec "$NS_A" tcpdump -i "$VETH_A" -U --immediate-mode -B 16384 -n -w "$MT_TMP/wire.pcap" udp port 55555 \
     >"$MT_TMP/tcpdump.log" 2>&1 &
 TCPDUMP=$!
