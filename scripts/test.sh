@@ -44,8 +44,8 @@ for t in "$root"/tests/integration/test_*.sh; do
 done
 
 if [ -z "$only" ] && [ -x "$root/scripts/fuzz.sh" ]; then
-    echo "== fuzzers (libFuzzer, ${MT_FUZZ_SECONDS:-20} s each)"
-    "$root/scripts/fuzz.sh" "${MT_FUZZ_SECONDS:-20}" || failed+=("fuzzers")
+    echo "== fuzzers (libFuzzer, ${MT_FUZZ_SECONDS:-10} s each)"
+    "$root/scripts/fuzz.sh" "${MT_FUZZ_SECONDS:-10}" || failed+=("fuzzers")
 fi
 
 echo "== format (clang-format)"

@@ -2,7 +2,7 @@
 # Kernel UDP offloads. With --udp-offload auto (the default) a super-packet cut at the MTU
 # leaves in one sendmsg with UDP_SEGMENT and the receiver reads datagrams the kernel joined
 # (UDP_GRO) and cuts them back; with --udp-offload off every datagram has its own slot. Both
-# must carry 32 MiB each way with the same sha256, and the counters (exit summary and
+# must carry 12 MiB each way (enough for hundreds of GSO trains) with the same sha256, and the counters (exit summary and
 # `moontun show --json`) must show which path was taken. IPv6 outer datagrams too, and tap mode. And where
 # the kernel has USO on tun (6.2+), an application's UDP GSO send crosses the device whole.
 source "$(dirname "$0")/lib.sh"
@@ -25,9 +25,9 @@ run_case() { # NAME SERVER_ADDR MODE [DEVICE]
     local cli=$MT_LAST_PID
     mt_wait_link "$NS_B" mt0
     mt_wait_ping "$NS_B" 10.9.0.1 || mt_fail "$name: no ping"
-    mt_transfer "$NS_B" "$NS_A" 10.9.0.1 32 || mt_fail "$name: 32 MiB client -> server"
+    mt_transfer "$NS_B" "$NS_A" 10.9.0.1 12 || mt_fail "$name: 12 MiB client -> server"
     local up=$MT_XFER_MBIT
-    mt_transfer "$NS_A" "$NS_B" 10.9.0.2 32 || mt_fail "$name: 32 MiB server -> client"
+    mt_transfer "$NS_A" "$NS_B" 10.9.0.2 12 || mt_fail "$name: 12 MiB server -> client"
     local down=$MT_XFER_MBIT
     DEV_RX=$(show_counter "$name" cli dev_rx_packets)
     DEV_RX_BYTES=$(show_counter "$name" cli dev_rx_bytes)
@@ -95,7 +95,7 @@ if grep -q 'offloads TSO and USO' "$MT_TMP/cli_v4.log"; then
 else
     mt_log "the kernel refused TUN_F_USO4/6: UDP super-packets not tested ($(uname -r))"
 fi
-mt_pass "udp, kernel GSO/GRO: 32 MiB each way, sha256 ok, gso sends $(counter srv_v4 "gso sends")/$(counter cli_v4 "gso sends"), gro reads $(counter srv_v4 "gro reads")/$(counter cli_v4 "gro reads") ($RATES)"
+mt_pass "udp, kernel GSO/GRO: 12 MiB each way, sha256 ok, gso sends $(counter srv_v4 "gso sends")/$(counter cli_v4 "gso sends"), gro reads $(counter srv_v4 "gro reads")/$(counter cli_v4 "gro reads") ($RATES)"
 
 run_case off 172.31.0.1 off
 grep -q 'udp kernel offloads off' "$MT_TMP/srv_off.log" || mt_fail "off: no log line"
@@ -105,11 +105,11 @@ for end in srv_off cli_off; do
     done
 done
 [ "$JSON_GSO" = 0 ] || mt_fail "off: show --json says udp_gso_sends $JSON_GSO"
-mt_pass "udp, --udp-offload off: 32 MiB each way, sha256 ok, no GSO send, no GRO read ($RATES)"
+mt_pass "udp, --udp-offload off: 12 MiB each way, sha256 ok, no GSO send, no GRO read ($RATES)"
 
 run_case v6 fd31::1 auto
 check_kernel_path v6
-mt_pass "udp over IPv6, kernel GSO/GRO: 32 MiB each way, sha256 ok ($RATES)"
+mt_pass "udp over IPv6, kernel GSO/GRO: 12 MiB each way, sha256 ok ($RATES)"
 
 # Tap: the device hands over Ethernet frames of up to 64 KiB (TSO), cut at the MTU for the
 # peer and sent with GSO.
