@@ -518,8 +518,7 @@ static int pkt_offset(lua_State *L, struct lpacket *lp)
 /* upvalues: 1 the metatable, 2 the name table (methods, and field codes) */
 static int pkt_index(lua_State *L)
 {
-    struct lpacket *lp = self_packet(L);
-    lua_settop(L, 2);
+    struct lpacket *lp = self_packet(L); /* Lua calls __index with (pkt, key), no more */
     if (lua_type(L, 2) != LUA_TSTRING) { /* the name table also keeps internal values */
         lua_pushnil(L);
         return 1;
@@ -827,9 +826,8 @@ static int view_no_field(lua_State *L, enum view k)
 
 static int view_index(lua_State *L)
 {
-    struct lview *v = self_view(L);
-    lua_settop(L, 2);
-    lua_pushvalue(L, 2); /* the key stays at 2 for the error */
+    struct lview *v = self_view(L); /* called with (view, key), no more: no settop */
+    lua_pushvalue(L, 2);            /* the key stays at 2 for the error */
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return view_no_field(L, v->kind);
     enum vfield f = (enum vfield)lua_tointeger(L, -1);
