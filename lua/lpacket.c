@@ -26,6 +26,8 @@ enum view { V_ETH, V_IP, V_TCP, V_UDP, V_ICMP, V_COUNT };
 
 static const char *const view_names[V_COUNT] = {"eth", "ip", "tcp", "udp", "icmp"};
 
+#define ADDR_SLOTS 32 /* address texts the ip view keeps (a power of 2) */
+
 struct lpacket {
     struct mt_packet *pkt; /* NULL when expired */
     bool parsed;           /* the fields below describe pkt's current bytes */
@@ -38,6 +40,11 @@ struct lpacket {
     uint8_t set_len; /* 0: none yet */
     char set_text[MT_ADDR_STRLEN];
     struct mt_addr set_addr;
+    /* The addresses whose text the ip view keeps in its user values (push_addr_cached). */
+    struct {
+        uint8_t ver; /* 0: empty */
+        uint8_t b[16];
+    } addr_cache[ADDR_SLOTS];
 };
 
 struct lview {
@@ -782,6 +789,25 @@ static uint32_t read_word(const uint8_t *p, unsigned width)
 
 /* Pushes field d of view k. Every offset read here was checked by parse(): the header's fixed
  * part lies inside the packet. */
+/* ip.src and ip.dst, for the ip view at stack index 1: the text of an address is kept in
+ * that view's user values, in one of ADDR_SLOTS by a hash of its last bytes, since scripts read
+ * the same few addresses over and over and formatting and interning the string cost ~330
+ * instructions a read. The strings are the ones push_addr made: the same values. */
+static void push_addr_cached(lua_State *L, struct lpacket *lp, const uint8_t *a)
+{
+    size_t n = lp->ipver == 6 ? 16 : 4;
+    unsigned h = (unsigned)(a[n - 1] ^ a[n - 2] * 7u) & (ADDR_SLOTS - 1);
+    if (lp->addr_cache[h].ver == lp->ipver && memcmp(lp->addr_cache[h].b, a, n) == 0) {
+        lua_getiuservalue(L, 1, 2 + (int)h);
+        return;
+    }
+    push_addr(L, lp->ipver, a);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2 + (int)h); /* preallocated: cannot fail */
+    lp->addr_cache[h].ver = lp->ipver;
+    memcpy(lp->addr_cache[h].b, a, n);
+}
+
 static void view_get(lua_State *L, struct lpacket *lp, enum view k, const struct vdesc *d)
 {
     const uint8_t *p = lp->pkt->data + lp->off[k];
@@ -798,8 +824,8 @@ static void view_get(lua_State *L, struct lpacket *lp, enum view k, const struct
     case H_MAC:
         push_mac(L, p + d->off);
         return;
-    case H_ADDR:
-        push_addr(L, lp->ipver, p + d->off);
+    case H_ADDR: /* only the ip view has addresses; view_index has it at 1 */
+        push_addr_cached(L, lp, p + d->off);
         return;
     case H_IPVER:
         lua_pushinteger(L, lp->ipver);
@@ -1146,7 +1172,7 @@ void mt__lpacket_new(lua_State *L)
     memset(lp, 0, sizeof *lp);
     luaL_setmetatable(L, MT_LPACKET_META);
     for (int k = 0; k < V_COUNT; k++) {
-        struct lview *v = lua_newuserdatauv(L, sizeof *v, 1);
+        struct lview *v = lua_newuserdatauv(L, sizeof *v, k == V_IP ? 1 + ADDR_SLOTS : 1);
         v->lp = lp;
         v->kind = (enum view)k;
         luaL_setmetatable(L, MT_LVIEW_META);
