@@ -328,6 +328,12 @@ end)
 
 local M = {}
 
+-- Sources seen not to be in `inside` (replies and traffic routed through this host): a table
+-- lookup where inside:contains parsed the text again for each of their packets. At most
+-- OUTSIDERS of them, then the memo starts over.
+local OUTSIDERS = 4096
+local outsiders, noutsiders = {}, 0
+
 function M.egress(pkt)
     local ip = pkt.ip
     if not ip then
@@ -349,7 +355,13 @@ function M.egress(pkt)
         end
         return
     end
-    if not host and not inside:contains(src) then
+    if not host and (outsiders[src] or not inside:contains(src)) then
+        if not outsiders[src] then
+            if noutsiders == OUTSIDERS then
+                outsiders, noutsiders = {}, 0
+            end
+            outsiders[src], noutsiders = true, noutsiders + 1
+        end
         return
     end
     local h, proto, port, field = ports(pkt, "sport", 8)

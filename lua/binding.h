@@ -65,11 +65,12 @@ struct mt_scripts {
     char names[MT_MAX_SCRIPTS][64]; /* basenames, for logs */
     char dirs[MT_MAX_SCRIPTS][256]; /* where each script lives, for require */
 
-    int pkt_refs[MT_CHAIN_DEPTH]; /* the reusable packet userdata */
-    int depth;                    /* packet userdata in use (nested chains) */
-    int in_encode;                /* encode handlers running: mt.send is refused then */
-    bool sending;                 /* the scratch packet is in use */
-    uint8_t *scratch;             /* MT_PKT_BUFSIZE bytes for mt.send, allocated at load */
+    int pkt_refs[MT_CHAIN_DEPTH];     /* the reusable packet userdata */
+    void *pkt_blocks[MT_CHAIN_DEPTH]; /* ... their blocks (a userdata never moves) */
+    int depth;                        /* packet userdata in use (nested chains) */
+    int in_encode;                    /* encode handlers running: mt.send is refused then */
+    bool sending;                     /* the scratch packet is in use */
+    uint8_t *scratch;                 /* MT_PKT_BUFSIZE bytes for mt.send, allocated at load */
 
     /* Per-script environments (sandbox.c): globals, require's loaded table, moontun module
      * (whose `state` is carried over reloads), as registry references. */
@@ -96,6 +97,9 @@ struct mt_scripts {
     int co_nest;                 /* coroutines resumed or closed inside one another */
     unsigned csteps;             /* steps of bounded C functions (mt__sandbox_step) */
     lua_State *volatile running; /* the Lua thread running now: the watchdog arms its hook */
+    /* The count the main thread's hook was last set to by mt__scripts_arm (-1: unknown, as
+     * after the watchdog's signal armed it): an outer call then skips lua_gethook & co. */
+    volatile int main_armed;
 
     /* Wall-clock bound. */
     double call_time;    /* seconds per outer call (--lua-time; more while loading) */
@@ -103,7 +107,7 @@ struct mt_scripts {
     double started;      /* when the outer call in progress began */
     double deadline;     /* when it must end */
     int bound_ms;        /* deadline - started, for the message */
-    double last_elapsed; /* how long the last outer call took */
+    double last_elapsed; /* how long the last outer call took (a packet handler's: if it failed) */
     unsigned turn_iter;  /* the loop iteration timers last ran in */
     double turn_used;    /* seconds of timer calls in that iteration */
     uint64_t timer_deferred; /* timer runs put off to a later loop turn */
@@ -250,10 +254,11 @@ void mt__lpacket_open(lua_State *L);
 /* Pushes a new, expired packet userdata. The chain makes a few at load time and reuses them
  * for every call (no allocation per packet). */
 void mt__lpacket_new(lua_State *L);
-/* Points the packet userdata at idx to pkt, making it valid until mt__lpacket_expire. */
-void mt__lpacket_bind(lua_State *L, int idx, struct mt_packet *pkt);
-/* Makes the userdata at idx raise an "expired" error on any further use. */
-void mt__lpacket_expire(lua_State *L, int idx);
+/* Points the packet userdata ud (its block, as lua_touserdata gave it when the chain made it:
+ * per packet, no index lookup) to pkt, making it valid until mt__lpacket_expire. */
+void mt__lpacket_bind(void *ud, struct mt_packet *pkt);
+/* Makes the userdata ud raise an "expired" error on any further use. */
+void mt__lpacket_expire(void *ud);
 /* The live packet of the packet userdata at idx (its metatable compared with the one at meta,
  * an upvalue of the caller: no registry lookup); raises for anything else or an expired one. */
 struct mt_packet *mt__lpacket_arg(lua_State *L, int idx, int meta);

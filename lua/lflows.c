@@ -117,7 +117,7 @@ static void push_chunk(lua_State *L, int tidx, uint32_t i, bool make)
         lua_pushvalue(L, -1);
         lua_rawseti(L, -3, (lua_Integer)(i >> ENTRY_CHUNK_BITS) + 1);
     }
-    lua_remove(L, -2);
+    lua_replace(L, -2); /* as lua_remove(L, -2), without its rotation: per lookup */
 }
 
 /* Pushes f's entry (the table is at tidx), made on first use: a flow a script never looks at
@@ -140,7 +140,7 @@ static void push_entry(lua_State *L, int tidx, struct lflows *lf, struct mt_flow
         lua_pushvalue(L, -1);
         lua_rawseti(L, -3, (lua_Integer)(i & (ENTRY_CHUNK - 1)) + 1);
     }
-    lua_remove(L, -2);
+    lua_replace(L, -2);
 }
 
 /* Ends f: out of the index, on_expire(entry, why) (why NULL: removed by the script, no

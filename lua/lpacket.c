@@ -26,6 +26,8 @@ enum view { V_ETH, V_IP, V_TCP, V_UDP, V_ICMP, V_COUNT };
 
 static const char *const view_names[V_COUNT] = {"eth", "ip", "tcp", "udp", "icmp"};
 
+#define ADDR_SLOTS 32 /* address texts the ip view keeps (a power of 2) */
+
 struct lpacket {
     struct mt_packet *pkt; /* NULL when expired */
     bool parsed;           /* the fields below describe pkt's current bytes */
@@ -33,6 +35,16 @@ struct lpacket {
     uint8_t l4proto;       /* final protocol number (after IPv6 extension headers) */
     uint32_t l3hlen;       /* IP header plus IPv6 extension headers */
     int32_t off[V_COUNT];  /* where each view's header starts; -1 when absent */
+    /* The last address text assigned to ip.src/ip.dst and what it parsed to: a NAT writes the
+     * same address into every packet, and inet_pton cost it 190 instructions a packet. */
+    uint8_t set_len; /* 0: none yet */
+    char set_text[MT_ADDR_STRLEN];
+    struct mt_addr set_addr;
+    /* The addresses whose text the ip view keeps in its user values (push_addr_cached). */
+    struct {
+        uint8_t ver; /* 0: empty */
+        uint8_t b[16];
+    } addr_cache[ADDR_SLOTS];
 };
 
 struct lview {
@@ -513,8 +525,7 @@ static int pkt_offset(lua_State *L, struct lpacket *lp)
 /* upvalues: 1 the metatable, 2 the name table (methods, and field codes) */
 static int pkt_index(lua_State *L)
 {
-    struct lpacket *lp = self_packet(L);
-    lua_settop(L, 2);
+    struct lpacket *lp = self_packet(L); /* Lua calls __index with (pkt, key), no more */
     if (lua_type(L, 2) != LUA_TSTRING) { /* the name table also keeps internal values */
         lua_pushnil(L);
         return 1;
@@ -778,6 +789,25 @@ static uint32_t read_word(const uint8_t *p, unsigned width)
 
 /* Pushes field d of view k. Every offset read here was checked by parse(): the header's fixed
  * part lies inside the packet. */
+/* ip.src and ip.dst, for the ip view at stack index 1: the text of an address is kept in
+ * that view's user values, in one of ADDR_SLOTS by a hash of its last bytes, since scripts read
+ * the same few addresses over and over and formatting and interning the string cost ~330
+ * instructions a read. The strings are the ones push_addr made: the same values. */
+static void push_addr_cached(lua_State *L, struct lpacket *lp, const uint8_t *a)
+{
+    size_t n = lp->ipver == 6 ? 16 : 4;
+    unsigned h = (unsigned)(a[n - 1] ^ a[n - 2] * 7u) & (ADDR_SLOTS - 1);
+    if (lp->addr_cache[h].ver == lp->ipver && memcmp(lp->addr_cache[h].b, a, n) == 0) {
+        lua_getiuservalue(L, 1, 2 + (int)h);
+        return;
+    }
+    push_addr(L, lp->ipver, a);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2 + (int)h); /* preallocated: cannot fail */
+    lp->addr_cache[h].ver = lp->ipver;
+    memcpy(lp->addr_cache[h].b, a, n);
+}
+
 static void view_get(lua_State *L, struct lpacket *lp, enum view k, const struct vdesc *d)
 {
     const uint8_t *p = lp->pkt->data + lp->off[k];
@@ -794,8 +824,8 @@ static void view_get(lua_State *L, struct lpacket *lp, enum view k, const struct
     case H_MAC:
         push_mac(L, p + d->off);
         return;
-    case H_ADDR:
-        push_addr(L, lp->ipver, p + d->off);
+    case H_ADDR: /* only the ip view has addresses; view_index has it at 1 */
+        push_addr_cached(L, lp, p + d->off);
         return;
     case H_IPVER:
         lua_pushinteger(L, lp->ipver);
@@ -822,9 +852,8 @@ static int view_no_field(lua_State *L, enum view k)
 
 static int view_index(lua_State *L)
 {
-    struct lview *v = self_view(L);
-    lua_settop(L, 2);
-    lua_pushvalue(L, 2); /* the key stays at 2 for the error */
+    struct lview *v = self_view(L); /* called with (view, key), no more: no settop */
+    lua_pushvalue(L, 2);            /* the key stays at 2 for the error */
     if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNUMBER)
         return view_no_field(L, v->kind);
     enum vfield f = (enum vfield)lua_tointeger(L, -1);
@@ -928,10 +957,20 @@ static void set_addr(lua_State *L, struct lpacket *lp, unsigned off, const char 
     if (lua_type(L, 3) != LUA_TSTRING)
         field_error(L, V_IP, name,
                     lua_pushfstring(L, "address text expected, got %s", luaL_typename(L, 3)));
-    const char *s = lua_tostring(L, 3);
+    size_t len;
+    const char *s = lua_tolstring(L, 3, &len);
     struct mt_addr na;
-    if (mt_addr_parse(s, &na) < 0)
-        field_error(L, V_IP, name, lua_pushfstring(L, "invalid IPv%d address '%s'", ver, s));
+    if (len != 0 && len == lp->set_len && memcmp(s, lp->set_text, len) == 0) {
+        na = lp->set_addr;
+    } else {
+        if (mt_addr_parse(s, &na) < 0)
+            field_error(L, V_IP, name, lua_pushfstring(L, "invalid IPv%d address '%s'", ver, s));
+        if (len < sizeof lp->set_text) {
+            memcpy(lp->set_text, s, len);
+            lp->set_len = (uint8_t)len;
+            lp->set_addr = na;
+        }
+    }
     if (na.kind != ver)
         field_error(
             L, V_IP, name,
@@ -1133,7 +1172,7 @@ void mt__lpacket_new(lua_State *L)
     memset(lp, 0, sizeof *lp);
     luaL_setmetatable(L, MT_LPACKET_META);
     for (int k = 0; k < V_COUNT; k++) {
-        struct lview *v = lua_newuserdatauv(L, sizeof *v, 1);
+        struct lview *v = lua_newuserdatauv(L, sizeof *v, k == V_IP ? 1 + ADDR_SLOTS : 1);
         v->lp = lp;
         v->kind = (enum view)k;
         luaL_setmetatable(L, MT_LVIEW_META);
@@ -1144,16 +1183,16 @@ void mt__lpacket_new(lua_State *L)
 }
 
 /* The chain owns these userdata and calls this per packet: no metatable check on this path. */
-void mt__lpacket_bind(lua_State *L, int idx, struct mt_packet *pkt)
+void mt__lpacket_bind(void *ud, struct mt_packet *pkt)
 {
-    struct lpacket *lp = lua_touserdata(L, idx);
+    struct lpacket *lp = ud;
     lp->pkt = pkt;
     lp->parsed = false;
 }
 
-void mt__lpacket_expire(lua_State *L, int idx)
+void mt__lpacket_expire(void *ud)
 {
-    struct lpacket *lp = lua_touserdata(L, idx);
+    struct lpacket *lp = ud;
     lp->pkt = NULL;
     lp->parsed = false;
 }

@@ -186,6 +186,11 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 void mt__scripts_arm(struct mt_scripts *s, lua_State *co)
 {
     int count = s->aborting || wd_expired(s) ? 1 : s->step;
+    if (co == s->L) { /* never collected, so its address names it; see main_armed */
+        if (s->main_armed == count)
+            return;
+        s->main_armed = count;
+    }
     if (count == 0) { /* no instruction budget: no hook until the watchdog arms one */
         if (lua_gethook(co) != NULL)
             lua_sethook(co, NULL, 0, 0);
@@ -238,6 +243,7 @@ static void wd_signal(int sig)
     if (s == NULL || s->active == 0 || !wd_expired(s))
         return;
     lua_State *L = s->running;
+    s->main_armed = -1;
     if (L != NULL)
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1); /* documented as signal-safe */
 }
@@ -463,17 +469,22 @@ static bool overloaded(struct mt_scripts *s, double now)
 
 /* The wrapper behind mt__scripts_call. With err, a failure is written there (one line, no
  * traceback) instead of being logged and counted: loading reports its errors to the caller;
- * with err and count, it is both (a script command's error goes to its caller and counts). */
-static enum mt_call_status call_counted(struct mt_scripts *s, lua_State *L, int nargs, int nres,
-                                        const char *what, int script, char *err, size_t errsz,
-                                        bool count)
+ * with err and count, it is both (a script command's error goes to its caller and counts).
+ * msgh_idx: where msgh already is on L's stack (run_chain pushes it once per packet, below
+ * its calls: inserting and removing it per call cost 10% of an empty handler), or 0: it is
+ * pushed below the function here and removed after. */
+static enum mt_call_status call_at(struct mt_scripts *s, lua_State *L, int nargs, int nres,
+                                   const char *what, int script, char *err, size_t errsz,
+                                   bool count, int msgh_idx)
 {
     int base = lua_gettop(L) - nargs; /* the function */
     int prev_script = s->cur_script;
     bool outer = s->active == 0;
 
-    lua_pushcfunction(L, msgh);
-    lua_insert(L, base);
+    if (msgh_idx == 0) {
+        lua_pushcfunction(L, msgh);
+        lua_insert(L, base);
+    }
     if (outer) {
         double now = mono_s();
         s->overloaded = script >= 0 && overloaded(s, now);
@@ -508,18 +519,21 @@ static enum mt_call_status call_counted(struct mt_scripts *s, lua_State *L, int 
     s->active++;
     s->cur_script = script;
     s->calls++;
-    int status = lua_pcall(L, nargs, nres, base);
+    int status = lua_pcall(L, nargs, nres, msgh_idx != 0 ? msgh_idx : base);
     s->active--;
     s->cur_script = prev_script;
     if (outer) {
         atomic_store_explicit(&s->wd_deadline_ns, 0, memory_order_release);
         atomic_store_explicit(&calling_state, NULL, memory_order_release);
         s->running = NULL;
-        s->last_elapsed = mono_s() - s->started;
+        /* a packet handler's (msgh_idx) that returned needs no second clock read */
+        if (status != LUA_OK || msgh_idx == 0)
+            s->last_elapsed = mono_s() - s->started;
     }
 
     if (status == LUA_OK) {
-        lua_remove(L, base);
+        if (msgh_idx == 0)
+            lua_remove(L, base);
         return MT_CALL_OK;
     }
 
@@ -556,7 +570,7 @@ static enum mt_call_status call_counted(struct mt_scripts *s, lua_State *L, int 
 static enum mt_call_status call_protected(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                           const char *what, int script, char *err, size_t errsz)
 {
-    return call_counted(s, L, nargs, nres, what, script, err, errsz, false);
+    return call_at(s, L, nargs, nres, what, script, err, errsz, false, 0);
 }
 
 enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nargs, int nres,
@@ -568,7 +582,7 @@ enum mt_call_status mt__scripts_call(struct mt_scripts *s, lua_State *L, int nar
 enum mt_call_status mt__scripts_call_report(struct mt_scripts *s, lua_State *L, int nargs, int nres,
                                             const char *what, int script, char *err, size_t errsz)
 {
-    return call_counted(s, L, nargs, nres, what, script, err, errsz, true);
+    return call_at(s, L, nargs, nres, what, script, err, errsz, true, 0);
 }
 
 /* --- the chain ----------------------------------------------------------------------------- */
@@ -738,9 +752,11 @@ static enum mt_verdict run_chain(struct mt_scripts *s, lua_State *L, int slot,
 
     int top = lua_gettop(L);
     int nargs = slot == MT_SLOT_EGRESS ? 1 : 2;
-    int pidx = top + 1;
+    int midx = top + 1, pidx = top + 2;
+    lua_pushcfunction(L, msgh); /* once for the chain's calls (call_at) */
+    void *block = s->pkt_blocks[s->depth];
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->pkt_refs[s->depth++]);
-    mt__lpacket_bind(L, pidx, pkt);
+    mt__lpacket_bind(block, pkt);
     if (nargs == 2)
         push_peer(L, peer);
     if (slot == MT_SLOT_ENCODE)
@@ -759,7 +775,8 @@ static enum mt_verdict run_chain(struct mt_scripts *s, lua_State *L, int slot,
         struct timespec t0, t1;
         if (timed)
             clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum mt_call_status st = mt__scripts_call(s, L, nargs, 1, slot_names[slot], script);
+        enum mt_call_status st =
+            call_at(s, L, nargs, 1, slot_names[slot], script, NULL, 0, false, midx);
         if (timed) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             c->hook_time[c->nsamples++ % MT_HOOK_SAMPLES] =
@@ -782,7 +799,7 @@ static enum mt_verdict run_chain(struct mt_scripts *s, lua_State *L, int slot,
 
     if (slot == MT_SLOT_ENCODE)
         s->in_encode--;
-    mt__lpacket_expire(L, pidx);
+    mt__lpacket_expire(block);
     lua_settop(L, top);
     s->depth--;
     /* script_drops/script_replies are counted by the core, which acts on the verdict. */
@@ -1117,6 +1134,7 @@ static int setup_state(lua_State *L)
     mt__lpacket_open(L);
     for (int d = 0; d < MT_CHAIN_DEPTH; d++) {
         mt__lpacket_new(L);
+        s->pkt_blocks[d] = lua_touserdata(L, -1);
         s->pkt_refs[d] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lua_newtable(L);
@@ -1570,6 +1588,7 @@ static int create_state(struct mt_scripts **out, const struct mt_config *cfg,
     if (rc < 0)
         goto fail;
 
+    s->main_armed = -1;
     s->L = lua_newstate(l_alloc, s);
     if (s->L == NULL)
         goto nomem;

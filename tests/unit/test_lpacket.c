@@ -163,14 +163,14 @@ static int teardown(void **state)
 static void bind_pkt(struct fx *f)
 {
     lua_rawgeti(f->L, LUA_REGISTRYINDEX, f->ref);
-    mt__lpacket_bind(f->L, -1, &f->pkt);
+    mt__lpacket_bind(lua_touserdata(f->L, -1), &f->pkt);
     lua_pop(f->L, 1);
 }
 
 static void expire(struct fx *f)
 {
     lua_rawgeti(f->L, LUA_REGISTRYINDEX, f->ref);
-    mt__lpacket_expire(f->L, -1);
+    mt__lpacket_expire(lua_touserdata(f->L, -1));
     lua_pop(f->L, 1);
 }
 
@@ -711,6 +711,33 @@ static void test_ipv4_tcp_writes(void **state)
         assert_string_equal(run_str(f, code), addrs[i]);
         naive_check(p, 20, 6);
     }
+    /* set_addr remembers the last text it parsed: the same text again (from that cache), one
+     * it starts with, and the first again are each written, with their checksums */
+    static const char *const again[] = {"10.1.2.3", "10.1.2.3", "10.1.2.30", "10.1.2.3",
+                                        "10.1.2.3"};
+    for (size_t i = 0; i < sizeof again / sizeof again[0]; i++) {
+        char code[96];
+        snprintf(code, sizeof code, "pkt.ip.%s = '%s' return pkt.ip.%s", i % 2 ? "src" : "dst",
+                 again[i], i % 2 ? "src" : "dst");
+        assert_string_equal(run_str(f, code), again[i]);
+        naive_check(p, 20, 6);
+    }
+    assert_int_equal(p[15], 3); /* src: the last one written to it, the cached "10.1.2.3" */
+    assert_int_equal(p[19], 3);
+    /* reads come from texts the ip view keeps by a hash of the last two bytes: addresses
+     * that share a slot read back as themselves, the first read and the cached one alike */
+    static const char *const slot1[] = {"10.0.0.1", "11.0.0.1", "10.0.1.6", "10.0.0.1", "11.0.0.1"};
+    for (size_t i = 0; i < sizeof slot1 / sizeof slot1[0]; i++) {
+        char code[128];
+        snprintf(code, sizeof code,
+                 "pkt.ip.dst = '%s' local a = pkt.ip.dst return a == pkt.ip.dst and a or 'no'",
+                 slot1[i]);
+        assert_string_equal(run_str(f, code), slot1[i]);
+    }
+    run_err(f, "pkt.ip.src = '10.1.2.3x'", "invalid IPv4 address");
+    run_err(f, "pkt.ip.src = 'fd00::1'", "is an IPv6 address");
+    assert_string_equal(run_str(f, "pkt.ip.dst = '0.0.0.0' return pkt.ip.dst"), "0.0.0.0");
+    naive_check(p, 20, 6);
     /* the rest of the bytes are untouched: header words we did not name, and the payload */
     assert_int_equal(p[0], 0x45);
     assert_int_equal(p[9], 6);
