@@ -40,6 +40,7 @@
 /* Room for the cmsgs we send or want: the arrival address of a datagram, and the segment
  * size of a GSO send (uint16_t) or a GRO read (int). */
 union udp_cmsg {
+    union mt_pktinfo_cmsg pktinfo; /* the arrival address alone (socket.c) */
     struct cmsghdr align;
     uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
                 CMSG_SPACE(sizeof(int))];
@@ -113,61 +114,15 @@ static struct udp_peer *udp_peer(struct mt_tpeer *p)
     return mt_container_of(p, struct udp_peer, base);
 }
 
-static bool local_known(const struct in6_pktinfo *l)
-{
-    static const struct in6_pktinfo none;
-    return memcmp(l, &none, sizeof(none)) != 0;
-}
-
 /* Fills ctl with the cmsg that makes a datagram leave from local (our address the peer's
- * datagrams arrived on); returns its length, 0 when there is nothing to say. */
+ * datagrams arrived on); returns its length, 0 when there is nothing to say. Only a server
+ * answers on an address of its choosing; a client's socket is connected. */
 static size_t source_cmsg(const struct mt_tunnel *t, const struct in6_pktinfo *local,
                           union udp_cmsg *ctl)
 {
-    if (t->cfg->role != MT_ROLE_SERVER || !local_known(local))
+    if (t->cfg->role != MT_ROLE_SERVER)
         return 0;
-    memset(ctl, 0, sizeof(*ctl));
-    struct cmsghdr *c = (struct cmsghdr *)ctl->buf;
-    if (udp_of(t)->tx->family == AF_INET6) {
-        c->cmsg_level = IPPROTO_IPV6;
-        c->cmsg_type = IPV6_PKTINFO;
-        c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
-        memcpy(CMSG_DATA(c), local, sizeof(*local));
-        return CMSG_SPACE(sizeof(struct in6_pktinfo));
-    }
-    struct in_pktinfo pi;
-    memset(&pi, 0, sizeof(pi));
-    memcpy(&pi.ipi_spec_dst, &local->ipi6_addr.s6_addr[12], 4);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(pi));
-    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
-    return CMSG_SPACE(sizeof(pi));
-}
-
-/* The address a received datagram was sent to, from its IP_PKTINFO/IPV6_PKTINFO (IPv4 as
- * v4-mapped). The interface is kept only for link-local addresses, which need it; otherwise
- * routing picks it, so an asymmetric path still works. */
-static void arrival_address(const struct msghdr *mh, struct in6_pktinfo *out)
-{
-    memset(out, 0, sizeof(*out));
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-            c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-            memcpy(out, CMSG_DATA(c), sizeof(*out));
-            if (!IN6_IS_ADDR_LINKLOCAL(&out->ipi6_addr))
-                out->ipi6_ifindex = 0;
-            return;
-        }
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-            struct in_pktinfo pi;
-            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-            out->ipi6_addr.s6_addr[10] = out->ipi6_addr.s6_addr[11] = 0xff;
-            memcpy(&out->ipi6_addr.s6_addr[12], &pi.ipi_addr, 4);
-            return;
-        }
-    }
+    return mt__pktinfo_source(udp_of(t)->tx->family, local, &ctl->pktinfo);
 }
 
 static int send_datagram(struct mt_tpeer *p, const uint8_t *data, size_t len)
@@ -638,7 +593,7 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
                 continue;
             }
             struct in6_pktinfo local;
-            arrival_address(mh, &local);
+            mt__pktinfo_arrival(mh, &local);
             read_datagrams(t, (struct sockaddr *)&rx->from[i], mh, &local,
                            rx->bufs + (size_t)i * MT_MAX_PACKET, rx->msgs[i].msg_len);
         }
