@@ -96,7 +96,7 @@ static bool name_ok(const char *p, size_t len)
 /* --- commands ------------------------------------------------------------------------------ */
 
 /* mt.command(name, fn): `moontun call IFNAME name args...` runs fn(args...). */
-static int l_command(lua_State *L)
+static int mod_command(lua_State *L)
 {
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
@@ -265,12 +265,12 @@ static int declare(lua_State *L, bool gauge)
     return 1;
 }
 
-static int l_counter(lua_State *L)
+static int mod_counter(lua_State *L)
 {
     return declare(L, false);
 }
 
-static int l_gauge(lua_State *L)
+static int mod_gauge(lua_State *L)
 {
     return declare(L, true);
 }
@@ -438,9 +438,9 @@ const luaL_Reg mt__lmetric_methods[] = {
 };
 
 const luaL_Reg mt__lcontrol_funcs[] = {
-    {"command", l_command},
-    {"counter", l_counter},
-    {"gauge", l_gauge},
+    {"command", mod_command},
+    {"counter", mod_counter},
+    {"gauge", mod_gauge},
     {NULL, NULL},
 };
 
